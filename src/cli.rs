@@ -1,0 +1,259 @@
+//! The command line: `serve`, `fetch`, `sources`.
+//!
+//! Exit codes, as scripts and systemd read them: 0 success; 1 `fetch` finished but some source
+//! failed; 2 a fatal error (bad config, unusable database, port in use) before any work.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+use unicode_width::UnicodeWidthStr;
+
+use crate::config::{Config, SourceConfig};
+use crate::fetch::Fetcher;
+use crate::refresh::{self, RefreshReport};
+use crate::schedule;
+use crate::server::{self, AppState};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "tributary",
+    version,
+    about = "Feed aggregator: many sources in, merged feeds out"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "TRIBUTARY_CONFIG",
+        default_value = "config/tributary.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: fetch every source on its schedule and serve the merged feeds.
+    Serve,
+    /// Fetch sources once now (all enabled ones, or those named), store, print a line each.
+    Fetch {
+        /// Source ids; all enabled sources when none are given.
+        ids: Vec<String>,
+    },
+    /// List the sources with their last fetch and entry counts.
+    Sources,
+}
+
+/// How long in-flight work may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Serve => "info",
+        // `fetch` prints its own line per source; logs would say it twice.
+        Command::Fetch { .. } | Command::Sources => "error",
+    };
+    init_logging(default_log);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tributary: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // journald and log files want plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let store = Arc::new(
+        Store::open(&config.storage_path)
+            .with_context(|| format!("storage at {}", config.storage_path.display()))?,
+    );
+    store.sync_sources(&config.sources)?;
+    match cli.command {
+        Command::Serve => runtime.block_on(serve(config, store)),
+        Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
+        Command::Sources => sources(&store),
+    }
+}
+
+async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let fetcher = Fetcher::new(&config.fetch)?;
+    tracing::info!(
+        listen = %config.server.listen,
+        sources = config.sources.iter().filter(|s| s.enabled).count(),
+        database = %config.storage_path.display(),
+        "tributary started"
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop signal received; finishing in-flight work");
+        let _ = stop_tx.send(true);
+    });
+
+    let config = Arc::new(config);
+    let scheduler = tokio::spawn(schedule::run(
+        config.clone(),
+        store.clone(),
+        fetcher,
+        stop_rx.clone(),
+    ));
+    let state = AppState {
+        store: store.clone(),
+        public_url: config.server.public_url.clone(),
+    };
+    let mut server_stop = stop_rx.clone();
+    let served = server::serve(listener, state, async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    })
+    .await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, scheduler)
+        .await
+        .is_err()
+    {
+        tracing::warn!("scheduler did not stop within {SHUTDOWN_GRACE:?}");
+    }
+    served.context("HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Result<ExitCode> {
+    let chosen: Vec<SourceConfig> = if ids.is_empty() {
+        config
+            .sources
+            .iter()
+            .filter(|s| s.enabled)
+            .cloned()
+            .collect()
+    } else {
+        ids.iter()
+            .map(|id| match config.source(id) {
+                Some(s) if s.enabled => Ok(s.clone()),
+                Some(_) => anyhow::bail!("source {id:?} is disabled in {}", config.path.display()),
+                None => anyhow::bail!("no source {id:?} in {}", config.path.display()),
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let fetcher = Fetcher::new(&config.fetch)?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.fetch.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, source) in chosen.into_iter().enumerate() {
+        let (fetcher, store, permits) = (fetcher.clone(), store.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (
+                index,
+                refresh::refresh_source(&fetcher, &store, &source).await,
+            )
+        });
+    }
+    let mut reports: Vec<(usize, RefreshReport)> = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        reports.push(done.context("a fetch task panicked")?);
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    let mut failed = 0;
+    for (_, report) in &reports {
+        println!("{}", report.summary_line());
+        failed += usize::from(report.outcome.is_err());
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn sources(store: &Store) -> anyhow::Result<ExitCode> {
+    let rows: Vec<[String; 6]> = store
+        .source_statuses()?
+        .into_iter()
+        .map(|s| {
+            let status = match (&s.last_status, &s.last_error) {
+                (Some(st), Some(err)) => format!("{st}: {err}"),
+                (Some(st), None) => st.clone(),
+                (None, _) => "never fetched".into(),
+            };
+            [
+                s.id,
+                s.name,
+                s.category,
+                s.last_fetch_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "-".into()),
+                status,
+                s.entry_count.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "NAME",
+        "CATEGORY",
+        "LAST FETCH",
+        "LAST STATUS",
+        "ENTRIES",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.width());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell}{}", " ".repeat(w - cell.width())))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}

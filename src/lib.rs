@@ -1,0 +1,54 @@
+//! Tributary watches many news sources, keeps every entry in SQLite and republishes merged
+//! feeds by category.
+//!
+//! # Layout
+//!
+//! One module per stage of the pipeline; data flows one way through plain structs:
+//!
+//! ```text
+//! schedule ─▶ refresh: fetch ─▶ parse ─▶ normalize ─▶ store ◀─ publish ◀─ server
+//! ```
+//!
+//! - [`config`]: the TOML file, validated before anything runs.
+//! - [`schedule`]: when each source is due; the daemon's loop.
+//! - [`fetch`]: polite, bounded HTTP GETs with conditional requests.
+//! - [`parse`]: raw bytes to [`parse::ParsedFeed`] (feed-rs), without invented ids.
+//! - [`normalize`]: parsed items to the one [`model::Entry`] shape: clean text, absolute links,
+//!   UTC dates, sanitized HTML, identity keys.
+//! - [`store`]: SQLite. The only module that writes SQL.
+//! - [`refresh`]: one source through fetch → parse → normalize → store. Shared by `fetch` and
+//!   the daemon.
+//! - [`publish`]: stored entries to RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents.
+//! - [`server`]: HTTP routes, caching headers.
+//! - [`cli`]: the command line; the binary is a thin wrapper around [`cli::main`].
+//!
+//! See ARCHITECTURE.md for the invariants.
+
+pub mod cli;
+pub mod config;
+pub mod fetch;
+pub mod model;
+pub mod normalize;
+pub mod parse;
+pub mod publish;
+pub mod refresh;
+pub mod schedule;
+pub mod server;
+pub mod store;
+
+/// Formats an error with its whole `source()` chain on one line, so a log line or a `fetch`
+/// summary says the root cause ("connection refused") and not only the outermost context.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(cause) = cur {
+        let text = cause.to_string();
+        // reqwest and hyper repeat their inner message; skip exact repeats.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = cause.source();
+    }
+    out
+}

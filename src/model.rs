@@ -1,0 +1,84 @@
+//! The plain structs that flow between stages. No behaviour lives here, so every stage can
+//! depend on this module without depending on another stage.
+
+use chrono::{DateTime, Utc};
+
+/// One entry as normalize hands it to the store: clean text, absolute links, UTC dates,
+/// sanitized HTML and the keys that identify it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The source's own id for the entry (RSS guid, Atom id, JSON Feed id), if it gave one.
+    pub guid: Option<String>,
+    /// Absolute link, as published.
+    pub link: Option<String>,
+    pub title: String,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub authors: Vec<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub categories: Vec<String>,
+    /// Identity keys in the order they are tried: guid (scoped to the source), canonical link,
+    /// content hash. See `normalize::identity_keys`.
+    pub keys: Vec<String>,
+    /// Hash of everything a reader sees; a change means the entry was edited.
+    pub version: String,
+}
+
+/// An entry as the store returns it for publishing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub title: String,
+    pub link: Option<String>,
+    pub summary: Option<String>,
+    pub content: Option<String>,
+    pub authors: Vec<String>,
+    pub categories: Vec<String>,
+    pub published: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// Every source that carried the entry, the first one to see it first.
+    pub sources: Vec<EntrySource>,
+}
+
+/// One source's view of a stored entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntrySource {
+    pub source_id: String,
+    pub source_name: String,
+    /// The source's feed URL.
+    pub source_url: String,
+    /// The source's own id for the entry.
+    pub guid: Option<String>,
+    /// The entry's link at this source.
+    pub link: Option<String>,
+}
+
+/// Which entries a published feed holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Category(String),
+    Source(String),
+}
+
+/// What the store keeps about a source between fetches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStatus {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+    pub last_fetch_at: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    pub entry_count: u64,
+}
+
+/// Conditional-request validators from the last response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}

@@ -1,0 +1,376 @@
+//! Stored entries to feed documents: RSS 2.0 (rss crate), Atom 1.0 (atom_syndication) and
+//! JSON Feed 1.1 (serde).
+//!
+//! Rendering is a pure function of the entries and the [`FeedInfo`]: no clock is read, so the
+//! same entries give the same bytes and a content-derived ETag stays stable between polls.
+
+use std::collections::BTreeMap;
+
+use atom_syndication as atom;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use url::Url;
+
+use crate::model::StoredEntry;
+
+/// The three output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl Format {
+    /// From a file extension: "rss", "atom", "json".
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        match ext {
+            "rss" | "xml" => Some(Format::Rss),
+            "atom" => Some(Format::Atom),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Rss => "application/rss+xml; charset=utf-8",
+            Format::Atom => "application/atom+xml; charset=utf-8",
+            Format::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+}
+
+/// What a feed says about itself.
+#[derive(Debug, Clone)]
+pub struct FeedInfo {
+    pub title: String,
+    pub description: String,
+    /// Stable across hosts and restarts: the Atom feed id.
+    pub id: String,
+    /// The URL this document is served at.
+    pub self_url: String,
+    /// A human page for the feed (the server's root).
+    pub home_url: String,
+}
+
+/// Renders `entries` (newest first) as one document.
+pub fn render(format: Format, info: &FeedInfo, entries: &[StoredEntry]) -> String {
+    match format {
+        Format::Rss => rss(info, entries),
+        Format::Atom => atom(info, entries),
+        Format::Json => json(info, entries),
+    }
+}
+
+/// The newest change among `entries`: the feed's `updated` and the HTTP Last-Modified.
+pub fn last_updated(entries: &[StoredEntry]) -> DateTime<Utc> {
+    entries
+        .iter()
+        .map(|e| e.updated.max(e.published))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The entry's id in every output. Re-published entries keep the original id where it is a
+/// URI (RFC 4287 §4.2.11), then the link, then an id of ours.
+pub fn entry_id(e: &StoredEntry) -> String {
+    let original = e.sources.first().and_then(|s| s.guid.as_deref());
+    if let Some(guid) =
+        original.filter(|g| Url::parse(g).is_ok() && !g.contains(char::is_whitespace))
+    {
+        return guid.to_string();
+    }
+    match &e.link {
+        Some(link) => link.clone(),
+        None => format!("tag:tributary,2026:entry/{}", e.id),
+    }
+}
+
+/// The HTML a reader shows: the full content, else the summary.
+fn body(e: &StoredEntry) -> Option<&str> {
+    e.content.as_deref().or(e.summary.as_deref())
+}
+
+fn authors(e: &StoredEntry) -> Vec<String> {
+    if e.authors.is_empty() {
+        e.sources
+            .first()
+            .map(|s| s.source_name.clone())
+            .into_iter()
+            .collect()
+    } else {
+        e.authors.clone()
+    }
+}
+
+fn rss(info: &FeedInfo, entries: &[StoredEntry]) -> String {
+    let items = entries
+        .iter()
+        .map(|e| {
+            let id = entry_id(e);
+            let permalink = e.link.as_deref() == Some(id.as_str()) && id.starts_with("http");
+            rss::Item {
+                title: Some(e.title.clone()),
+                link: e.link.clone(),
+                description: e.summary.clone().or_else(|| e.content.clone()),
+                content: e.content.clone(),
+                guid: Some(rss::Guid {
+                    value: id,
+                    permalink,
+                }),
+                pub_date: Some(rfc822(e.published)),
+                categories: e
+                    .categories
+                    .iter()
+                    .map(|c| rss::Category {
+                        name: c.clone(),
+                        domain: None,
+                    })
+                    .collect(),
+                source: e.sources.first().map(|s| rss::Source {
+                    url: s.source_url.clone(),
+                    title: Some(s.source_name.clone()),
+                }),
+                dublin_core_ext: Some(rss::extension::dublincore::DublinCoreExtension {
+                    creators: authors(e),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let channel = rss::Channel {
+        title: info.title.clone(),
+        link: info.home_url.clone(),
+        description: info.description.clone(),
+        last_build_date: Some(rfc822(last_updated(entries))),
+        generator: Some("tributary".into()),
+        atom_ext: Some(rss::extension::atom::AtomExtension {
+            links: vec![atom::Link {
+                href: info.self_url.clone(),
+                rel: "self".into(),
+                mime_type: Some("application/rss+xml".into()),
+                ..Default::default()
+            }],
+        }),
+        namespaces: BTreeMap::from([
+            ("atom".into(), "http://www.w3.org/2005/Atom".into()),
+            ("dc".into(), "http://purl.org/dc/elements/1.1/".into()),
+            (
+                "content".into(),
+                "http://purl.org/rss/1.0/modules/content/".into(),
+            ),
+        ]),
+        items,
+        ..Default::default()
+    };
+    channel.to_string()
+}
+
+/// RFC 822 with a four-digit year and GMT, the form every validator accepts.
+fn rfc822(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn atom(info: &FeedInfo, entries: &[StoredEntry]) -> String {
+    let updated = last_updated(entries).fixed_offset();
+    let atom_entries = entries
+        .iter()
+        .map(|e| {
+            let mut links = Vec::new();
+            if let Some(link) = &e.link {
+                links.push(atom::Link {
+                    href: link.clone(),
+                    rel: "alternate".into(),
+                    mime_type: Some("text/html".into()),
+                    ..Default::default()
+                });
+            }
+            let content = body(e).map(|html| atom::Content {
+                value: Some(html.to_string()),
+                content_type: Some("html".into()),
+                ..Default::default()
+            });
+            // An entry with neither content nor link must still say something (RFC 4287
+            // §4.1.1.1): its title.
+            let content = content.or_else(|| {
+                e.link.is_none().then(|| atom::Content {
+                    value: Some(html_escape::encode_text(&e.title).into_owned()),
+                    content_type: Some("html".into()),
+                    ..Default::default()
+                })
+            });
+            let source = e.sources.first().map(|s| atom::Source {
+                title: atom::Text::plain(s.source_name.clone()),
+                id: s.source_url.clone(),
+                updated: e.updated.fixed_offset(),
+                links: vec![atom::Link {
+                    href: s.source_url.clone(),
+                    rel: "self".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            atom::Entry {
+                id: entry_id(e),
+                title: atom::Text::plain(e.title.clone()),
+                updated: e.updated.fixed_offset(),
+                published: Some(e.published.fixed_offset()),
+                authors: authors(e)
+                    .into_iter()
+                    .map(|name| atom::Person {
+                        name,
+                        ..Default::default()
+                    })
+                    .collect(),
+                categories: e
+                    .categories
+                    .iter()
+                    .map(|c| atom::Category {
+                        term: c.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                summary: e
+                    .content
+                    .as_ref()
+                    .and(e.summary.as_ref())
+                    .map(|s| atom::Text::html(s.clone())),
+                links,
+                content,
+                source,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let feed = atom::Feed {
+        title: atom::Text::plain(info.title.clone()),
+        id: info.id.clone(),
+        updated,
+        authors: vec![atom::Person {
+            name: "tributary".into(),
+            ..Default::default()
+        }],
+        subtitle: Some(atom::Text::plain(info.description.clone())),
+        generator: Some(atom::Generator {
+            value: "tributary".into(),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            ..Default::default()
+        }),
+        links: vec![
+            atom::Link {
+                href: info.self_url.clone(),
+                rel: "self".into(),
+                mime_type: Some("application/atom+xml".into()),
+                ..Default::default()
+            },
+            atom::Link {
+                href: info.home_url.clone(),
+                rel: "alternate".into(),
+                mime_type: Some("text/html".into()),
+                ..Default::default()
+            },
+        ],
+        entries: atom_entries,
+        ..Default::default()
+    };
+    feed.to_string()
+}
+
+#[derive(Serialize)]
+struct JsonFeed<'a> {
+    version: &'static str,
+    title: &'a str,
+    description: &'a str,
+    home_page_url: &'a str,
+    feed_url: &'a str,
+    items: Vec<JsonItem>,
+}
+
+#[derive(Serialize)]
+struct JsonItem {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    title: String,
+    content_html: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    date_published: String,
+    date_modified: String,
+    authors: Vec<JsonAuthor>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    /// JSON Feed extension (§ "Extensions"): every source that carried the entry.
+    _tributary: JsonExtension,
+}
+
+#[derive(Serialize)]
+struct JsonAuthor {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct JsonExtension {
+    about: &'static str,
+    sources: Vec<JsonSource>,
+}
+
+#[derive(Serialize)]
+struct JsonSource {
+    id: String,
+    name: String,
+    feed_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+fn json(info: &FeedInfo, entries: &[StoredEntry]) -> String {
+    let items = entries
+        .iter()
+        .map(|e| JsonItem {
+            id: entry_id(e),
+            url: e.link.clone(),
+            title: e.title.clone(),
+            content_html: body(e)
+                .map(str::to_string)
+                .unwrap_or_else(|| html_escape::encode_text(&e.title).into_owned()),
+            summary: e
+                .content
+                .as_ref()
+                .and(e.summary.as_deref())
+                .map(crate::normalize::html_to_text),
+            date_published: e.published.to_rfc3339(),
+            date_modified: e.updated.to_rfc3339(),
+            authors: authors(e)
+                .into_iter()
+                .map(|name| JsonAuthor { name })
+                .collect(),
+            tags: e.categories.clone(),
+            _tributary: JsonExtension {
+                about: "https://github.com/tributary-aggregator/tributary#json-feed-extension",
+                sources: e
+                    .sources
+                    .iter()
+                    .map(|s| JsonSource {
+                        id: s.source_id.clone(),
+                        name: s.source_name.clone(),
+                        feed_url: s.source_url.clone(),
+                        url: s.link.clone(),
+                    })
+                    .collect(),
+            },
+        })
+        .collect();
+    let feed = JsonFeed {
+        version: "https://jsonfeed.org/version/1.1",
+        title: &info.title,
+        description: &info.description,
+        home_page_url: &info.home_url,
+        feed_url: &info.self_url,
+        items,
+    };
+    // Serializing plain structs of strings cannot fail.
+    serde_json::to_string_pretty(&feed).unwrap_or_default()
+}

@@ -1,0 +1,467 @@
+//! SQLite storage. The only module that writes SQL.
+//!
+//! Entries and sources are many-to-many (`entry_sources`): one story carried by several sources
+//! is one entry. `entry_keys` maps every identity key (see `normalize::identity_keys`) to its
+//! entry, so matching an incoming entry is a few primary-key lookups, never a scan.
+//!
+//! The database runs in WAL mode with one connection for writes and one for reads, so serving
+//! feeds never waits behind a fetch's transaction. Calls block: async callers use
+//! `spawn_blocking`.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::config::SourceConfig;
+use crate::model::{Entry, EntrySource, Scope, SourceStatus, StoredEntry, Validators};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create folder for database {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this build knows ({known}); \
+         upgrade tributary"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database lock poisoned by a panic in another thread")]
+    Poisoned,
+}
+
+/// Each migration runs once, in order; `PRAGMA user_version` records how many have run.
+/// Never edit a shipped migration: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sources (
+    id                    TEXT PRIMARY KEY,
+    name                  TEXT NOT NULL,
+    url                   TEXT NOT NULL,
+    category              TEXT NOT NULL,
+    tags                  TEXT NOT NULL DEFAULT '[]',
+    -- 0 once the source left the config: its entries stay, its feed is gone.
+    active                INTEGER NOT NULL DEFAULT 1,
+    etag                  TEXT,
+    last_modified         TEXT,
+    last_fetch_at         INTEGER,
+    last_success_at       INTEGER,
+    last_status           TEXT,
+    last_error            TEXT,
+    consecutive_failures  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE entries (
+    id          INTEGER PRIMARY KEY,
+    title       TEXT NOT NULL,
+    link        TEXT,
+    summary     TEXT,
+    content     TEXT,
+    authors     TEXT NOT NULL DEFAULT '[]',
+    categories  TEXT NOT NULL DEFAULT '[]',
+    published   INTEGER NOT NULL,
+    updated     INTEGER NOT NULL,
+    first_seen  INTEGER NOT NULL
+);
+CREATE INDEX entries_by_published ON entries (published DESC, id DESC);
+CREATE TABLE entry_sources (
+    entry_id    INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    source_id   TEXT NOT NULL REFERENCES sources (id),
+    guid        TEXT,
+    link        TEXT,
+    -- The version this source last sent; a change is an edit.
+    version     TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, source_id)
+);
+CREATE INDEX entry_sources_by_source ON entry_sources (source_id, entry_id);
+CREATE TABLE entry_keys (
+    key       TEXT PRIMARY KEY,
+    entry_id  INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX entry_keys_by_entry ON entry_keys (entry_id);
+"#];
+
+/// What one batch of entries did to the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// The outcome of one fetch, as recorded on the source.
+#[derive(Debug, Clone)]
+pub struct FetchRecord<'a> {
+    pub at: DateTime<Utc>,
+    /// "ok", "not modified" or "error".
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+    /// Replaces the stored validators when Some.
+    pub validators: Option<&'a Validators>,
+}
+
+pub struct Store {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(path).map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            Ok(conn)
+        };
+        let mut writer = open()?;
+        migrate(&mut writer)?;
+        let reader = open()?;
+        Ok(Store {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.reader.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Answers when the database does: for health checks.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.reader()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Makes the sources table match the config: new sources added, names, URLs and
+    /// categories updated, sources no longer configured (or disabled) marked inactive. Their
+    /// entries are kept.
+    pub fn sync_sources(&self, sources: &[SourceConfig]) -> Result<(), StoreError> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        tx.execute("UPDATE sources SET active = 0", [])?;
+        {
+            let mut upsert = tx.prepare(
+                "INSERT INTO sources (id, name, url, category, tags, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET name = ?2, url = ?3, category = ?4, tags = ?5,
+                     active = ?6",
+            )?;
+            for s in sources {
+                let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
+                upsert.execute(params![
+                    s.id,
+                    s.name,
+                    s.url.as_str(),
+                    s.category,
+                    tags,
+                    s.enabled
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn validators(&self, source_id: &str) -> Result<Validators, StoreError> {
+        let v = self
+            .reader()?
+            .query_row(
+                "SELECT etag, last_modified FROM sources WHERE id = ?1",
+                [source_id],
+                |r| {
+                    Ok(Validators {
+                        etag: r.get(0)?,
+                        last_modified: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(v.unwrap_or_default())
+    }
+
+    pub fn last_fetch_at(&self, source_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<Option<i64>> = self
+            .reader()?
+            .query_row(
+                "SELECT last_fetch_at FROM sources WHERE id = ?1",
+                [source_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at.flatten().map(from_unix))
+    }
+
+    pub fn record_fetch(&self, source_id: &str, rec: &FetchRecord<'_>) -> Result<(), StoreError> {
+        let conn = self.writer()?;
+        let failed = rec.error.is_some();
+        conn.execute(
+            "UPDATE sources SET last_fetch_at = ?2, last_status = ?3, last_error = ?4,
+                 last_success_at = CASE WHEN ?5 THEN last_success_at ELSE ?2 END,
+                 consecutive_failures = CASE WHEN ?5 THEN consecutive_failures + 1 ELSE 0 END
+             WHERE id = ?1",
+            params![source_id, rec.at.timestamp(), rec.status, rec.error, failed],
+        )?;
+        if let Some(v) = rec.validators {
+            conn.execute(
+                "UPDATE sources SET etag = ?2, last_modified = ?3 WHERE id = ?1",
+                params![source_id, v.etag, v.last_modified],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stores one fetch's entries for `source_id` in one transaction: an entry whose keys match
+    /// a stored entry updates it (if this source's version changed) and links the source to
+    /// it; otherwise it is inserted. Missing dates become `now`, the first-seen time.
+    pub fn upsert_entries(
+        &self,
+        source_id: &str,
+        entries: &[Entry],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertCounts, StoreError> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        let mut counts = UpsertCounts::default();
+        let now_ts = now.timestamp();
+        {
+            let mut find_key =
+                tx.prepare_cached("SELECT entry_id FROM entry_keys WHERE key = ?1")?;
+            let mut add_key = tx.prepare_cached(
+                "INSERT OR IGNORE INTO entry_keys (key, entry_id) VALUES (?1, ?2)",
+            )?;
+            let mut link_version = tx.prepare_cached(
+                "SELECT version FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
+            )?;
+            let mut insert_entry = tx.prepare_cached(
+                "INSERT INTO entries (title, link, summary, content, authors, categories,
+                     published, updated, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut update_entry = tx.prepare_cached(
+                "UPDATE entries SET title = ?2, link = COALESCE(?3, link), summary = ?4,
+                     content = ?5, authors = ?6, categories = ?7, updated = ?8
+                 WHERE id = ?1",
+            )?;
+            let mut upsert_link = tx.prepare_cached(
+                "INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
+                     last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (entry_id, source_id) DO UPDATE SET guid = ?3, link = ?4,
+                     version = ?5, last_seen = ?6",
+            )?;
+
+            for e in entries {
+                let mut found = None;
+                for key in &e.keys {
+                    found = find_key
+                        .query_row([key], |r| r.get::<_, i64>(0))
+                        .optional()?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                let authors = json(&e.authors);
+                let categories = json(&e.categories);
+                let entry_id = match found {
+                    Some(id) => {
+                        let previous: Option<String> = link_version
+                            .query_row(params![id, source_id], |r| r.get(0))
+                            .optional()?;
+                        match previous {
+                            Some(v) if v == e.version => counts.unchanged += 1,
+                            // Another source already carries it: a duplicate, not news.
+                            None => counts.unchanged += 1,
+                            Some(_) => {
+                                // The edit is news to readers now, whatever date the
+                                // feed claims.
+                                update_entry.execute(params![
+                                    id, e.title, e.link, e.summary, e.content, authors, categories,
+                                    now_ts
+                                ])?;
+                                counts.updated += 1;
+                            }
+                        }
+                        id
+                    }
+                    None => {
+                        let published = e.published.unwrap_or(now).timestamp();
+                        let updated = e.updated.map_or(published, |u| u.timestamp());
+                        insert_entry.execute(params![
+                            e.title, e.link, e.summary, e.content, authors, categories, published,
+                            updated, now_ts
+                        ])?;
+                        counts.new += 1;
+                        tx.last_insert_rowid()
+                    }
+                };
+                upsert_link.execute(params![
+                    entry_id, source_id, e.guid, e.link, e.version, now_ts
+                ])?;
+                for key in &e.keys {
+                    add_key.execute(params![key, entry_id])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// The title of `scope`'s feed (the category, or the source's name), or None when no
+    /// configured source makes that feed exist.
+    pub fn scope_title(&self, scope: &Scope) -> Result<Option<String>, StoreError> {
+        let conn = self.reader()?;
+        let title = match scope {
+            Scope::All => Some("All sources".to_string()),
+            Scope::Category(c) => conn
+                .query_row(
+                    "SELECT category FROM sources WHERE category = ?1 AND active = 1 LIMIT 1",
+                    [c],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            Scope::Source(s) => conn
+                .query_row(
+                    "SELECT name FROM sources WHERE id = ?1 AND active = 1",
+                    [s],
+                    |r| r.get(0),
+                )
+                .optional()?,
+        };
+        Ok(title)
+    }
+
+    /// The newest `limit` entries of `scope`, newest first, each with every source that
+    /// carried it.
+    pub fn entries(&self, scope: &Scope, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        let conn = self.reader()?;
+        let (filter, arg) = match scope {
+            Scope::All => ("s.active = 1", String::new()),
+            Scope::Category(c) => ("s.active = 1 AND s.category = ?2", c.clone()),
+            Scope::Source(id) => ("s.active = 1 AND s.id = ?2", id.clone()),
+        };
+        // ?2 is bound for every scope, so the filter that does not use it says `?2 = ?2`.
+        let sql = format!(
+            "SELECT e.id, e.title, e.link, e.summary, e.content, e.authors, e.categories,
+                    e.published, e.updated
+             FROM entries e
+             WHERE EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
+                           WHERE es.entry_id = e.id AND {filter} AND (?2 = ?2))
+             ORDER BY e.published DESC, e.id DESC
+             LIMIT ?1"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![limit as i64, arg], |r| {
+            Ok(StoredEntry {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                link: r.get(2)?,
+                summary: r.get(3)?,
+                content: r.get(4)?,
+                authors: from_json(&r.get::<_, String>(5)?),
+                categories: from_json(&r.get::<_, String>(6)?),
+                published: from_unix(r.get(7)?),
+                updated: from_unix(r.get(8)?),
+                sources: Vec::new(),
+            })
+        })?;
+        let mut entries = rows.collect::<Result<Vec<_>, _>>()?;
+        let mut sources = conn.prepare_cached(
+            "SELECT es.source_id, s.name, s.url, es.guid, es.link
+             FROM entry_sources es JOIN sources s ON s.id = es.source_id
+             WHERE es.entry_id = ?1
+             ORDER BY es.first_seen, es.rowid",
+        )?;
+        for e in &mut entries {
+            e.sources = sources
+                .query_map([e.id], |r| {
+                    Ok(EntrySource {
+                        source_id: r.get(0)?,
+                        source_name: r.get(1)?,
+                        source_url: r.get(2)?,
+                        guid: r.get(3)?,
+                        link: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(entries)
+    }
+
+    /// Every known source with its last fetch and entry count, configured ones first.
+    pub fn source_statuses(&self) -> Result<Vec<SourceStatus>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.name, s.category, s.last_fetch_at, s.last_status, s.last_error,
+                    (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = s.id)
+             FROM sources s ORDER BY s.active DESC, s.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SourceStatus {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                category: r.get(2)?,
+                last_fetch_at: r.get::<_, Option<i64>>(3)?.map(from_unix),
+                last_status: r.get(4)?,
+                last_error: r.get(5)?,
+                entry_count: r.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn from_unix(ts: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(ts, 0).single().unwrap_or_default()
+}

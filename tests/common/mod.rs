@@ -1,0 +1,922 @@
+//! Shared harness for the integration tests: an in-process fixture HTTP server that plays the
+//! publishers, helpers that write configs and run the real `tributary` binary, and a small HTTP
+//! client for reading what the daemon serves.
+//!
+//! Everything listens on and talks to 127.0.0.1 only. Waits are polls with a bounded deadline,
+//! never fixed sleeps. Each test binary uses a different subset of these helpers, hence the
+//! `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod served;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+/// How long a `tributary fetch` may take before the test gives up on it.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(60);
+/// How long `tributary serve` may take to answer `/healthz`.
+pub const HEALTHZ_DEADLINE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// What the fixture feeds contain
+// ---------------------------------------------------------------------------------------------
+
+/// One entry of the fixture feeds, as the tests expect to see it again in the served output.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    /// Source id in the configs written by [`Source::fixture`].
+    pub source: &'static str,
+    /// guid / Atom id / JSON Feed id in the fixture file.
+    pub guid: &'static str,
+    pub title: &'static str,
+    pub link: &'static str,
+    /// The published instant, RFC 3339 in UTC (the fixtures use +08:00 offsets for the Chinese
+    /// sources, so a reader that ignores offsets gets the merged order wrong).
+    pub published: &'static str,
+    /// Categories / tags the fixture gives the entry; each must come through.
+    pub categories: &'static [&'static str],
+}
+
+pub const CS_ID: &str = "cs-kuaixun";
+pub const CS_NAME: &str = "中证网 中证快讯";
+pub const CS_FILE: &str = "/cs-kuaixun.xml";
+pub const CAIXIN_ID: &str = "caixin-mixed";
+pub const CAIXIN_NAME: &str = "财新 Caixin";
+pub const CAIXIN_FILE: &str = "/caixin-mixed.json";
+pub const TECH_ID: &str = "tech-blog";
+pub const TECH_NAME: &str = "Example Tech Blog";
+pub const TECH_FILE: &str = "/tech-blog.atom";
+pub const MALFORMED_FILE: &str = "/malformed.xml";
+/// A route on the fixture server that always answers 500.
+pub const STATUS_500_PATH: &str = "/status/500";
+
+pub const FINANCE: &str = "金融";
+pub const TECH: &str = "tech";
+
+/// The item of the RSS fixture whose description carries `<script>`, `onclick` and relative URLs.
+pub const DIRTY_GUID: &str = "cs-6400003";
+/// What the relative `href` / `src` of that item must become. The base is the item's own link
+/// (`https://www.cs.com.cn/sylm/jsbd/202403/t20240316_6400003.html`), which is where the HTML
+/// came from; the channel link gives the same result for these root-relative paths.
+pub const DIRTY_ABS_HREF: &str =
+    "https://www.cs.com.cn/sylm/jsbd/202403/t20240316_6400003_rules.html";
+pub const DIRTY_ABS_SRC: &str = "https://www.cs.com.cn/sylm/jsbd/202403/W020240316_chart.png";
+
+/// The title of one RSS item, and what a test changes it to (same guid).
+pub const R2_GUID: &str = "cs-6400002";
+pub const R2_OLD_TITLE: &str = "沪深两市成交额突破万亿元";
+pub const R2_NEW_TITLE: &str = "沪深两市成交额突破1.2万亿元";
+
+/// Every fixture entry, newest first (the order `/feeds/all.*` must have).
+pub const ALL_NEWEST_FIRST: &[Expected] = &[
+    Expected {
+        source: CAIXIN_ID,
+        guid: "cx-2024-003",
+        title: "PBOC 宣布降准 cuts RRR by 50bp",
+        link: "https://www.caixinglobal.com/2024-03-18/pboc-rrr-cut-102100003.html",
+        published: "2024-03-17T23:00:00Z",
+        categories: &["货币政策", "PBOC"],
+    },
+    Expected {
+        source: TECH_ID,
+        guid: "tag:blog.example.org,2024:sqlite-perf",
+        title: "Profiling SQLite with perf",
+        link: "https://blog.example.org/2024/03/sqlite-perf",
+        published: "2024-03-17T05:00:00Z",
+        categories: &["databases"],
+    },
+    Expected {
+        source: CS_ID,
+        guid: "cs-6400004",
+        title: "人民币汇率中间价上调",
+        link: "https://www.cs.com.cn/sylm/jsbd/202403/t20240317_6400004.html",
+        published: "2024-03-17T02:15:00Z",
+        categories: &["外汇"],
+    },
+    Expected {
+        source: CAIXIN_ID,
+        guid: "cx-2024-002",
+        title: "Bond yields fall 国债收益率下行",
+        link: "https://www.caixinglobal.com/2024-03-16/bond-yields-fall-102100002.html",
+        published: "2024-03-16T12:30:00Z",
+        categories: &["bonds"],
+    },
+    Expected {
+        source: TECH_ID,
+        guid: "tag:blog.example.org,2024:async-closures",
+        title: "Async closures in practice",
+        link: "https://blog.example.org/2024/03/async-closures",
+        published: "2024-03-16T06:00:00Z",
+        categories: &["rust"],
+    },
+    Expected {
+        source: CS_ID,
+        guid: DIRTY_GUID,
+        title: "证监会发布上市公司监管新规",
+        link: "https://www.cs.com.cn/sylm/jsbd/202403/t20240316_6400003.html",
+        published: "2024-03-16T00:00:00Z",
+        categories: &["监管"],
+    },
+    Expected {
+        source: CS_ID,
+        guid: R2_GUID,
+        title: R2_OLD_TITLE,
+        link: "https://www.cs.com.cn/sylm/jsbd/202403/t20240315_6400002.html",
+        published: "2024-03-15T07:05:00Z",
+        categories: &["A股市场"],
+    },
+    Expected {
+        source: CAIXIN_ID,
+        guid: "cx-2024-001",
+        title: "A股 rally: 科技股领涨 Tech shares lead",
+        link: "https://www.caixinglobal.com/2024-03-15/a-share-rally-102100001.html",
+        published: "2024-03-15T04:00:00Z",
+        categories: &["A股", "markets"],
+    },
+    Expected {
+        source: CS_ID,
+        guid: "cs-6400001",
+        title: "央行：保持流动性合理充裕",
+        link: "https://www.cs.com.cn/sylm/jsbd/202403/t20240315_6400001.html",
+        published: "2024-03-15T01:30:00Z",
+        categories: &["货币政策"],
+    },
+    Expected {
+        source: TECH_ID,
+        guid: "tag:blog.example.org,2024:widget-1-0",
+        title: "Announcing Widget 1.0",
+        link: "https://blog.example.org/2024/03/widget-1-0",
+        published: "2024-03-14T18:00:00Z",
+        categories: &["release"],
+    },
+];
+
+/// Fixture entries of the given sources, newest first.
+pub fn expected_for(sources: &[&str]) -> Vec<Expected> {
+    ALL_NEWEST_FIRST
+        .iter()
+        .filter(|e| sources.contains(&e.source))
+        .copied()
+        .collect()
+}
+
+/// Fixture entries of a category in the standard three-source config, newest first.
+pub fn expected_in_category(category: &str) -> Vec<Expected> {
+    match category {
+        FINANCE => expected_for(&[CS_ID, CAIXIN_ID]),
+        TECH => expected_for(&[TECH_ID]),
+        other => panic!("no fixture category {other:?}"),
+    }
+}
+
+/// The configured display name of a fixture source.
+pub fn source_name(id: &str) -> &'static str {
+    match id {
+        CS_ID => CS_NAME,
+        CAIXIN_ID => CAIXIN_NAME,
+        TECH_ID => TECH_NAME,
+        other => panic!("no fixture source {other:?}"),
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds")
+}
+
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    let path = fixtures_dir().join(name.trim_start_matches('/'));
+    fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture HTTP server
+// ---------------------------------------------------------------------------------------------
+
+/// One request the fixture server answered.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub if_none_match: Option<String>,
+    pub status: u16,
+}
+
+struct FixtureState {
+    /// URL path (e.g. `/cs-kuaixun.xml`) → body.
+    files: Mutex<HashMap<String, Vec<u8>>>,
+    /// When false, `If-None-Match` is ignored and every request gets the full body.
+    conditional: AtomicBool,
+    hits: Mutex<Vec<Hit>>,
+}
+
+/// An axum server on 127.0.0.1:0, on its own thread and runtime, serving the fixture feeds
+/// with feed Content-Types, a strong ETag per body, and 304 on a matching `If-None-Match`.
+/// `/status/500` always answers 500. It stops when dropped.
+pub struct FixtureServer {
+    addr: SocketAddr,
+    state: Arc<FixtureState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FixtureServer {
+    /// Starts a server holding every file of `tests/fixtures/feeds/` at `/<file name>`.
+    pub fn start() -> FixtureServer {
+        let mut files = HashMap::new();
+        for entry in fs::read_dir(fixtures_dir()).expect("listing tests/fixtures/feeds") {
+            let entry = entry.expect("reading tests/fixtures/feeds entry");
+            let name = entry
+                .file_name()
+                .into_string()
+                .expect("fixture names are UTF-8");
+            let body = fs::read(entry.path()).expect("reading fixture file");
+            files.insert(format!("/{name}"), body);
+        }
+        let state = Arc::new(FixtureState {
+            files: Mutex::new(files),
+            conditional: AtomicBool::new(true),
+            hits: Mutex::new(Vec::new()),
+        });
+
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_state = Arc::clone(&state);
+        thread::Builder::new()
+            .name("fixture-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building the fixture server runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("binding the fixture server to 127.0.0.1:0");
+                    addr_tx
+                        .send(listener.local_addr().expect("fixture server local_addr"))
+                        .expect("sending the fixture server address");
+                    let app = Router::new()
+                        .fallback(serve_fixture)
+                        .with_state(thread_state);
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = shutdown_rx.await;
+                        })
+                        .await
+                        .expect("fixture server failed");
+                });
+            })
+            .expect("spawning the fixture server thread");
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("fixture server did not report its address");
+        FixtureServer {
+            addr,
+            state,
+            shutdown: Some(shutdown_tx),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Absolute URL of `path` (which starts with `/`) on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Replaces (or adds) the body served at `path`; its ETag changes with it.
+    pub fn set(&self, path: &str, body: impl Into<Vec<u8>>) {
+        self.state
+            .files
+            .lock()
+            .expect("fixture files lock")
+            .insert(path.to_string(), body.into());
+    }
+
+    /// The body currently served at `path`.
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        self.state
+            .files
+            .lock()
+            .expect("fixture files lock")
+            .get(path)
+            .unwrap_or_else(|| panic!("fixture server has no {path}"))
+            .clone()
+    }
+
+    /// Whether `If-None-Match` is honoured (default true). With false every GET gets a 200.
+    pub fn set_conditional(&self, on: bool) {
+        self.state.conditional.store(on, Ordering::SeqCst);
+    }
+
+    /// Requests answered so far for `path`, oldest first.
+    pub fn hits(&self, path: &str) -> Vec<Hit> {
+        self.state
+            .hits
+            .lock()
+            .expect("fixture hits lock")
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        // Signal only: joining could wait on a client's idle keep-alive connection.
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Strong ETag of a body.
+pub fn etag_of(body: &[u8]) -> String {
+    let hash = blake3::hash(body).to_hex();
+    format!("\"{}\"", &hash.as_str()[..24])
+}
+
+fn content_type_for(path: &str) -> &'static str {
+    if path == MALFORMED_FILE {
+        // Labelled as a feed so only the body is wrong.
+        "application/rss+xml; charset=utf-8"
+    } else if path.ends_with(".atom") {
+        "application/atom+xml; charset=utf-8"
+    } else if path.ends_with(".json") {
+        "application/feed+json; charset=utf-8"
+    } else if path.ends_with(".xml") || path.ends_with(".rss") {
+        "application/rss+xml; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+fn if_none_match_matches(header_value: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header_value
+        .split(',')
+        .any(|candidate| candidate.trim() == "*" || bare(candidate) == bare(etag))
+}
+
+async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let if_none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let response = if path == STATUS_500_PATH {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "fixture server: deliberate failure\n",
+        )
+            .into_response()
+    } else {
+        let body = state
+            .files
+            .lock()
+            .expect("fixture files lock")
+            .get(&path)
+            .cloned();
+        match body {
+            None => (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "no such fixture\n",
+            )
+                .into_response(),
+            Some(body) => {
+                let etag = etag_of(&body);
+                let conditional = state.conditional.load(Ordering::SeqCst);
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::ETAG,
+                    HeaderValue::from_str(&etag).expect("etag is a valid header"),
+                );
+                match &if_none_match {
+                    Some(inm) if conditional && if_none_match_matches(inm, &etag) => {
+                        (StatusCode::NOT_MODIFIED, headers).into_response()
+                    }
+                    _ => {
+                        headers.insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static(content_type_for(&path)),
+                        );
+                        (StatusCode::OK, headers, Body::from(body)).into_response()
+                    }
+                }
+            }
+        }
+    };
+    state.hits.lock().expect("fixture hits lock").push(Hit {
+        path,
+        if_none_match,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configs
+// ---------------------------------------------------------------------------------------------
+
+/// A free TCP port on 127.0.0.1 (nothing listens on it once this returns).
+pub fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .expect("binding 127.0.0.1:0 to find a free port")
+        .local_addr()
+        .expect("local_addr of the probe listener")
+        .port()
+}
+
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// One `[[sources]]` table.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub schedule: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+impl Source {
+    pub fn new(id: &str, name: &str, url: &str, category: &str) -> Source {
+        Source {
+            id: id.into(),
+            name: name.into(),
+            url: url.into(),
+            category: category.into(),
+            tags: Vec::new(),
+            schedule: None,
+            enabled: None,
+        }
+    }
+
+    /// The source for one of the three good fixture feeds, served by `server`.
+    pub fn fixture(server: &FixtureServer, id: &str) -> Source {
+        match id {
+            CS_ID => Source::new(CS_ID, CS_NAME, &server.url(CS_FILE), FINANCE).tags(&["资讯"]),
+            CAIXIN_ID => Source::new(CAIXIN_ID, CAIXIN_NAME, &server.url(CAIXIN_FILE), FINANCE),
+            TECH_ID => Source::new(TECH_ID, TECH_NAME, &server.url(TECH_FILE), TECH),
+            other => panic!("no fixture source {other:?}"),
+        }
+    }
+
+    pub fn tags(mut self, tags: &[&str]) -> Source {
+        self.tags = tags.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    pub fn enabled(mut self, on: bool) -> Source {
+        self.enabled = Some(on);
+        self
+    }
+
+    pub fn schedule(mut self, schedule: &str) -> Source {
+        self.schedule = Some(schedule.into());
+        self
+    }
+}
+
+/// A TOML basic string with the needed escapes.
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The text of a config with `[server] listen = listen`, storage at `storage` (as written,
+/// relative paths being the binary's business) and the given sources.
+pub fn config_text(listen: SocketAddr, storage: &str, sources: &[Source]) -> String {
+    let mut out = format!(
+        "[server]\nlisten = {}\n\n[storage]\npath = {}\n\n[defaults]\nschedule = \"every 15m\"\n",
+        toml_str(&listen.to_string()),
+        toml_str(storage)
+    );
+    for s in sources {
+        out.push_str("\n[[sources]]\n");
+        out.push_str(&format!("id = {}\n", toml_str(&s.id)));
+        out.push_str(&format!("name = {}\n", toml_str(&s.name)));
+        out.push_str(&format!("url = {}\n", toml_str(&s.url)));
+        out.push_str(&format!("category = {}\n", toml_str(&s.category)));
+        if !s.tags.is_empty() {
+            let tags: Vec<String> = s.tags.iter().map(|t| toml_str(t)).collect();
+            out.push_str(&format!("tags = [{}]\n", tags.join(", ")));
+        }
+        out.push_str("kind = \"feed\"\n");
+        if let Some(schedule) = &s.schedule {
+            out.push_str(&format!("schedule = {}\n", toml_str(schedule)));
+        }
+        if let Some(enabled) = s.enabled {
+            out.push_str(&format!("enabled = {enabled}\n"));
+        }
+    }
+    out
+}
+
+/// Writes `dir/tributary.toml` (storage `tributary.db`, relative to it) and returns its path.
+pub fn write_config(dir: &Path, listen: SocketAddr, sources: &[Source]) -> PathBuf {
+    write_config_text(dir, &config_text(listen, "tributary.db", sources))
+}
+
+/// Writes `text` as `dir/tributary.toml` and returns its path.
+pub fn write_config_text(dir: &Path, text: &str) -> PathBuf {
+    fs::create_dir_all(dir).expect("creating the config folder");
+    let path = dir.join("tributary.toml");
+    fs::write(&path, text).expect("writing the config");
+    path
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------------------------
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tributary")
+}
+
+/// A folder beside the config's folder that the binary runs in, so a relative storage path
+/// resolved against the working directory (a bug) lands somewhere the tests can notice and
+/// never in the repository.
+fn cwd_for(config: &Path) -> PathBuf {
+    let parent = config
+        .parent()
+        .and_then(Path::parent)
+        .expect("config has a grandparent folder");
+    let cwd = parent.join("elsewhere-cwd");
+    fs::create_dir_all(&cwd).expect("creating the child's working folder");
+    cwd
+}
+
+/// `tributary --config CONFIG`, run from a folder that is not the config's, with no proxy
+/// variables.
+pub fn tributary_command(config: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config").arg(config);
+    cmd.current_dir(cwd_for(config));
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_PROXY", "127.0.0.1,localhost");
+    cmd
+}
+
+/// Runs `tributary --config CONFIG fetch [IDS...]` and returns (exit code, stdout, stderr).
+/// The exit code is -1 if the process died of a signal. Panics if it runs past
+/// [`FETCH_DEADLINE`].
+pub fn run_fetch(config: &Path, ids: &[&str]) -> (i32, String, String) {
+    let mut cmd = tributary_command(config);
+    cmd.arg("fetch").args(ids);
+    run_bounded(cmd, FETCH_DEADLINE)
+}
+
+/// Runs a command with piped output, killing it and panicking if it outlives `deadline`.
+pub fn run_bounded(mut cmd: Command, deadline: Duration) -> (i32, String, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let mut out = child.stdout.take().expect("child stdout is piped");
+    let mut err = child.stderr.take().expect("child stderr is piped");
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the child") {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout =
+                String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+            let stderr =
+                String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+            panic!("{cmd:?} still running after {deadline:?}; killed it.\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = String::from_utf8_lossy(&out_reader.join().expect("stdout reader")).into_owned();
+    let stderr = String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned();
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A running `tributary serve`; killed (and reaped) on drop.
+pub struct ServeGuard {
+    child: Child,
+    pub addr: SocketAddr,
+    stdout_log: PathBuf,
+    stderr_log: PathBuf,
+}
+
+/// Starts `tributary --config CONFIG serve`; `listen` must be the config's `[server] listen`.
+/// Its output goes to `serve.stdout.log` / `serve.stderr.log` beside the config.
+pub fn spawn_serve(config: &Path, listen: SocketAddr) -> ServeGuard {
+    let dir = config.parent().expect("config has a folder");
+    let stdout_log = dir.join("serve.stdout.log");
+    let stderr_log = dir.join("serve.stderr.log");
+    let mut cmd = tributary_command(config);
+    cmd.arg("serve")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&stdout_log).expect("creating serve.stdout.log"))
+        .stderr(fs::File::create(&stderr_log).expect("creating serve.stderr.log"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    ServeGuard {
+        child,
+        addr: listen,
+        stdout_log,
+        stderr_log,
+    }
+}
+
+impl ServeGuard {
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// What the daemon has printed so far (for failure messages).
+    pub fn logs(&self) -> String {
+        let read = |p: &Path| fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "--- serve stdout ---\n{}\n--- serve stderr ---\n{}",
+            read(&self.stdout_log),
+            read(&self.stderr_log)
+        )
+    }
+
+    /// Polls `GET /healthz` until it answers 200 "ok"; panics (with the daemon's logs) if the
+    /// daemon exits or [`HEALTHZ_DEADLINE`] passes.
+    pub fn wait_healthz(&mut self) {
+        let start = Instant::now();
+        let url = self.url("/healthz");
+        let mut last: String;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("checking the daemon") {
+                panic!(
+                    "tributary serve exited with {status} before /healthz answered\n{}",
+                    self.logs()
+                );
+            }
+            match try_http_get(&url, &[]) {
+                Ok(resp) if resp.status == 200 => {
+                    assert_eq!(
+                        resp.body.trim(),
+                        "ok",
+                        "GET /healthz answered 200 with an unexpected body"
+                    );
+                    return;
+                }
+                Ok(resp) => last = format!("status {} body {:?}", resp.status, resp.body),
+                Err(e) => last = e,
+            }
+            if start.elapsed() > HEALTHZ_DEADLINE {
+                panic!(
+                    "GET {url} not 200 \"ok\" after {HEALTHZ_DEADLINE:?} (last: {last})\n{}",
+                    self.logs()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("checking the daemon")
+            .is_none()
+    }
+}
+
+impl Drop for ServeGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP client
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+/// GET `url` with extra request headers; `Err` describes a transport failure.
+pub fn try_http_get(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("building a client runtime: {e}"))?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let mut req = client.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("reading body of {url}: {e}"))?;
+        let body = String::from_utf8(bytes.to_vec())
+            .map_err(|e| format!("body of {url} is not UTF-8: {e}"))?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    })
+}
+
+/// GET `url`; panics on a transport failure.
+pub fn http_get(url: &str) -> HttpResponse {
+    try_http_get(url, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// GET `url` with extra request headers; panics on a transport failure.
+pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    try_http_get(url, headers).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Percent-encodes every byte outside RFC 3986's unreserved set (upper-case hex).
+pub fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole stack: fixtures + fetched config + running daemon
+// ---------------------------------------------------------------------------------------------
+
+/// Fixture server, a temp config with the three good fixture sources (two in 金融, one in
+/// tech), one successful `fetch`, and a daemon serving the result.
+pub struct Stack {
+    // Field order is drop order: daemon first, then the fixtures, then the folder.
+    pub serve: ServeGuard,
+    pub fixtures: FixtureServer,
+    pub config: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let fixtures = FixtureServer::start();
+        let dir = tempfile::tempdir().expect("creating a temp folder");
+        let listen = free_addr();
+        let sources = [
+            Source::fixture(&fixtures, CS_ID),
+            Source::fixture(&fixtures, CAIXIN_ID),
+            Source::fixture(&fixtures, TECH_ID),
+        ];
+        let config = write_config(&dir.path().join("conf"), listen, &sources);
+        let (code, stdout, stderr) = run_fetch(&config, &[]);
+        assert_eq!(
+            code, 0,
+            "initial fetch should succeed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        let mut serve = spawn_serve(&config, listen);
+        serve.wait_healthz();
+        Stack {
+            serve,
+            fixtures,
+            config,
+            dir,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_get(&self.serve.url(path))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetch output lines
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchStatus {
+    Ok {
+        new: u64,
+        updated: u64,
+        unchanged: u64,
+    },
+    NotModified,
+    Error(String),
+}
+
+/// Parses one stdout line of `fetch` into (source id, status); panics naming the line if it
+/// matches none of the three documented shapes.
+pub fn parse_fetch_line(line: &str) -> (String, FetchStatus) {
+    let (id, rest) = line
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("fetch line without \"<id>: \": {line:?}"));
+    let bad = || -> ! { panic!("fetch line does not match the documented format: {line:?}") };
+    let ms_suffix = |s: &str| -> Option<String> {
+        // " (<ms> ms)" at the end; returns what comes before it.
+        let s = s.strip_suffix(" ms)")?;
+        let (head, ms) = s.rsplit_once(" (")?;
+        ms.parse::<u64>().ok()?;
+        Some(head.to_string())
+    };
+    let status = if let Some(cause) = rest.strip_prefix("error: ") {
+        FetchStatus::Error(cause.to_string())
+    } else if let Some(counts) = rest.strip_prefix("ok ") {
+        let counts = ms_suffix(counts).unwrap_or_else(|| bad());
+        let mut map = HashMap::new();
+        for pair in counts.split(' ') {
+            let (k, v) = pair.split_once('=').unwrap_or_else(|| bad());
+            map.insert(k, v.parse::<u64>().unwrap_or_else(|_| bad()));
+        }
+        if map.len() != 3 {
+            bad();
+        }
+        FetchStatus::Ok {
+            new: *map.get("new").unwrap_or_else(|| bad()),
+            updated: *map.get("updated").unwrap_or_else(|| bad()),
+            unchanged: *map.get("unchanged").unwrap_or_else(|| bad()),
+        }
+    } else if ms_suffix(rest).as_deref() == Some("not modified") {
+        FetchStatus::NotModified
+    } else {
+        bad()
+    };
+    (id.to_string(), status)
+}
+
+/// Parses all of `fetch`'s stdout into a map id → status, asserting each id appears once.
+pub fn parse_fetch_output(stdout: &str) -> HashMap<String, FetchStatus> {
+    let mut map = HashMap::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let (id, status) = parse_fetch_line(line);
+        if map.insert(id.clone(), status).is_some() {
+            panic!("source {id} has more than one line in fetch output:\n{stdout}");
+        }
+    }
+    map
+}
