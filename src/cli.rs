@@ -52,6 +52,14 @@ enum Command {
     },
     /// List the sources with their last fetch and entry counts.
     Sources,
+    /// Dry run: fetch one source and print what its rules extract, storing nothing.
+    Check {
+        /// The source whose rules are used.
+        source_id: String,
+        /// Read this page instead of the source's URL (e.g. a saved copy, or another channel).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// How long in-flight work may take to finish after a stop signal.
@@ -62,7 +70,7 @@ pub fn main() -> ExitCode {
     let default_log = match cli.command {
         Command::Serve => "info",
         // `fetch` prints its own line per source; logs would say it twice.
-        Command::Fetch { .. } | Command::Sources => "error",
+        Command::Fetch { .. } | Command::Sources | Command::Check { .. } => "error",
     };
     init_logging(default_log);
     match run(cli) {
@@ -91,6 +99,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // `check` touches no database: it must work before the first run, and on a read-only copy.
+    if let Command::Check { source_id, url } = &cli.command {
+        return runtime.block_on(check(&config, source_id, url.as_deref()));
+    }
     let store = Arc::new(
         Store::open(&config.storage_path)
             .with_context(|| format!("storage at {}", config.storage_path.display()))?,
@@ -100,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => runtime.block_on(serve(config, store)),
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
         Command::Sources => sources(&store),
+        Command::Check { .. } => unreachable!("handled above"),
     }
 }
 
@@ -208,6 +221,71 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let source = config
+        .source(id)
+        .with_context(|| format!("no source {id:?} in {}", config.path.display()))?;
+    let url = url
+        .map(|u| url::Url::parse(u).with_context(|| format!("--url {u:?}")))
+        .transpose()?;
+    let fetcher = Fetcher::new(&config.fetch)?;
+    let report = match refresh::check_source(&fetcher, source, url.as_ref()).await {
+        Ok(report) => report,
+        Err(e) => {
+            let shown = url.as_ref().unwrap_or(&source.url);
+            println!("{id}: error: {e} ({shown})");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!(
+        "{id}: {} items from {} ({}, from {}){}",
+        report.entries.len(),
+        report.url,
+        report.encoding,
+        report.provenance,
+        if source.article.is_some() {
+            format!("; {} article pages read", report.articles_read)
+        } else {
+            String::new()
+        }
+    );
+    let tz = source.timezone;
+    for e in &report.entries {
+        println!();
+        println!("title: {}", e.title);
+        println!("link: {}", e.link.as_deref().unwrap_or("-"));
+        match e.published {
+            Some(d) => println!(
+                "date: {} ({} {}, from {})",
+                d.format("%Y-%m-%dT%H:%M:%SZ"),
+                d.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+                tz.name(),
+                e.date_source.as_str()
+            ),
+            None => println!("date: - (first seen when stored)"),
+        }
+        println!("author: {}", e.authors.first().map_or("-", String::as_str));
+        let text = e
+            .content
+            .as_deref()
+            .or(e.summary.as_deref())
+            .map(crate::normalize::html_to_text)
+            .unwrap_or_default();
+        let preview: String = text.chars().take(80).collect();
+        println!(
+            "content: {}",
+            if preview.is_empty() { "-" } else { &preview }
+        );
+    }
+    if !report.warnings.is_empty() {
+        println!();
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn sources(store: &Store) -> anyhow::Result<ExitCode> {

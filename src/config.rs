@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono_tz::Tz;
+use regex::Regex;
 use serde::Deserialize;
 use url::Url;
 
@@ -61,6 +63,86 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     pub enabled: bool,
     pub schedule: Schedule,
+    /// Zone of dates written without one (the source's, else `[defaults]`, else UTC).
+    pub timezone: Tz,
+    /// Article pages may be fetched from private or loopback addresses.
+    pub allow_private: bool,
+    /// Hosts besides the source's own that article links may lead to ("*.example.com" allowed,
+    /// "*" for any).
+    pub article_hosts: Vec<String>,
+    pub html: Option<HtmlRules>,
+    pub json: Option<JsonRules>,
+    pub article: Option<ArticleRules>,
+}
+
+/// A CSS selector with the text it came from, for error messages.
+#[derive(Debug, Clone)]
+pub struct Sel {
+    pub text: String,
+    /// "html.item", "article.content": the key, for error messages.
+    pub key: &'static str,
+    pub selector: scraper::Selector,
+}
+
+/// How to read a list page (`kind = "html"`).
+#[derive(Debug, Clone)]
+pub struct HtmlRules {
+    /// One element per entry.
+    pub item: Sel,
+    /// Text inside the item; the link's text when absent.
+    pub title: Option<Sel>,
+    /// Its href; the item itself when it is a link and this is absent or matches nothing.
+    pub link: Option<Sel>,
+    pub date: Option<Sel>,
+    pub summary: Option<Sel>,
+    pub date_formats: Vec<String>,
+    /// Capture group 1 (or the whole match) is the site's document id.
+    pub id_pattern: Option<Regex>,
+}
+
+/// How to read a JSON list (`kind = "json"`): dot paths into the document and each item.
+#[derive(Debug, Clone)]
+pub struct JsonRules {
+    pub items: String,
+    pub title: String,
+    pub link: String,
+    pub date: Option<String>,
+    pub summary: Option<String>,
+    pub author: Option<String>,
+    pub id: Option<String>,
+    pub date_formats: Vec<String>,
+    pub id_pattern: Option<Regex>,
+}
+
+/// How to read an article page for the full text.
+#[derive(Debug, Clone)]
+pub struct ArticleRules {
+    pub content: Sel,
+    pub author: Option<Sel>,
+    pub date: Option<Sel>,
+    /// Removed from the content before it is kept.
+    pub remove: Vec<Sel>,
+}
+
+impl SourceConfig {
+    /// Formats for naive dates on this source's pages.
+    pub fn date_formats(&self) -> &[String] {
+        if let Some(h) = &self.html {
+            &h.date_formats
+        } else if let Some(j) = &self.json {
+            &j.date_formats
+        } else {
+            &[]
+        }
+    }
+
+    /// The pattern that extracts the site's document id from a link.
+    pub fn id_pattern(&self) -> Option<&Regex> {
+        self.html
+            .as_ref()
+            .and_then(|h| h.id_pattern.as_ref())
+            .or_else(|| self.json.as_ref().and_then(|j| j.id_pattern.as_ref()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,12 +274,66 @@ struct RawSource {
     kind: Option<SourceKind>,
     schedule: Option<String>,
     enabled: Option<bool>,
-    // Page sources (kind = "html"/"json") carry these; their readers arrive with the HTML
-    // issue. They are accepted here so a config listing such sources disabled still loads.
     timezone: Option<String>,
-    html: Option<toml::Table>,
-    article: Option<toml::Table>,
-    json: Option<toml::Table>,
+    #[serde(default)]
+    allow_private: bool,
+    #[serde(default)]
+    article_hosts: Vec<String>,
+    html: Option<RawHtml>,
+    article: Option<RawArticle>,
+    json: Option<RawJson>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHtml {
+    item: String,
+    title: Option<String>,
+    link: Option<String>,
+    date: Option<String>,
+    date_format: Option<OneOrMany>,
+    summary: Option<String>,
+    id_pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArticle {
+    content: String,
+    author: Option<String>,
+    date: Option<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJson {
+    items: String,
+    title: String,
+    link: String,
+    date: Option<String>,
+    date_format: Option<OneOrMany>,
+    summary: Option<String>,
+    author: Option<String>,
+    id: Option<String>,
+    id_pattern: Option<String>,
 }
 
 impl Config {
@@ -253,9 +389,10 @@ impl Config {
                 .map_err(|e: crate::schedule::ScheduleError| {
                     invalid("[defaults]", "schedule", e.to_string())
                 })?;
-        if let Some(tz) = &raw.defaults.timezone {
-            check_timezone(tz).map_err(|m| invalid("[defaults]", "timezone", m))?;
-        }
+        let default_tz = match &raw.defaults.timezone {
+            Some(tz) => parse_timezone(tz).map_err(|m| invalid("[defaults]", "timezone", m))?,
+            None => Tz::UTC,
+        };
 
         let f = &raw.fetch;
         let positive = |v: Option<u64>, key: &'static str, default: u64| match v {
@@ -321,21 +458,103 @@ impl Config {
                 })?,
                 None => default_schedule.clone(),
             };
-            if let Some(tz) = &s.timezone {
-                check_timezone(tz).map_err(|m| invalid(&at, "timezone", m))?;
-            }
+            let timezone = match &s.timezone {
+                Some(tz) => parse_timezone(tz).map_err(|m| invalid(&at, "timezone", m))?,
+                None => default_tz,
+            };
             let kind = s.kind.unwrap_or(SourceKind::Feed);
             let enabled = s.enabled.unwrap_or(true);
-            if enabled && kind != SourceKind::Feed {
-                return Err(invalid(
-                    &at,
-                    "kind",
-                    "page sources (\"html\", \"json\") are not supported by this version yet; \
-                     set enabled = false"
-                        .into(),
-                ));
+            let sel = |text: &str, key: &'static str| -> Result<Sel, ConfigError> {
+                scraper::Selector::parse(text)
+                    .map(|selector| Sel {
+                        text: text.to_string(),
+                        key,
+                        selector,
+                    })
+                    .map_err(|e| invalid(&at, key, format!("bad CSS selector {text:?}: {e}")))
+            };
+            let opt_sel = |text: &Option<String>, key: &'static str| {
+                text.as_deref().map(|t| sel(t, key)).transpose()
+            };
+            let pattern = |text: &Option<String>, key: &'static str| {
+                text.as_deref()
+                    .map(|p| {
+                        Regex::new(p).map_err(|e| invalid(&at, key, format!("bad regex: {e}")))
+                    })
+                    .transpose()
+            };
+            let html = s
+                .html
+                .as_ref()
+                .map(|h| -> Result<HtmlRules, ConfigError> {
+                    Ok(HtmlRules {
+                        item: sel(&h.item, "html.item")?,
+                        title: opt_sel(&h.title, "html.title")?,
+                        link: opt_sel(&h.link, "html.link")?,
+                        date: opt_sel(&h.date, "html.date")?,
+                        summary: opt_sel(&h.summary, "html.summary")?,
+                        date_formats: h
+                            .date_format
+                            .clone()
+                            .map(OneOrMany::into_vec)
+                            .unwrap_or_default(),
+                        id_pattern: pattern(&h.id_pattern, "html.id_pattern")?,
+                    })
+                })
+                .transpose()?;
+            let article = s
+                .article
+                .as_ref()
+                .map(|a| -> Result<ArticleRules, ConfigError> {
+                    Ok(ArticleRules {
+                        content: sel(&a.content, "article.content")?,
+                        author: opt_sel(&a.author, "article.author")?,
+                        date: opt_sel(&a.date, "article.date")?,
+                        remove: a
+                            .remove
+                            .iter()
+                            .map(|r| sel(r, "article.remove"))
+                            .collect::<Result<_, _>>()?,
+                    })
+                })
+                .transpose()?;
+            let json = s
+                .json
+                .as_ref()
+                .map(|j| -> Result<JsonRules, ConfigError> {
+                    Ok(JsonRules {
+                        items: j.items.clone(),
+                        title: j.title.clone(),
+                        link: j.link.clone(),
+                        date: j.date.clone(),
+                        summary: j.summary.clone(),
+                        author: j.author.clone(),
+                        id: j.id.clone(),
+                        date_formats: j
+                            .date_format
+                            .clone()
+                            .map(OneOrMany::into_vec)
+                            .unwrap_or_default(),
+                        id_pattern: pattern(&j.id_pattern, "json.id_pattern")?,
+                    })
+                })
+                .transpose()?;
+            match kind {
+                SourceKind::Html if html.is_none() => {
+                    return Err(invalid(&at, "html", "kind = \"html\" needs a [sources.html] table".into()))
+                }
+                SourceKind::Json if json.is_none() => {
+                    return Err(invalid(&at, "json", "kind = \"json\" needs a [sources.json] table".into()))
+                }
+                SourceKind::Feed if html.is_some() || json.is_some() || article.is_some() => {
+                    return Err(invalid(
+                        &at,
+                        "kind",
+                        "[sources.html], [sources.json] and [sources.article] need kind = \"html\" or \"json\"".into(),
+                    ))
+                }
+                _ => {}
             }
-            let _ = (&s.html, &s.article, &s.json);
             sources.push(SourceConfig {
                 id,
                 name,
@@ -345,6 +564,12 @@ impl Config {
                 kind,
                 enabled,
                 schedule,
+                timezone,
+                allow_private: s.allow_private,
+                article_hosts: s.article_hosts,
+                html,
+                json,
+                article,
             });
         }
 
@@ -362,20 +587,9 @@ impl Config {
     }
 }
 
-// Zone names are checked for shape only until page sources read them; a real zone database
-// arrives with them.
-fn check_timezone(tz: &str) -> Result<(), String> {
-    let ok = !tz.is_empty()
-        && tz
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{tz:?} is not a time zone name like \"Asia/Shanghai\""
-        ))
-    }
+fn parse_timezone(tz: &str) -> Result<Tz, String> {
+    tz.parse::<Tz>()
+        .map_err(|_| format!("{tz:?} is not an IANA time zone name like \"Asia/Shanghai\""))
 }
 
 #[cfg(test)]
@@ -440,10 +654,19 @@ mod tests {
     }
 
     #[test]
-    fn enabled_page_sources_are_refused_until_supported() {
+    fn page_sources_need_their_rules_and_valid_selectors() {
         let html = ONE.replace("category", "kind = \"html\"\ncategory");
-        assert!(load(&html).unwrap_err().contains("`kind`"));
-        let disabled = html.replace("kind", "enabled = false\nkind");
-        assert!(!load(&disabled).unwrap().sources[0].enabled);
+        assert!(load(&html).unwrap_err().contains("`html`"));
+        let with_rules = format!("{html}\n[sources.html]\nitem = \"ul > li\"\ndate_format = [\"%Y-%m-%d\", \"%Y年%m月%d日\"]");
+        let c = load(&with_rules).unwrap();
+        assert_eq!(c.sources[0].date_formats().len(), 2);
+        let bad = with_rules.replace("ul > li", "ul >> li[");
+        let e = load(&bad).unwrap_err();
+        assert!(
+            e.contains("`html.item`") && e.contains("source \"a\""),
+            "{e}"
+        );
+        let tz = with_rules.replace("kind", "timezone = \"Mars/Base\"\nkind");
+        assert!(load(&tz).unwrap_err().contains("`timezone`"));
     }
 }

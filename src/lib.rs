@@ -12,6 +12,7 @@
 //! - [`config`]: the TOML file, validated before anything runs.
 //! - [`schedule`]: when each source is due; the daemon's loop.
 //! - [`fetch`]: polite, bounded HTTP GETs with conditional requests.
+//! - [`decode`]: bytes to text: BOM, HTTP charset, XML declaration or `<meta>`, else a guess.
 //! - [`parse`]: raw bytes to [`parse::ParsedFeed`] (feed-rs), without invented ids.
 //! - [`normalize`]: parsed items to the one [`model::Entry`] shape: clean text, absolute links,
 //!   UTC dates, sanitized HTML, identity keys.
@@ -26,6 +27,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod decode;
 pub mod fetch;
 pub mod model;
 pub mod normalize;

@@ -19,12 +19,45 @@ pub struct Entry {
     pub authors: Vec<String>,
     pub published: Option<DateTime<Utc>>,
     pub updated: Option<DateTime<Utc>>,
+    /// Where `published` came from.
+    pub date_source: DateSource,
     pub categories: Vec<String>,
     /// Identity keys in the order they are tried: guid (scoped to the source), canonical link,
     /// content hash. See `normalize::identity_keys`.
     pub keys: Vec<String>,
-    /// Hash of everything a reader sees; a change means the entry was edited.
+    /// Hash of what the feed or list page says about the entry; a change means an edit.
     pub version: String,
+    /// The source reads article pages and this entry's has not been read yet: try again on
+    /// the next fetch.
+    pub article_pending: bool,
+}
+
+/// Where an entry's date came from, kept so a wrong date can be explained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateSource {
+    /// The feed's own published/updated date.
+    Feed,
+    ArticlePage,
+    ListPage,
+    /// A date in the link (`t20201201_...`).
+    Url,
+    /// No date anywhere: the time tributary first saw the entry.
+    FirstSeen,
+    /// The only dates were more than a day in the future: first-seen instead.
+    FutureClamped,
+}
+
+impl DateSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateSource::Feed => "feed",
+            DateSource::ArticlePage => "article page",
+            DateSource::ListPage => "list page",
+            DateSource::Url => "URL",
+            DateSource::FirstSeen => "first seen",
+            DateSource::FutureClamped => "first seen (page date was in the future)",
+        }
+    }
 }
 
 /// An entry as the store returns it for publishing.

@@ -8,10 +8,34 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use regex::Regex;
 use url::Url;
 
-use crate::model::Entry;
+use crate::model::{DateSource, Entry};
 use crate::parse::{ParsedItem, Text};
+
+/// What normalize needs to know about the source and the moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub source_id: &'a str,
+    /// The URL the list or feed was fetched from, after redirects.
+    pub base: &'a Url,
+    /// Zone of dates written without one.
+    pub timezone: Tz,
+    /// Formats for such dates (chrono strftime), tried in order.
+    pub date_formats: &'a [String],
+    /// Pulls the site's document id out of a link.
+    pub id_pattern: Option<&'a Regex>,
+    /// The source has article rules: an item without its article still needs one.
+    pub wants_article: bool,
+    /// First-seen time; also the reference for "in the future".
+    pub now: DateTime<Utc>,
+}
+
+/// Dates further ahead than this are a site's mistake, not news from tomorrow.
+const FUTURE_TOLERANCE: chrono::Duration = chrono::Duration::days(1);
 
 /// Query parameters that only track the reader; they never change which page a link shows.
 /// Most of the list follows Miniflux's urlcleaner; `spm` is the Alibaba-family tracker common on
@@ -39,23 +63,124 @@ const TRACKING_PARAMS: &[&str] = &[
 /// entry across sources ("快讯" with no body is not one story).
 const MIN_HASHED_TEXT: usize = 40;
 
-/// Normalizes one item of `source_id`'s feed. `base` is the URL the feed was fetched from,
-/// after redirects.
-pub fn normalize(source_id: &str, base: &Url, item: ParsedItem) -> Entry {
-    let link = item.links.iter().find_map(|href| absolute(base, href));
+/// Normalizes one item.
+pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
+    let link = item_link(ctx, &item);
     let page = link
         .as_deref()
         .and_then(|l| Url::parse(l).ok())
-        .unwrap_or_else(|| base.clone());
+        .unwrap_or_else(|| ctx.base.clone());
     let summary = item.summary.as_ref().and_then(|t| sanitize_text(t, &page));
-    let content = item.content.as_ref().and_then(|t| sanitize_text(t, &page));
-    let body_text = content
-        .as_deref()
-        .or(summary.as_deref())
-        .map(html_to_text)
-        .unwrap_or_default();
+    let feed_content = item.content.as_ref().and_then(|t| sanitize_text(t, &page));
+    let article_content = item.article.as_ref().and_then(|a| {
+        let html = sanitize_html(&a.content, &page);
+        (!html_to_text(&html).is_empty()).then_some(html)
+    });
+    let content = article_content.or_else(|| feed_content.clone());
 
-    let mut title = item
+    let title = title_of(&item);
+    let mut seen = HashSet::new();
+    let categories = item
+        .categories
+        .iter()
+        .map(|c| clean_text(c))
+        .filter(|c| !c.is_empty() && seen.insert(c.clone()))
+        .collect();
+    let mut authors = item.authors.clone();
+    if let Some(author) = item.article.as_ref().and_then(|a| a.author.as_deref()) {
+        let author = clean_text(author);
+        if !author.is_empty() && !authors.contains(&author) {
+            authors.insert(0, author);
+        }
+    }
+
+    let (published, date_source) = pick_date(ctx, &item, link.as_deref());
+    let updated = item
+        .updated
+        .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE)
+        .or(published);
+    let keys = keys_for(ctx, &item);
+    // The version covers what the list or feed says, not what an article page added: an entry
+    // re-read from its list without fetching the article again is not an edit.
+    let version = hash_hex(&[
+        &title,
+        link.as_deref().unwrap_or(""),
+        summary.as_deref().unwrap_or(""),
+        feed_content.as_deref().unwrap_or(""),
+        &item.authors.join("\u{1f}"),
+    ]);
+
+    Entry {
+        guid: item.id.clone(),
+        link,
+        title,
+        summary,
+        content,
+        authors,
+        published,
+        updated,
+        date_source,
+        categories,
+        keys,
+        version,
+        article_pending: ctx.wants_article && item.article.is_none(),
+    }
+}
+
+/// The item's absolute link, if it has a usable one.
+pub fn item_link(ctx: &Context<'_>, item: &ParsedItem) -> Option<String> {
+    item.links.iter().find_map(|href| absolute(ctx.base, href))
+}
+
+/// The identity keys of an item (see [`identity_keys`]); computable before its article is
+/// fetched, so the store can say whether the item is new.
+pub fn keys_for(ctx: &Context<'_>, item: &ParsedItem) -> Vec<String> {
+    let link = item_link(ctx, item);
+    let body = item
+        .content
+        .as_ref()
+        .or(item.summary.as_ref())
+        .map(|t| {
+            if t.html {
+                html_to_text(&t.body)
+            } else {
+                clean_text(&t.body)
+            }
+        })
+        .unwrap_or_default();
+    let mut keys = identity_keys(
+        ctx.source_id,
+        item.id.as_deref(),
+        link.as_deref(),
+        &title_of(item),
+        &body,
+    );
+    if let Some(doc) = link
+        .as_deref()
+        .and_then(|l| document_key(l, ctx.id_pattern))
+    {
+        // The site's own document id is as strong as a guid, and holds across channels.
+        keys.insert(usize::from(item.id.is_some()), doc);
+    }
+    keys
+}
+
+/// `doc:<host>:<id>` from a link and the source's id pattern (group 1, else the whole match).
+fn document_key(link: &str, pattern: Option<&Regex>) -> Option<String> {
+    let pattern = pattern?;
+    let url = Url::parse(link).ok()?;
+    let caps = pattern
+        .captures(url.path())
+        .or_else(|| pattern.captures(link))?;
+    let id = caps.get(1).or_else(|| caps.get(0))?.as_str();
+    Some(format!(
+        "doc:{}:{id}",
+        url.host_str()?.trim_start_matches("www.")
+    ))
+}
+
+fn title_of(item: &ParsedItem) -> String {
+    let title = item
         .title
         .as_ref()
         .map(|t| {
@@ -66,50 +191,136 @@ pub fn normalize(source_id: &str, base: &Url, item: ParsedItem) -> Entry {
             }
         })
         .unwrap_or_default();
-    if title.is_empty() {
-        // RSS allows an item with only a description; readers show its opening words.
-        title = body_text.chars().take(80).collect();
+    if !title.is_empty() {
+        return title;
     }
+    // RSS allows an item with only a description; readers show its opening words.
+    item.content
+        .as_ref()
+        .or(item.summary.as_ref())
+        .map(|t| {
+            if t.html {
+                html_to_text(&t.body)
+            } else {
+                clean_text(&t.body)
+            }
+        })
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect()
+}
 
-    let mut seen = HashSet::new();
-    let categories = item
-        .categories
+/// The entry's date and where it came from, in order of trust: the article page, the list
+/// page or feed, a date in the URL, else none (the store uses the first-seen time). A date more
+/// than a day ahead is dropped in favour of first-seen.
+fn pick_date(
+    ctx: &Context<'_>,
+    item: &ParsedItem,
+    link: Option<&str>,
+) -> (Option<DateTime<Utc>>, DateSource) {
+    let article = item
+        .article
+        .as_ref()
+        .and_then(|a| a.date_text.as_deref())
+        .and_then(|t| parse_local_date(t, ctx.date_formats, ctx.timezone));
+    let listed = item
+        .published
+        .or(item.updated)
+        .map(|d| (d, DateSource::Feed))
+        .or_else(|| {
+            item.date_text
+                .as_deref()
+                .and_then(|t| parse_local_date(t, ctx.date_formats, ctx.timezone))
+                .map(|d| (d, DateSource::ListPage))
+        });
+    let candidates = article
+        .map(|d| (d, DateSource::ArticlePage))
+        .into_iter()
+        .chain(listed)
+        .chain(
+            link.and_then(|l| url_date(l, ctx.timezone))
+                .map(|d| (d, DateSource::Url)),
+        );
+    let mut clamped = false;
+    for (date, source) in candidates {
+        if date > ctx.now + FUTURE_TOLERANCE {
+            clamped = true;
+            continue;
+        }
+        return (Some(date), source);
+    }
+    if clamped {
+        (Some(ctx.now), DateSource::FutureClamped)
+    } else {
+        (None, DateSource::FirstSeen)
+    }
+}
+
+/// Reads a date as pages write it. Dates with a zone (RFC 3339, RFC 2822) are taken as they
+/// are; others are parsed with `formats` (then a few common shapes) in `tz`. Text after the
+/// date ("2020-12-01 18:59 来源：…") is ignored.
+pub fn parse_local_date(text: &str, formats: &[String], tz: Tz) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(text) {
+        return Some(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = DateTime::parse_from_rfc2822(text) {
+        return Some(d.with_timezone(&Utc));
+    }
+    const COMMON: &[&str] = &[
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y/%m/%d %H:%M",
+        "%Y年%m月%d日 %H:%M:%S",
+        "%Y年%m月%d日 %H:%M",
+        "%Y年%m月%d日%H:%M",
+        "%Y-%m-%d",
+        "%Y/%m/%d",
+        "%Y年%m月%d日",
+    ];
+    let formats = formats
         .iter()
-        .map(|c| clean_text(c))
-        .filter(|c| !c.is_empty() && seen.insert(c.clone()))
-        .collect();
-
-    let published = item.published.or(item.updated);
-    let updated = item.updated.or(published);
-    let guid = item.id.clone();
-    let keys = identity_keys(
-        source_id,
-        guid.as_deref(),
-        link.as_deref(),
-        &title,
-        &body_text,
-    );
-    let version = hash_hex(&[
-        &title,
-        link.as_deref().unwrap_or(""),
-        summary.as_deref().unwrap_or(""),
-        content.as_deref().unwrap_or(""),
-        &item.authors.join("\u{1f}"),
-    ]);
-
-    Entry {
-        guid,
-        link,
-        title,
-        summary,
-        content,
-        authors: item.authors,
-        published,
-        updated,
-        categories,
-        keys,
-        version,
+        .map(String::as_str)
+        .chain(COMMON.iter().copied());
+    for fmt in formats {
+        let naive = NaiveDateTime::parse_and_remainder(text, fmt)
+            .map(|(d, _)| d)
+            .or_else(|_| {
+                NaiveDate::parse_and_remainder(text, fmt)
+                    .map(|(d, _)| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+            });
+        if let Ok(naive) = naive {
+            // A time in a DST gap does not exist; the earliest reading of an ambiguous one is
+            // as good as the other.
+            if let Some(local) = tz.from_local_datetime(&naive).earliest() {
+                return Some(local.with_timezone(&Utc));
+            }
+        }
     }
+    None
+}
+
+/// The date in links like `.../202012/t20201201_6116434.html` (midnight, source zone).
+fn url_date(link: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    static DATE_IN_URL: OnceLock<Option<Regex>> = OnceLock::new();
+    let re = DATE_IN_URL
+        .get_or_init(|| Regex::new(r"[/_t](20\d{2})(\d{2})(\d{2})[_/.]").ok())
+        .as_ref()?;
+    let caps = re.captures(link)?;
+    let (y, m, d) = (
+        caps[1].parse().ok()?,
+        caps[2].parse().ok()?,
+        caps[3].parse().ok()?,
+    );
+    let naive = NaiveDate::from_ymd_opt(y, m, d)?.and_hms_opt(0, 0, 0)?;
+    Some(
+        tz.from_local_datetime(&naive)
+            .earliest()?
+            .with_timezone(&Utc),
+    )
 }
 
 /// The keys that identify an entry, strongest first: the source's guid (scoped to the source,
@@ -247,6 +458,7 @@ fn hash_hex(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn base() -> Url {
         Url::parse("https://www.cs.com.cn/xwzx/hg/").unwrap()
@@ -314,6 +526,18 @@ mod tests {
         assert!(keys[0].starts_with("hash:s:"));
     }
 
+    fn ctx<'a>(base: &'a Url, pattern: Option<&'a Regex>) -> Context<'a> {
+        Context {
+            source_id: "s",
+            base,
+            timezone: chrono_tz::Asia::Shanghai,
+            date_formats: &[],
+            id_pattern: pattern,
+            wants_article: false,
+            now: Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+        }
+    }
+
     #[test]
     fn entry_without_title_uses_its_text() {
         let item = ParsedItem {
@@ -324,8 +548,86 @@ mod tests {
             links: vec!["/p/1".into()],
             ..Default::default()
         };
-        let e = normalize("s", &base(), item);
+        let base = base();
+        let e = normalize(&ctx(&base, None), item);
         assert_eq!(e.title, "Only a description");
         assert_eq!(e.link.as_deref(), Some("https://www.cs.com.cn/p/1"));
+    }
+
+    #[test]
+    fn beijing_page_times_become_utc() {
+        let d = parse_local_date("2020-12-01 18:59", &[], chrono_tz::Asia::Shanghai).unwrap();
+        assert_eq!(d.to_rfc3339(), "2020-12-01T10:59:00+00:00");
+        let d = parse_local_date(
+            " 2020年12月01日 18:59 来源：中证网",
+            &[],
+            chrono_tz::Asia::Shanghai,
+        );
+        assert_eq!(d.unwrap().to_rfc3339(), "2020-12-01T10:59:00+00:00");
+        let d = parse_local_date("2020-12-01T18:59:00+08:00", &[], chrono_tz::UTC).unwrap();
+        assert_eq!(d.to_rfc3339(), "2020-12-01T10:59:00+00:00");
+        let custom = vec!["%d.%m.%Y %Hh%M".to_string()];
+        let d = parse_local_date("01.12.2020 18h59", &custom, chrono_tz::Asia::Shanghai).unwrap();
+        assert_eq!(d.to_rfc3339(), "2020-12-01T10:59:00+00:00");
+    }
+
+    #[test]
+    fn dates_fall_back_in_order_and_future_ones_are_clamped() {
+        let base = base();
+        let c = ctx(&base, None);
+        let link = "./202012/t20201201_6116434.html".to_string();
+        let mut item = ParsedItem {
+            links: vec![link],
+            date_text: Some("2020-12-01 18:59".into()),
+            article: Some(crate::parse::ArticleParts {
+                content: "<p>正文</p>".into(),
+                author: Some("王博".into()),
+                date_text: Some("2020-12-01 19:05".into()),
+            }),
+            ..Default::default()
+        };
+        let e = normalize(&c, item.clone());
+        assert_eq!(e.date_source, DateSource::ArticlePage);
+        assert_eq!(
+            e.published.unwrap().to_rfc3339(),
+            "2020-12-01T11:05:00+00:00"
+        );
+        assert_eq!(e.authors, vec!["王博"]);
+        item.article = None;
+        let e = normalize(&c, item.clone());
+        assert_eq!(
+            (e.date_source, e.published.unwrap().to_rfc3339()),
+            (DateSource::ListPage, "2020-12-01T10:59:00+00:00".into())
+        );
+        item.date_text = None;
+        let e = normalize(&c, item.clone());
+        assert_eq!(
+            (e.date_source, e.published.unwrap().to_rfc3339()),
+            (DateSource::Url, "2020-11-30T16:00:00+00:00".into())
+        );
+        item.links = vec!["/a.html".into()];
+        item.date_text = Some("2030-01-01 00:00".into());
+        let e = normalize(&c, item);
+        assert_eq!(
+            (e.date_source, e.published),
+            (DateSource::FutureClamped, Some(c.now))
+        );
+    }
+
+    #[test]
+    fn document_ids_identify_across_channels() {
+        let base = base();
+        let re = Regex::new(r"t\d{8}_(\d+)\.html").unwrap();
+        let c = ctx(&base, Some(&re));
+        let a = ParsedItem {
+            links: vec!["https://www.cs.com.cn/sylm/jsbd/202012/t20201201_6116434.html".into()],
+            ..Default::default()
+        };
+        let b = ParsedItem {
+            links: vec!["http://cs.com.cn/xwzx/hg/202012/t20201201_6116434.html".into()],
+            ..Default::default()
+        };
+        assert_eq!(keys_for(&c, &a)[0], "doc:cs.com.cn:6116434");
+        assert_eq!(keys_for(&c, &a)[0], keys_for(&c, &b)[0]);
     }
 }

@@ -1,27 +1,39 @@
-//! One source through the pipeline: fetch → parse → normalize → store.
+//! One source through the pipeline: fetch → decode → parse → (article pages) → normalize →
+//! store.
 //!
 //! `tributary fetch` and the daemon call the same [`refresh_source`], so what a one-off run
-//! reports is what the daemon does. A failure is recorded on the source and returned as a
-//! report; it never touches stored entries and never stops another source.
+//! reports is what the daemon does; `tributary check` runs the same reading steps without the
+//! store ([`check_source`]). A failure is recorded on the source and returned as a report; it
+//! never touches stored entries and never stops another source.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use url::Url;
 
-use crate::config::SourceConfig;
-use crate::fetch::{FetchError, FetchOutcome, Fetcher};
-use crate::parse::ParseError;
-use crate::store::{FetchRecord, Store, StoreError, UpsertCounts};
-use crate::{normalize, parse};
+use crate::config::{SourceConfig, SourceKind};
+use crate::decode::{self, Provenance};
+use crate::fetch::{self, Access, FetchError, FetchOutcome, Fetched, Fetcher};
+use crate::model::{Entry, Validators};
+use crate::normalize::{self, Context};
+use crate::parse::{self, ParseError, ParsedFeed};
+use crate::store::{ArticleNeed, FetchRecord, Store, StoreError, UpsertCounts};
+
+/// `check` reads at most this many article pages: enough to see the selectors work without
+/// crawling a whole channel.
+pub const CHECK_ARTICLES: usize = 20;
 
 /// What happened to one source.
 #[derive(Debug)]
 pub struct RefreshReport {
     pub source_id: String,
+    pub url: String,
     pub outcome: Result<Refreshed, RefreshError>,
     pub bytes: usize,
     pub duration: Duration,
+    /// Problems that did not fail the source (an article page that could not be read).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,13 +64,13 @@ impl RefreshReport {
                 self.source_id, c.new, c.updated, c.unchanged
             ),
             Ok(Refreshed::NotModified) => format!("{}: not modified ({ms} ms)", self.source_id),
-            Err(e) => format!("{}: error: {e}", self.source_id),
+            Err(e) => format!("{}: error: {e} ({})", self.source_id, self.url),
         }
     }
 }
 
-/// Fetches, parses, normalizes and stores one source, records the outcome on the source, and
-/// logs one line.
+/// Fetches, reads and stores one source, records the outcome on the source, and logs one
+/// line.
 pub async fn refresh_source(
     fetcher: &Fetcher,
     store: &Arc<Store>,
@@ -66,12 +78,15 @@ pub async fn refresh_source(
 ) -> RefreshReport {
     let started = Instant::now();
     let mut bytes = 0;
-    let outcome = run(fetcher, store, source, &mut bytes).await;
+    let mut warnings = Vec::new();
+    let outcome = run(fetcher, store, source, &mut bytes, &mut warnings).await;
     let report = RefreshReport {
         source_id: source.id.clone(),
+        url: source.url.to_string(),
         outcome,
         bytes,
         duration: started.elapsed(),
+        warnings,
     };
     log(&report, source);
     report
@@ -82,6 +97,7 @@ async fn run(
     store: &Arc<Store>,
     source: &SourceConfig,
     bytes: &mut usize,
+    warnings: &mut Vec<String>,
 ) -> Result<Refreshed, RefreshError> {
     let id = source.id.clone();
     let validators = blocking(store, move |s| s.validators(&id)).await?;
@@ -89,19 +105,7 @@ async fn run(
     let now = Utc::now();
     let fetched = match fetched {
         Ok(FetchOutcome::NotModified(validators)) => {
-            let id = source.id.clone();
-            blocking(store, move |s| {
-                s.record_fetch(
-                    &id,
-                    &FetchRecord {
-                        at: now,
-                        status: "not modified",
-                        error: None,
-                        validators: Some(&validators),
-                    },
-                )
-            })
-            .await?;
+            record(store, source, now, "not modified", None, Some(validators)).await?;
             return Ok(Refreshed::NotModified);
         }
         Ok(FetchOutcome::Fetched(f)) => f,
@@ -109,14 +113,31 @@ async fn run(
     };
     *bytes = fetched.body.len();
 
-    let feed = match parse::parse(&fetched.body) {
-        Ok(feed) => feed,
+    let (mut feed, _) = match read_document(source, &fetched) {
+        Ok(read) => read,
         Err(e) => return Err(record_failure(store, source, now, e.into()).await),
     };
-    let entries: Vec<_> = feed
+    warnings.append(&mut feed.warnings);
+
+    if source.article.is_some() {
+        let ctx = context(source, &fetched.url, now);
+        let keys: Vec<Vec<String>> = feed
+            .items
+            .iter()
+            .map(|i| normalize::keys_for(&ctx, i))
+            .collect();
+        let needs = blocking(store, move |s| s.article_needs(&keys)).await?;
+        let wanted: Vec<bool> = needs.iter().map(|n| *n != ArticleNeed::Done).collect();
+        let mut article_warnings =
+            fetch_articles(fetcher, source, &fetched.url, &mut feed, &wanted).await;
+        warnings.append(&mut article_warnings);
+    }
+
+    let ctx = context(source, &fetched.url, now);
+    let entries: Vec<Entry> = feed
         .items
         .into_iter()
-        .map(|item| normalize::normalize(&source.id, &fetched.url, item))
+        .map(|item| normalize::normalize(&ctx, item))
         .collect();
 
     let id = source.id.clone();
@@ -138,29 +159,224 @@ async fn run(
     Ok(Refreshed::Stored(counts))
 }
 
+/// What `tributary check` shows: the entries as they would be stored, and how the page was
+/// read.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub url: Url,
+    pub encoding: &'static str,
+    pub provenance: Provenance,
+    pub entries: Vec<Entry>,
+    pub warnings: Vec<String>,
+    pub articles_read: usize,
+}
+
+/// Reads a source (or `url` with its rules) like a refresh would, fetching the article pages
+/// of the first [`CHECK_ARTICLES`] items, and stores nothing.
+pub async fn check_source(
+    fetcher: &Fetcher,
+    source: &SourceConfig,
+    url: Option<&Url>,
+) -> Result<CheckReport, RefreshError> {
+    let url = url.unwrap_or(&source.url);
+    let fetched = match fetcher.get(url, &Validators::default()).await? {
+        FetchOutcome::Fetched(f) => f,
+        // No validators were sent, so a 304 is the server's mistake.
+        FetchOutcome::NotModified(_) => {
+            return Err(FetchError::Other("304 Not Modified to an unconditional GET".into()).into())
+        }
+    };
+    let (mut feed, (encoding, provenance, had_errors)) = read_document(source, &fetched)?;
+    let mut warnings = std::mem::take(&mut feed.warnings);
+    if had_errors {
+        warnings.push(format!(
+            "the page has bytes that are not valid {} ({provenance}): they show as U+FFFD",
+            encoding
+        ));
+    }
+    let mut articles_read = 0;
+    if source.article.is_some() {
+        let wanted: Vec<bool> = (0..feed.items.len()).map(|i| i < CHECK_ARTICLES).collect();
+        warnings.extend(fetch_articles(fetcher, source, &fetched.url, &mut feed, &wanted).await);
+        articles_read = feed.items.iter().filter(|i| i.article.is_some()).count();
+    }
+    let now = Utc::now();
+    let ctx = context(source, &fetched.url, now);
+    let entries = feed
+        .items
+        .into_iter()
+        .map(|item| normalize::normalize(&ctx, item))
+        .collect();
+    Ok(CheckReport {
+        url: fetched.url,
+        encoding,
+        provenance,
+        entries,
+        warnings,
+        articles_read,
+    })
+}
+
+fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> Context<'a> {
+    Context {
+        source_id: &source.id,
+        base,
+        timezone: source.timezone,
+        date_formats: source.date_formats(),
+        id_pattern: source.id_pattern(),
+        wants_article: source.article.is_some(),
+        now,
+    }
+}
+
+/// Decodes a fetched body by our charset rules and parses it as the source's kind says.
+/// Returns the encoding used, where that came from, and whether bytes were malformed.
+fn read_document(
+    source: &SourceConfig,
+    fetched: &Fetched,
+) -> Result<(ParsedFeed, (&'static str, Provenance, bool)), ParseError> {
+    let content_type = fetched.content_type.as_deref();
+    match (source.kind, &source.html, &source.json) {
+        (SourceKind::Html, Some(rules), _) => {
+            let page = decode::decode(&fetched.body, content_type);
+            let feed = parse::html::parse_list(&page.text, rules)?;
+            Ok((
+                feed,
+                (page.encoding.name(), page.provenance, page.had_errors),
+            ))
+        }
+        (SourceKind::Json, _, Some(rules)) => {
+            let page = decode::decode(&fetched.body, content_type);
+            let feed = parse::json::parse_list(&page.text, rules)?;
+            Ok((
+                feed,
+                (page.encoding.name(), page.provenance, page.had_errors),
+            ))
+        }
+        _ => {
+            let doc = decode::to_utf8_document(&fetched.body, content_type);
+            let feed = parse::parse(&doc.bytes)?;
+            Ok((feed, (doc.encoding.name(), doc.provenance, doc.had_errors)))
+        }
+    }
+}
+
+/// Fetches the article page of each item with `wanted[i]` and attaches what it says. A page
+/// that cannot be read leaves its item as the list gave it (the store marks it pending, and the
+/// next refresh tries again); each such failure is one warning naming the URL and the cause.
+async fn fetch_articles(
+    fetcher: &Fetcher,
+    source: &SourceConfig,
+    base: &Url,
+    feed: &mut ParsedFeed,
+    wanted: &[bool],
+) -> Vec<String> {
+    let Some(rules) = source.article.clone() else {
+        return Vec::new();
+    };
+    // A source on a private address (a test server, an intranet site) may link within it.
+    // `base` is the page actually read (after redirects, or `check --url`).
+    let access = if source.allow_private || fetch::literal_private_host(base) {
+        Access::Any
+    } else {
+        Access::PublicOnly
+    };
+    let mut warnings = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, item) in feed.items.iter().enumerate() {
+        if !wanted.get(index).copied().unwrap_or(false) {
+            continue;
+        }
+        let Some(url) = item.links.iter().find_map(|l| base.join(l).ok()) else {
+            continue;
+        };
+        if !host_allowed(source, base, &url) {
+            warnings.push(format!(
+                "article {url} is on another host than the source; add it to article_hosts to read it"
+            ));
+            continue;
+        }
+        let fetcher = fetcher.clone();
+        let rules = rules.clone();
+        tasks.spawn(async move {
+            let result = match fetcher.get_with(&url, &Validators::default(), access).await {
+                Ok(FetchOutcome::Fetched(page)) => {
+                    let text = decode::decode(&page.body, page.content_type.as_deref()).text;
+                    parse::article::parse_article(&text, &rules).map_err(RefreshError::from)
+                }
+                Ok(FetchOutcome::NotModified(_)) => Err(RefreshError::Fetch(FetchError::Other(
+                    "304 Not Modified to an unconditional GET".into(),
+                ))),
+                Err(e) => Err(e.into()),
+            };
+            (index, url, result)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((index, _, Ok(parts))) => feed.items[index].article = Some(parts),
+            Ok((_, url, Err(e))) => {
+                tracing::warn!(source = %source.id, url = %url, error = %e, "article not read");
+                warnings.push(format!("article {url}: {e}"));
+            }
+            Err(e) => warnings.push(format!("article task failed: {e}")),
+        }
+    }
+    warnings
+}
+
+/// Article links stay on the host of the list page (`base`) unless `article_hosts` names
+/// others.
+fn host_allowed(source: &SourceConfig, base: &Url, url: &Url) -> bool {
+    let bare = |h: &str| h.trim_start_matches("www.").to_ascii_lowercase();
+    let Some(host) = url.host_str().map(bare) else {
+        return false;
+    };
+    if base.host_str().map(bare).as_deref() == Some(host.as_str()) {
+        return true;
+    }
+    source.article_hosts.iter().any(|allowed| {
+        let allowed = allowed.to_ascii_lowercase();
+        allowed == "*"
+            || match allowed.strip_prefix("*.") {
+                Some(suffix) => host == suffix || host.ends_with(&format!(".{suffix}")),
+                None => bare(&allowed) == host,
+            }
+    })
+}
+
+async fn record(
+    store: &Arc<Store>,
+    source: &SourceConfig,
+    now: DateTime<Utc>,
+    status: &'static str,
+    error: Option<String>,
+    validators: Option<Validators>,
+) -> Result<(), RefreshError> {
+    let id = source.id.clone();
+    blocking(store, move |s| {
+        s.record_fetch(
+            &id,
+            &FetchRecord {
+                at: now,
+                status,
+                error: error.as_deref(),
+                validators: validators.as_ref(),
+            },
+        )
+    })
+    .await
+}
+
 /// Records a failed fetch on the source (keeping its validators and entries) and hands the
 /// error back.
 async fn record_failure(
     store: &Arc<Store>,
     source: &SourceConfig,
-    now: chrono::DateTime<Utc>,
+    now: DateTime<Utc>,
     err: RefreshError,
 ) -> RefreshError {
-    let id = source.id.clone();
-    let message = err.to_string();
-    let recorded = blocking(store, move |s| {
-        s.record_fetch(
-            &id,
-            &FetchRecord {
-                at: now,
-                status: "error",
-                error: Some(&message),
-                validators: None,
-            },
-        )
-    })
-    .await;
-    if let Err(store_err) = recorded {
+    if let Err(store_err) = record(store, source, now, "error", Some(err.to_string()), None).await {
         tracing::error!(source = %source.id, error = %store_err, "cannot record fetch failure");
     }
     err
@@ -182,7 +398,8 @@ fn log(report: &RefreshReport, source: &SourceConfig) {
     match &report.outcome {
         Ok(Refreshed::Stored(c)) => tracing::info!(
             source = %source.id, status = "ok", bytes = report.bytes, new = c.new,
-            updated = c.updated, duplicate = c.unchanged, duration_ms = ms, "fetched"
+            updated = c.updated, duplicate = c.unchanged, warnings = report.warnings.len(),
+            duration_ms = ms, "fetched"
         ),
         Ok(Refreshed::NotModified) => tracing::info!(
             source = %source.id, status = "not modified", bytes = 0, new = 0, updated = 0,

@@ -42,7 +42,8 @@ pub enum StoreError {
 
 /// Each migration runs once, in order; `PRAGMA user_version` records how many have run.
 /// Never edit a shipped migration: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sources (
     id                    TEXT PRIMARY KEY,
     name                  TEXT NOT NULL,
@@ -89,7 +90,25 @@ CREATE TABLE entry_keys (
     entry_id  INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX entry_keys_by_entry ON entry_keys (entry_id);
-"#];
+"#,
+    r#"
+-- Where the published date came from (model::DateSource), and whether the entry still waits
+-- for its article page.
+ALTER TABLE entries ADD COLUMN date_source TEXT NOT NULL DEFAULT 'feed';
+ALTER TABLE entries ADD COLUMN article_pending INTEGER NOT NULL DEFAULT 0;
+"#,
+];
+
+/// Whether an item from a list still needs its article page fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArticleNeed {
+    /// Not stored yet.
+    New,
+    /// Stored, but its article fetch failed before.
+    Pending,
+    /// Stored with its article.
+    Done,
+}
 
 /// What one batch of entries did to the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -236,6 +255,31 @@ impl Store {
         Ok(())
     }
 
+    /// For each item's identity keys, whether its article page still has to be fetched.
+    pub fn article_needs(&self, keys: &[Vec<String>]) -> Result<Vec<ArticleNeed>, StoreError> {
+        let conn = self.reader()?;
+        let mut find = conn.prepare_cached(
+            "SELECT e.article_pending FROM entry_keys k JOIN entries e ON e.id = k.entry_id
+             WHERE k.key = ?1",
+        )?;
+        let mut needs = Vec::with_capacity(keys.len());
+        for item_keys in keys {
+            let mut need = ArticleNeed::New;
+            for key in item_keys {
+                if let Some(pending) = find.query_row([key], |r| r.get::<_, bool>(0)).optional()? {
+                    need = if pending {
+                        ArticleNeed::Pending
+                    } else {
+                        ArticleNeed::Done
+                    };
+                    break;
+                }
+            }
+            needs.push(need);
+        }
+        Ok(needs)
+    }
+
     /// Stores one fetch's entries for `source_id` in one transaction: an entry whose keys match
     /// a stored entry updates it (if this source's version changed) and links the source to
     /// it; otherwise it is inserted. Missing dates become `now`, the first-seen time.
@@ -256,16 +300,28 @@ impl Store {
                 "INSERT OR IGNORE INTO entry_keys (key, entry_id) VALUES (?1, ?2)",
             )?;
             let mut link_version = tx.prepare_cached(
-                "SELECT version FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
+                "SELECT (SELECT version FROM entry_sources
+                         WHERE entry_id = ?1 AND source_id = ?2),
+                        article_pending
+                 FROM entries WHERE id = ?1",
             )?;
             let mut insert_entry = tx.prepare_cached(
                 "INSERT INTO entries (title, link, summary, content, authors, categories,
-                     published, updated, first_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     published, updated, first_seen, date_source, article_pending)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
+            // An edit seen on a list page carries no article text: keep the text we have.
             let mut update_entry = tx.prepare_cached(
-                "UPDATE entries SET title = ?2, link = COALESCE(?3, link), summary = ?4,
-                     content = ?5, authors = ?6, categories = ?7, updated = ?8
+                "UPDATE entries SET title = ?2, link = COALESCE(?3, link),
+                     summary = COALESCE(?4, summary), content = COALESCE(?5, content),
+                     authors = ?6, categories = ?7, updated = ?8
+                 WHERE id = ?1",
+            )?;
+            // The article arrived after a failed first try: its text, author and date win.
+            let mut complete_article = tx.prepare_cached(
+                "UPDATE entries SET content = ?2, authors = ?3,
+                     published = COALESCE(?4, published), date_source = ?5,
+                     article_pending = 0, updated = ?6
                  WHERE id = ?1",
             )?;
             let mut upsert_link = tx.prepare_cached(
@@ -290,10 +346,21 @@ impl Store {
                 let categories = json(&e.categories);
                 let entry_id = match found {
                     Some(id) => {
-                        let previous: Option<String> = link_version
-                            .query_row(params![id, source_id], |r| r.get(0))
-                            .optional()?;
+                        let (previous, pending): (Option<String>, bool) = link_version
+                            .query_row(params![id, source_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                        let completed = pending && !e.article_pending && e.content.is_some();
+                        if completed {
+                            complete_article.execute(params![
+                                id,
+                                e.content,
+                                authors,
+                                e.published.map(|p| p.timestamp()),
+                                e.date_source.as_str(),
+                                now_ts
+                            ])?;
+                        }
                         match previous {
+                            Some(v) if v == e.version && completed => counts.updated += 1,
                             Some(v) if v == e.version => counts.unchanged += 1,
                             // Another source already carries it: a duplicate, not news.
                             None => counts.unchanged += 1,
@@ -313,8 +380,17 @@ impl Store {
                         let published = e.published.unwrap_or(now).timestamp();
                         let updated = e.updated.map_or(published, |u| u.timestamp());
                         insert_entry.execute(params![
-                            e.title, e.link, e.summary, e.content, authors, categories, published,
-                            updated, now_ts
+                            e.title,
+                            e.link,
+                            e.summary,
+                            e.content,
+                            authors,
+                            categories,
+                            published,
+                            updated,
+                            now_ts,
+                            e.date_source.as_str(),
+                            e.article_pending
                         ])?;
                         counts.new += 1;
                         tx.last_insert_rowid()

@@ -7,6 +7,7 @@
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cs;
 pub mod served;
 
 use std::collections::HashMap;
@@ -220,6 +221,10 @@ struct FixtureState {
     /// When false, `If-None-Match` is ignored and every request gets the full body.
     conditional: AtomicBool,
     hits: Mutex<Vec<Hit>>,
+    /// Per-path Content-Type replacing the one guessed from the extension.
+    content_types: Mutex<HashMap<String, String>>,
+    /// Per-path status that replaces the body (e.g. 500 for a channel that breaks).
+    failures: Mutex<HashMap<String, u16>>,
 }
 
 /// An axum server on 127.0.0.1:0, on its own thread and runtime, serving the fixture feeds
@@ -234,6 +239,45 @@ pub struct FixtureServer {
 impl FixtureServer {
     /// Starts a server holding every file of `tests/fixtures/feeds/` at `/<file name>`.
     pub fn start() -> FixtureServer {
+        FixtureServer::start_with(FixtureServer::feed_files())
+    }
+
+    /// Starts a server holding a miniature web site: every file under `root` (recursively) at
+    /// its path relative to `root`, and each `index.html` also at its folder's URL with a
+    /// trailing slash (`/xwzx/hg/index.html` is served at `/xwzx/hg/` too), as the real site
+    /// does. `.html` files go out as plain `text/html`, with no charset parameter.
+    pub fn start_site(root: &Path) -> FixtureServer {
+        fn walk(root: &Path, dir: &Path, files: &mut HashMap<String, Vec<u8>>) {
+            let listing =
+                fs::read_dir(dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()));
+            for entry in listing {
+                let path = entry
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                    .path();
+                if path.is_dir() {
+                    walk(root, &path, files);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("walked paths are under the root")
+                    .to_str()
+                    .expect("fixture paths are UTF-8")
+                    .replace('\\', "/");
+                let body =
+                    fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+                if let Some(folder) = rel.strip_suffix("index.html") {
+                    files.insert(format!("/{folder}"), body.clone());
+                }
+                files.insert(format!("/{rel}"), body);
+            }
+        }
+        let mut files = HashMap::new();
+        walk(root, root, &mut files);
+        FixtureServer::start_with(files)
+    }
+
+    fn feed_files() -> HashMap<String, Vec<u8>> {
         let mut files = HashMap::new();
         for entry in fs::read_dir(fixtures_dir()).expect("listing tests/fixtures/feeds") {
             let entry = entry.expect("reading tests/fixtures/feeds entry");
@@ -244,10 +288,16 @@ impl FixtureServer {
             let body = fs::read(entry.path()).expect("reading fixture file");
             files.insert(format!("/{name}"), body);
         }
+        files
+    }
+
+    fn start_with(files: HashMap<String, Vec<u8>>) -> FixtureServer {
         let state = Arc::new(FixtureState {
             files: Mutex::new(files),
             conditional: AtomicBool::new(true),
             hits: Mutex::new(Vec::new()),
+            content_types: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         });
 
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -323,6 +373,38 @@ impl FixtureServer {
         self.state.conditional.store(on, Ordering::SeqCst);
     }
 
+    /// Serves `path` with this Content-Type instead of the one its extension gives.
+    pub fn set_content_type(&self, path: &str, content_type: &str) {
+        self.state
+            .content_types
+            .lock()
+            .expect("fixture content types lock")
+            .insert(path.to_string(), content_type.to_string());
+    }
+
+    /// Makes `path` answer `status` (with a short text/plain body) until [`Self::recover`].
+    pub fn fail_with(&self, path: &str, status: u16) {
+        self.state
+            .failures
+            .lock()
+            .expect("fixture failures lock")
+            .insert(path.to_string(), status);
+    }
+
+    /// Undoes [`Self::fail_with`] for `path`.
+    pub fn recover(&self, path: &str) {
+        self.state
+            .failures
+            .lock()
+            .expect("fixture failures lock")
+            .remove(path);
+    }
+
+    /// Every request answered so far, oldest first.
+    pub fn all_hits(&self) -> Vec<Hit> {
+        self.state.hits.lock().expect("fixture hits lock").clone()
+    }
+
     /// Requests answered so far for `path`, oldest first.
     pub fn hits(&self, path: &str) -> Vec<Hit> {
         self.state
@@ -361,6 +443,9 @@ fn content_type_for(path: &str) -> &'static str {
         "application/feed+json; charset=utf-8"
     } else if path.ends_with(".xml") || path.ends_with(".rss") {
         "application/rss+xml; charset=utf-8"
+    } else if path.ends_with(".html") || path.ends_with('/') {
+        // What many CMS-driven sites send: no charset, so the page's own <meta> must decide.
+        "text/html"
     } else {
         "application/octet-stream"
     }
@@ -380,7 +465,20 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let response = if path == STATUS_500_PATH {
+    let failure = state
+        .failures
+        .lock()
+        .expect("fixture failures lock")
+        .get(&path)
+        .copied();
+    let response = if let Some(code) = failure {
+        (
+            StatusCode::from_u16(code).expect("a valid fixture status"),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("fixture server: deliberate {code}\n"),
+        )
+            .into_response()
+    } else if path == STATUS_500_PATH {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -414,9 +512,17 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
                         (StatusCode::NOT_MODIFIED, headers).into_response()
                     }
                     _ => {
+                        let content_type = state
+                            .content_types
+                            .lock()
+                            .expect("fixture content types lock")
+                            .get(&path)
+                            .cloned()
+                            .unwrap_or_else(|| content_type_for(&path).to_string());
                         headers.insert(
                             header::CONTENT_TYPE,
-                            HeaderValue::from_static(content_type_for(&path)),
+                            HeaderValue::from_str(&content_type)
+                                .expect("fixture Content-Type is a valid header"),
                         );
                         (StatusCode::OK, headers, Body::from(body)).into_response()
                     }
@@ -784,6 +890,34 @@ pub fn try_http_get(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse,
             headers,
             body,
         })
+    })
+}
+
+/// GET `url` and return (status, headers, raw body bytes), for bodies that are not UTF-8
+/// (the GBK pages of the fixture site); panics on a transport failure.
+pub fn http_get_bytes(url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a client runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("building the HTTP client");
+        let resp = client
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("reading body of {url}: {e}"));
+        (status, headers, body.to_vec())
     })
 }
 

@@ -1,17 +1,29 @@
-//! Raw bytes to a [`ParsedFeed`], with feed-rs.
+//! Documents to a [`ParsedFeed`]: feeds with feed-rs, list pages with CSS selectors
+//! ([`html`]), JSON lists with dot paths ([`json`]), and article pages ([`article`]).
 //!
-//! feed-rs gets the bytes, not decoded text: it reads the XML prolog's encoding itself. Its
-//! habit of inventing ids for entries that have none is switched off; identity is decided by
-//! normalize and the store, from keys we can explain.
+//! Parsing only extracts: text stays as written (dates included, as text where the page gives
+//! no zone), links may be relative. Cleaning, resolving and dating are normalize's job.
+//!
+//! feed-rs gets UTF-8 bytes from decode, whose XML declaration says UTF-8. Its habit of
+//! inventing ids for entries that have none is switched off; identity is decided by normalize
+//! and the store, from keys we can explain.
+
+pub mod article;
+pub mod html;
+pub mod json;
 
 use chrono::{DateTime, Utc};
 use feed_rs::parser::{ParseErrorKind, ParseFeedError};
+
+pub use article::ArticleParts;
 
 /// A feed as parsed, before any cleaning.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedFeed {
     pub title: Option<String>,
     pub items: Vec<ParsedItem>,
+    /// Things a person writing selectors should hear about (`tributary check` prints them).
+    pub warnings: Vec<String>,
 }
 
 /// One entry as the feed wrote it.
@@ -27,7 +39,12 @@ pub struct ParsedItem {
     pub authors: Vec<String>,
     pub published: Option<DateTime<Utc>>,
     pub updated: Option<DateTime<Utc>>,
+    /// A date as a page wrote it, zone-less as often as not: normalize reads it in the
+    /// source's zone. Used when `published` is None.
+    pub date_text: Option<String>,
     pub categories: Vec<String>,
+    /// What the entry's own page added, when it was fetched.
+    pub article: Option<ArticleParts>,
 }
 
 /// A piece of text and whether it is HTML.
@@ -43,6 +60,18 @@ pub enum ParseError {
     NotAFeed,
     #[error("malformed feed: {0}")]
     Malformed(String),
+    #[error("selector {selector:?} ({key}) matched nothing")]
+    NothingMatched { key: &'static str, selector: String },
+    #[error("none of the {count} items matched by {selector:?} (html.item) has a link")]
+    NoLinks { count: usize, selector: String },
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("JSON path {path:?} ({key}) {problem}")]
+    JsonPath {
+        key: &'static str,
+        path: String,
+        problem: &'static str,
+    },
 }
 
 /// Parses RSS 0.9x/1.0/2.0, Atom 0.3/1.0 or JSON Feed 1.0/1.1.
@@ -87,6 +116,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
                     .collect(),
                 published: e.published,
                 updated: e.updated,
+                date_text: None,
+                article: None,
                 categories: e
                     .categories
                     .into_iter()
@@ -99,6 +130,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     Ok(ParsedFeed {
         title: feed.title.map(|t| t.content),
         items,
+        warnings: Vec::new(),
     })
 }
 
