@@ -62,6 +62,31 @@ enum Command {
     },
 }
 
+/// Appends a line to a command's output, which is written in one go by [`emit`].
+macro_rules! outln {
+    ($out:ident) => {
+        $out.push('\n')
+    };
+    ($out:ident, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes a command's output to stdout. A reader that went away (`| head`) is not an error:
+/// the command's work is done either way.
+fn emit(out: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// How long in-flight work may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -212,10 +237,12 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
     }
     reports.sort_by_key(|(i, _)| *i);
     let mut failed = 0;
+    let mut out = String::new();
     for (_, report) in &reports {
-        println!("{}", report.summary_line());
+        outln!(out, "{}", report.summary_line());
         failed += usize::from(report.outcome.is_err());
     }
+    emit(&out)?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -231,15 +258,18 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
         .map(|u| url::Url::parse(u).with_context(|| format!("--url {u:?}")))
         .transpose()?;
     let fetcher = Fetcher::new(&config.fetch)?;
+    let mut out = String::new();
     let report = match refresh::check_source(&fetcher, source, url.as_ref()).await {
         Ok(report) => report,
         Err(e) => {
             let shown = url.as_ref().unwrap_or(&source.url);
-            println!("{id}: error: {e} ({shown})");
+            outln!(out, "{id}: error: {e} ({shown})");
+            emit(&out)?;
             return Ok(ExitCode::from(1));
         }
     };
-    println!(
+    outln!(
+        out,
         "{id}: {} items from {} ({}, from {}){}",
         report.entries.len(),
         report.url,
@@ -253,20 +283,25 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
     );
     let tz = source.timezone;
     for e in &report.entries {
-        println!();
-        println!("title: {}", e.title);
-        println!("link: {}", e.link.as_deref().unwrap_or("-"));
+        outln!(out);
+        outln!(out, "title: {}", e.title);
+        outln!(out, "link: {}", e.link.as_deref().unwrap_or("-"));
         match e.published {
-            Some(d) => println!(
+            Some(d) => outln!(
+                out,
                 "date: {} ({} {}, from {})",
                 d.format("%Y-%m-%dT%H:%M:%SZ"),
                 d.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
                 tz.name(),
                 e.date_source.as_str()
             ),
-            None => println!("date: - (first seen when stored)"),
+            None => outln!(out, "date: - (first seen when stored)"),
         }
-        println!("author: {}", e.authors.first().map_or("-", String::as_str));
+        outln!(
+            out,
+            "author: {}",
+            e.authors.first().map_or("-", String::as_str)
+        );
         let text = e
             .content
             .as_deref()
@@ -274,17 +309,19 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
             .map(crate::normalize::html_to_text)
             .unwrap_or_default();
         let preview: String = text.chars().take(80).collect();
-        println!(
+        outln!(
+            out,
             "content: {}",
             if preview.is_empty() { "-" } else { &preview }
         );
     }
     if !report.warnings.is_empty() {
-        println!();
+        outln!(out);
     }
     for w in &report.warnings {
-        println!("warning: {w}");
+        outln!(out, "warning: {w}");
     }
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -325,13 +362,15 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
             *w = (*w).max(cell.width());
         }
     }
+    let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
             .map(|(cell, w)| format!("{cell}{}", " ".repeat(w - cell.width())))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!(out, "{}", line.join("  ").trim_end());
     }
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
