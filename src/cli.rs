@@ -52,6 +52,12 @@ enum Command {
     },
     /// List the sources with their last fetch and entry counts.
     Sources,
+    /// Near-duplicate clusters: why entries were merged.
+    Dedupe {
+        /// Print the cluster of this entry (its id is `_tributary.entry_id` in JSON Feed).
+        #[arg(long, value_name = "ENTRY_ID")]
+        explain: i64,
+    },
     /// Dry run: fetch one source and print what its rules extract, storing nothing.
     Check {
         /// The source whose rules are used.
@@ -95,7 +101,10 @@ pub fn main() -> ExitCode {
     let default_log = match cli.command {
         Command::Serve => "info",
         // `fetch` prints its own line per source; logs would say it twice.
-        Command::Fetch { .. } | Command::Sources | Command::Check { .. } => "error",
+        Command::Fetch { .. }
+        | Command::Sources
+        | Command::Check { .. }
+        | Command::Dedupe { .. } => "error",
     };
     init_logging(default_log);
     match run(cli) {
@@ -137,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => runtime.block_on(serve(config, store)),
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
         Command::Sources => sources(&store),
+        Command::Dedupe { explain } => explain_cluster(&store, explain),
         Command::Check { .. } => unreachable!("handled above"),
     }
 }
@@ -320,6 +330,41 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
     }
     for w in &report.warnings {
         outln!(out, "warning: {w}");
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain_cluster(store: &Store, entry_id: i64) -> anyhow::Result<ExitCode> {
+    let Some((cluster, members)) = store.explain(entry_id)? else {
+        anyhow::bail!("no entry {entry_id}");
+    };
+    let mut out = String::new();
+    let shown = members
+        .iter()
+        .find(|m| m.canonical)
+        .map_or(cluster, |m| m.entry_id);
+    outln!(
+        out,
+        "entry {entry_id} is in cluster {cluster}: {} member{}; merged feeds show entry {shown}",
+        members.len(),
+        if members.len() == 1 { "" } else { "s" }
+    );
+    for m in &members {
+        let why = match &m.merged {
+            Some((matched, rule, score)) => format!("{rule} {score} with entry {matched}"),
+            None => "first in cluster".to_string(),
+        };
+        outln!(
+            out,
+            "{} {:>6}  {}  {}  {}  [{}]",
+            if m.canonical { "*" } else { " " },
+            m.entry_id,
+            m.published.format("%Y-%m-%d %H:%MZ"),
+            m.sources.join(","),
+            m.title,
+            why
+        );
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ use regex::Regex;
 use serde::Deserialize;
 use url::Url;
 
+use crate::dedupe::Thresholds;
 use crate::schedule::Schedule;
 
 /// A validated configuration.
@@ -73,6 +74,11 @@ pub struct SourceConfig {
     pub html: Option<HtmlRules>,
     pub json: Option<JsonRules>,
     pub article: Option<ArticleRules>,
+    /// When several sources carry one story, the merged feed shows the copy from the source
+    /// with the highest priority (then the earliest).
+    pub priority: i64,
+    /// Near-duplicate thresholds of the source's category.
+    pub dedupe: Thresholds,
 }
 
 /// A CSS selector with the text it came from, for error messages.
@@ -184,7 +190,69 @@ struct RawConfig {
     #[serde(default)]
     fetch: RawFetch,
     #[serde(default)]
+    dedupe: RawDedupe,
+    #[serde(default)]
     sources: Vec<RawSource>,
+}
+
+/// Near-duplicate thresholds: the defaults, and per-category overrides under
+/// `[dedupe.categories."金融"]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDedupe {
+    #[serde(flatten)]
+    base: RawThresholds,
+    #[serde(default)]
+    categories: std::collections::BTreeMap<String, RawThresholds>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    enabled: Option<bool>,
+    window_hours: Option<i64>,
+    long_body_chars: Option<usize>,
+    simhash_distance: Option<u32>,
+    body_containment: Option<f64>,
+    title_jaccard: Option<f64>,
+    rewrite_title_jaccard: Option<f64>,
+    rewrite_body_jaccard: Option<f64>,
+}
+
+impl RawThresholds {
+    /// `self`'s values over `base`'s.
+    fn over(&self, base: &Thresholds) -> Thresholds {
+        Thresholds {
+            enabled: self.enabled.unwrap_or(base.enabled),
+            window_hours: self.window_hours.unwrap_or(base.window_hours),
+            long_body_chars: self.long_body_chars.unwrap_or(base.long_body_chars),
+            simhash_distance: self.simhash_distance.unwrap_or(base.simhash_distance),
+            body_containment: self.body_containment.unwrap_or(base.body_containment),
+            title_jaccard: self.title_jaccard.unwrap_or(base.title_jaccard),
+            rewrite_title_jaccard: self
+                .rewrite_title_jaccard
+                .unwrap_or(base.rewrite_title_jaccard),
+            rewrite_body_jaccard: self
+                .rewrite_body_jaccard
+                .unwrap_or(base.rewrite_body_jaccard),
+        }
+    }
+}
+
+fn check_thresholds(t: &Thresholds) -> Result<(), String> {
+    let ratios = [
+        ("body_containment", t.body_containment),
+        ("title_jaccard", t.title_jaccard),
+        ("rewrite_title_jaccard", t.rewrite_title_jaccard),
+        ("rewrite_body_jaccard", t.rewrite_body_jaccard),
+    ];
+    if let Some((key, v)) = ratios.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+        return Err(format!("{key} = {v} is not between 0 and 1"));
+    }
+    if t.window_hours <= 0 || t.simhash_distance > 64 {
+        return Err("window_hours must be > 0 and simhash_distance at most 64".into());
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -279,6 +347,8 @@ struct RawSource {
     allow_private: bool,
     #[serde(default)]
     article_hosts: Vec<String>,
+    #[serde(default)]
+    priority: i64,
     html: Option<RawHtml>,
     article: Option<RawArticle>,
     json: Option<RawJson>,
@@ -415,6 +485,21 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_USER_AGENT.to_string()),
             concurrency: positive(f.concurrency.map(|n| n as u64), "concurrency", 8)? as usize,
         };
+
+        let dedupe_base = raw.dedupe.base.over(&Thresholds::default());
+        check_thresholds(&dedupe_base).map_err(|m| invalid("[dedupe]", "thresholds", m))?;
+        let mut dedupe_by_category = std::collections::BTreeMap::new();
+        for (category, raw_t) in &raw.dedupe.categories {
+            let t = raw_t.over(&dedupe_base);
+            check_thresholds(&t).map_err(|m| {
+                invalid(
+                    &format!("[dedupe.categories.{category:?}]"),
+                    "thresholds",
+                    m,
+                )
+            })?;
+            dedupe_by_category.insert(category.clone(), t);
+        }
 
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
@@ -555,6 +640,10 @@ impl Config {
                 }
                 _ => {}
             }
+            let dedupe = dedupe_by_category
+                .get(&category)
+                .cloned()
+                .unwrap_or_else(|| dedupe_base.clone());
             sources.push(SourceConfig {
                 id,
                 name,
@@ -570,6 +659,8 @@ impl Config {
                 html,
                 json,
                 article,
+                priority: s.priority,
+                dedupe,
             });
         }
 

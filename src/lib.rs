@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod dedupe;
 pub mod fetch;
 pub mod model;
 pub mod normalize;

@@ -30,6 +30,19 @@ pub struct Entry {
     /// The source reads article pages and this entry's has not been read yet: try again on
     /// the next fetch.
     pub article_pending: bool,
+    /// What near-duplicate detection compares (see `dedupe`).
+    pub fingerprint: Fingerprint,
+}
+
+/// What is kept of an entry to compare it with others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fingerprint {
+    /// Normalized title (NFKC, lower case, separators collapsed).
+    pub title: String,
+    /// Normalized body text.
+    pub body: String,
+    /// SimHash of the body's shingles; 0 for an empty body.
+    pub simhash: u64,
 }
 
 /// Where an entry's date came from, kept so a wrong date can be explained.

@@ -100,6 +100,12 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE)
         .or(published);
     let keys = keys_for(ctx, &item);
+    let body_text = content
+        .as_deref()
+        .or(summary.as_deref())
+        .map(html_to_text)
+        .unwrap_or_default();
+    let fingerprint = crate::dedupe::fingerprint(&title, &body_text);
     // The version covers what the list or feed says, not what an article page added: an entry
     // re-read from its list without fetching the article again is not an edit.
     let version = hash_hex(&[
@@ -124,6 +130,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         keys,
         version,
         article_pending: ctx.wants_article && item.article.is_none(),
+        fingerprint,
     }
 }
 

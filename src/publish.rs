@@ -87,9 +87,36 @@ pub fn entry_id(e: &StoredEntry) -> String {
     }
 }
 
-/// The HTML a reader shows: the full content, else the summary.
-fn body(e: &StoredEntry) -> Option<&str> {
-    e.content.as_deref().or(e.summary.as_deref())
+/// The HTML a reader shows: the full content, else the summary, then a line naming the other
+/// sources that carried the story.
+fn body(e: &StoredEntry) -> Option<String> {
+    let main = e.content.as_deref().or(e.summary.as_deref());
+    let also = also_reported_by(e);
+    match (main, also) {
+        (Some(m), Some(a)) => Some(format!("{m}\n{a}")),
+        (Some(m), None) => Some(m.to_string()),
+        (None, a) => a,
+    }
+}
+
+/// `<p>Also reported by: <a>Source B</a>, <a>Source C</a></p>`, or None for a single source.
+fn also_reported_by(e: &StoredEntry) -> Option<String> {
+    let others: Vec<String> = e
+        .sources
+        .iter()
+        .skip(1)
+        .map(|s| {
+            let name = html_escape::encode_text(&s.source_name);
+            match &s.link {
+                Some(link) => format!(
+                    "<a href=\"{}\">{name}</a>",
+                    html_escape::encode_double_quoted_attribute(link)
+                ),
+                None => name.into_owned(),
+            }
+        })
+        .collect();
+    (!others.is_empty()).then(|| format!("<p>Also reported by: {}</p>", others.join(", ")))
 }
 
 fn authors(e: &StoredEntry) -> Vec<String> {
@@ -113,8 +140,8 @@ fn rss(info: &FeedInfo, entries: &[StoredEntry]) -> String {
             rss::Item {
                 title: Some(e.title.clone()),
                 link: e.link.clone(),
-                description: e.summary.clone().or_else(|| e.content.clone()),
-                content: e.content.clone(),
+                description: e.summary.clone().or_else(|| body(e)),
+                content: e.content.as_ref().and(body(e)),
                 guid: Some(rss::Guid {
                     value: id,
                     permalink,
@@ -187,8 +214,20 @@ fn atom(info: &FeedInfo, entries: &[StoredEntry]) -> String {
                     ..Default::default()
                 });
             }
+            // RFC 4287 §4.2.7.2: "via" names where the entry's information came from.
+            for other in e.sources.iter().skip(1) {
+                links.push(atom::Link {
+                    href: other
+                        .link
+                        .clone()
+                        .unwrap_or_else(|| other.source_url.clone()),
+                    rel: "via".into(),
+                    title: Some(other.source_name.clone()),
+                    ..Default::default()
+                });
+            }
             let content = body(e).map(|html| atom::Content {
-                value: Some(html.to_string()),
+                value: Some(html),
                 content_type: Some("html".into()),
                 ..Default::default()
             });
@@ -314,6 +353,8 @@ struct JsonAuthor {
 #[derive(Serialize)]
 struct JsonExtension {
     about: &'static str,
+    /// The store's id, for `tributary dedupe --explain`.
+    entry_id: i64,
     sources: Vec<JsonSource>,
 }
 
@@ -334,7 +375,6 @@ fn json(info: &FeedInfo, entries: &[StoredEntry]) -> String {
             url: e.link.clone(),
             title: e.title.clone(),
             content_html: body(e)
-                .map(str::to_string)
                 .unwrap_or_else(|| html_escape::encode_text(&e.title).into_owned()),
             summary: e
                 .content
@@ -350,6 +390,7 @@ fn json(info: &FeedInfo, entries: &[StoredEntry]) -> String {
             tags: e.categories.clone(),
             _tributary: JsonExtension {
                 about: "https://github.com/tributary-aggregator/tributary#json-feed-extension",
+                entry_id: e.id,
                 sources: e
                     .sources
                     .iter()

@@ -142,8 +142,9 @@ async fn run(
 
     let id = source.id.clone();
     let validators = fetched.validators;
+    let thresholds = source.dedupe.clone();
     let counts = blocking(store, move |s| {
-        let counts = s.upsert_entries(&id, &entries, now)?;
+        let counts = s.upsert_entries(&id, &entries, &thresholds, now)?;
         s.record_fetch(
             &id,
             &FetchRecord {
@@ -398,7 +399,7 @@ fn log(report: &RefreshReport, source: &SourceConfig) {
     match &report.outcome {
         Ok(Refreshed::Stored(c)) => tracing::info!(
             source = %source.id, status = "ok", bytes = report.bytes, new = c.new,
-            updated = c.updated, duplicate = c.unchanged, warnings = report.warnings.len(),
+            updated = c.updated, duplicate = c.unchanged, merged = c.merged, warnings = report.warnings.len(),
             duration_ms = ms, "fetched"
         ),
         Ok(Refreshed::NotModified) => tracing::info!(

@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::SourceConfig;
+use crate::dedupe::{self, Fingerprint, Thresholds};
 use crate::model::{Entry, EntrySource, Scope, SourceStatus, StoredEntry, Validators};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,39 @@ CREATE INDEX entry_keys_by_entry ON entry_keys (entry_id);
 ALTER TABLE entries ADD COLUMN date_source TEXT NOT NULL DEFAULT 'feed';
 ALTER TABLE entries ADD COLUMN article_pending INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- Near-duplicates (see dedupe.rs). Each entry belongs to one cluster, labelled by the id of
+-- one of its members; `canonical` marks the member merged feeds show.
+ALTER TABLE entries ADD COLUMN cluster_id INTEGER;
+ALTER TABLE entries ADD COLUMN canonical INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE entries ADD COLUMN fp_title TEXT NOT NULL DEFAULT '';
+ALTER TABLE entries ADD COLUMN fp_body TEXT NOT NULL DEFAULT '';
+ALTER TABLE entries ADD COLUMN simhash INTEGER NOT NULL DEFAULT 0;
+UPDATE entries SET cluster_id = id;
+CREATE INDEX entries_by_cluster ON entries (cluster_id);
+CREATE INDEX entries_canonical_by_published ON entries (canonical, published DESC, id DESC);
+ALTER TABLE sources ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+-- Candidate keys of recent entries. Keys of entries both published and seen long ago are
+-- pruned: nothing new is likely to match them, and the table stays small.
+CREATE TABLE dedupe_keys (
+    key        INTEGER NOT NULL,
+    entry_id   INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    category   TEXT NOT NULL,
+    published  INTEGER NOT NULL,
+    seen       INTEGER NOT NULL,
+    PRIMARY KEY (key, entry_id)
+) WITHOUT ROWID;
+CREATE INDEX dedupe_keys_by_seen ON dedupe_keys (seen);
+CREATE INDEX dedupe_keys_by_entry ON dedupe_keys (entry_id);
+-- Why an entry joined its cluster: the member it matched, the rule and the score.
+CREATE TABLE cluster_merges (
+    entry_id       INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    matched_entry  INTEGER NOT NULL,
+    rule           TEXT NOT NULL,
+    score          REAL NOT NULL,
+    merged_at      INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Whether an item from a list still needs its article page fetched.
@@ -116,6 +150,20 @@ pub struct UpsertCounts {
     pub new: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// New or edited entries that joined another source's story (near-duplicates).
+    pub merged: usize,
+}
+
+/// One member of a cluster, for `tributary dedupe --explain`.
+#[derive(Debug, Clone)]
+pub struct ClusterMember {
+    pub entry_id: i64,
+    pub title: String,
+    pub published: DateTime<Utc>,
+    pub canonical: bool,
+    pub sources: Vec<String>,
+    /// The member it matched, the rule and the score; None for the cluster's first member.
+    pub merged: Option<(i64, String, f64)>,
 }
 
 /// The outcome of one fetch, as recorded on the source.
@@ -186,10 +234,10 @@ impl Store {
         tx.execute("UPDATE sources SET active = 0", [])?;
         {
             let mut upsert = tx.prepare(
-                "INSERT INTO sources (id, name, url, category, tags, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO sources (id, name, url, category, tags, active, priority)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (id) DO UPDATE SET name = ?2, url = ?3, category = ?4, tags = ?5,
-                     active = ?6",
+                     active = ?6, priority = ?7",
             )?;
             for s in sources {
                 let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
@@ -199,7 +247,8 @@ impl Store {
                     s.url.as_str(),
                     s.category,
                     tags,
-                    s.enabled
+                    s.enabled,
+                    s.priority
                 ])?;
             }
         }
@@ -287,12 +336,29 @@ impl Store {
         &self,
         source_id: &str,
         entries: &[Entry],
+        thresholds: &Thresholds,
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         let mut counts = UpsertCounts::default();
         let now_ts = now.timestamp();
+        let category: String = tx
+            .query_row(
+                "SELECT category FROM sources WHERE id = ?1",
+                [source_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default();
+        // Keys of entries seen and published well outside the window are unlikely to match
+        // anything new. A backfill (old dates, seen now) keeps its keys, so two sources'
+        // histories still merge.
+        let horizon = now_ts - thresholds.window_hours * 2 * 3600;
+        tx.execute(
+            "DELETE FROM dedupe_keys WHERE seen < ?2 AND category = ?1 AND published < ?2",
+            params![category, horizon],
+        )?;
         {
             let mut find_key =
                 tx.prepare_cached("SELECT entry_id FROM entry_keys WHERE key = ?1")?;
@@ -344,6 +410,9 @@ impl Store {
                 }
                 let authors = json(&e.authors);
                 let categories = json(&e.categories);
+                // Whether (and as an edit or not) to place the entry in a cluster, once its
+                // source link is written: the canonical choice reads the sources' priorities.
+                let mut place = None;
                 let entry_id = match found {
                     Some(id) => {
                         let (previous, pending): (Option<String>, bool) = link_version
@@ -359,11 +428,11 @@ impl Store {
                                 now_ts
                             ])?;
                         }
-                        match previous {
-                            Some(v) if v == e.version && completed => counts.updated += 1,
-                            Some(v) if v == e.version => counts.unchanged += 1,
+                        let edited = match previous {
+                            Some(v) if v == e.version && completed => true,
+                            Some(v) if v == e.version => false,
                             // Another source already carries it: a duplicate, not news.
-                            None => counts.unchanged += 1,
+                            None => false,
                             Some(_) => {
                                 // The edit is news to readers now, whatever date the
                                 // feed claims.
@@ -371,8 +440,15 @@ impl Store {
                                     id, e.title, e.link, e.summary, e.content, authors, categories,
                                     now_ts
                                 ])?;
-                                counts.updated += 1;
+                                true
                             }
+                        };
+                        if edited {
+                            counts.updated += 1;
+                            // An edit may move the entry into, out of, or between clusters.
+                            place = Some(true);
+                        } else {
+                            counts.unchanged += 1;
                         }
                         id
                     }
@@ -393,6 +469,7 @@ impl Store {
                             e.article_pending
                         ])?;
                         counts.new += 1;
+                        place = Some(false);
                         tx.last_insert_rowid()
                     }
                 };
@@ -401,6 +478,21 @@ impl Store {
                 ])?;
                 for key in &e.keys {
                     add_key.execute(params![key, entry_id])?;
+                }
+                if let Some(edited) = place {
+                    let published = e.published.unwrap_or(now).timestamp();
+                    let joined = place_in_cluster(
+                        &tx,
+                        entry_id,
+                        source_id,
+                        &category,
+                        published,
+                        &e.fingerprint,
+                        thresholds,
+                        edited,
+                        now_ts,
+                    )?;
+                    counts.merged += usize::from(joined);
                 }
             }
         }
@@ -441,12 +533,16 @@ impl Store {
             Scope::Category(c) => ("s.active = 1 AND s.category = ?2", c.clone()),
             Scope::Source(id) => ("s.active = 1 AND s.id = ?2", id.clone()),
         };
+        // Merged feeds show one member per cluster; a source's own feed shows its entries.
+        let merged = !matches!(scope, Scope::Source(_));
+        let canonical = if merged { "e.canonical = 1 AND" } else { "" };
         // ?2 is bound for every scope, so the filter that does not use it says `?2 = ?2`.
         let sql = format!(
             "SELECT e.id, e.title, e.link, e.summary, e.content, e.authors, e.categories,
-                    e.published, e.updated
+                    e.published, e.updated, e.cluster_id
              FROM entries e
-             WHERE EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
+             WHERE {canonical}
+                   EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
                            WHERE es.entry_id = e.id AND {filter} AND (?2 = ?2))
              ORDER BY e.published DESC, e.id DESC
              LIMIT ?1"
@@ -465,17 +561,24 @@ impl Store {
                 updated: from_unix(r.get(8)?),
                 sources: Vec::new(),
             })
+            .map(|e| (e, r.get::<_, Option<i64>>(9)))
         })?;
-        let mut entries = rows.collect::<Result<Vec<_>, _>>()?;
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        // The entry's own sources first, then its cluster's other members' sources.
         let mut sources = conn.prepare_cached(
             "SELECT es.source_id, s.name, s.url, es.guid, es.link
-             FROM entry_sources es JOIN sources s ON s.id = es.source_id
-             WHERE es.entry_id = ?1
-             ORDER BY es.first_seen, es.rowid",
+             FROM entries m
+             JOIN entry_sources es ON es.entry_id = m.id
+             JOIN sources s ON s.id = es.source_id
+             WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
+             ORDER BY m.id != ?1, es.first_seen, es.rowid",
         )?;
-        for e in &mut entries {
+        let mut entries = Vec::with_capacity(rows.len());
+        for (mut e, cluster) in rows {
+            let cluster = cluster?.unwrap_or(e.id);
+            let mut seen = std::collections::HashSet::new();
             e.sources = sources
-                .query_map([e.id], |r| {
+                .query_map(params![e.id, cluster, merged], |r| {
                     Ok(EntrySource {
                         source_id: r.get(0)?,
                         source_name: r.get(1)?,
@@ -484,7 +587,12 @@ impl Store {
                         link: r.get(4)?,
                     })
                 })?
+                .filter(|s| {
+                    s.as_ref()
+                        .map_or(true, |s| seen.insert(s.source_id.clone()))
+                })
                 .collect::<Result<_, _>>()?;
+            entries.push(e);
         }
         Ok(entries)
     }
@@ -510,6 +618,215 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+impl Store {
+    /// The cluster of `entry_id`: every member, how it joined, and which one merged feeds
+    /// show. None when there is no such entry.
+    pub fn explain(&self, entry_id: i64) -> Result<Option<(i64, Vec<ClusterMember>)>, StoreError> {
+        let conn = self.reader()?;
+        let cluster: Option<Option<i64>> = conn
+            .query_row(
+                "SELECT cluster_id FROM entries WHERE id = ?1",
+                [entry_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(cluster) = cluster else {
+            return Ok(None);
+        };
+        let cluster = cluster.unwrap_or(entry_id);
+        let mut stmt = conn.prepare(
+            "SELECT e.id, e.title, e.published, e.canonical,
+                    (SELECT group_concat(source_id, ', ') FROM entry_sources WHERE entry_id = e.id),
+                    m.matched_entry, m.rule, m.score
+             FROM entries e LEFT JOIN cluster_merges m ON m.entry_id = e.id
+             WHERE e.cluster_id = ?1 OR e.id = ?2
+             ORDER BY e.published, e.id",
+        )?;
+        let members = stmt
+            .query_map(params![cluster, entry_id], |r| {
+                let matched: Option<i64> = r.get(5)?;
+                Ok(ClusterMember {
+                    entry_id: r.get(0)?,
+                    title: r.get(1)?,
+                    published: from_unix(r.get(2)?),
+                    canonical: r.get(3)?,
+                    sources: r
+                        .get::<_, Option<String>>(4)?
+                        .map(|s| s.split(", ").map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    merged: match matched {
+                        Some(m) => Some((m, r.get(6)?, r.get(7)?)),
+                        None => None,
+                    },
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some((cluster, members)))
+    }
+}
+
+/// Finds the cluster a new or edited entry belongs to and records it. Candidates are recent
+/// entries of the same category that share a candidate key and come from other sources; the
+/// first (oldest) that `dedupe::compare` accepts decides. Returns whether the entry joined
+/// another entry's cluster.
+#[allow(clippy::too_many_arguments)]
+fn place_in_cluster(
+    tx: &rusqlite::Transaction<'_>,
+    entry_id: i64,
+    source_id: &str,
+    category: &str,
+    published: i64,
+    fp: &Fingerprint,
+    t: &Thresholds,
+    edited: bool,
+    now: i64,
+) -> Result<bool, StoreError> {
+    if edited {
+        leave_cluster(tx, entry_id)?;
+    }
+    tx.prepare_cached(
+        "UPDATE entries SET fp_title = ?2, fp_body = ?3, simhash = ?4 WHERE id = ?1",
+    )?
+    .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
+    let keys = if t.enabled {
+        dedupe::candidate_keys(fp, t)
+    } else {
+        Vec::new()
+    };
+    let window = t.window_hours * 3600;
+    let mut candidates = std::collections::BTreeSet::new();
+    {
+        let mut find = tx.prepare_cached(
+            "SELECT entry_id FROM dedupe_keys
+             WHERE key = ?1 AND category = ?2 AND published BETWEEN ?3 AND ?4 AND entry_id != ?5",
+        )?;
+        for key in &keys {
+            let rows = find.query_map(
+                params![
+                    key,
+                    category,
+                    published - window,
+                    published + window,
+                    entry_id
+                ],
+                |r| r.get::<_, i64>(0),
+            )?;
+            for id in rows {
+                candidates.insert(id?);
+            }
+        }
+    }
+    let mut found = None;
+    {
+        let mut load = tx.prepare_cached(
+            "SELECT fp_title, fp_body, simhash, cluster_id FROM entries e
+             WHERE id = ?1
+               AND NOT EXISTS (SELECT 1 FROM entry_sources es
+                               WHERE es.entry_id = e.id AND es.source_id = ?2)",
+        )?;
+        for candidate in candidates {
+            let row = load
+                .query_row(params![candidate, source_id], |r| {
+                    Ok((
+                        Fingerprint {
+                            title: r.get(0)?,
+                            body: r.get(1)?,
+                            simhash: r.get::<_, i64>(2)? as u64,
+                        },
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                })
+                .optional()?;
+            let Some((other, cluster)) = row else {
+                continue;
+            };
+            if let Some(m) = dedupe::compare(fp, &other, t) {
+                found = Some((candidate, cluster.unwrap_or(candidate), m));
+                break;
+            }
+        }
+    }
+    let joined = found.is_some();
+    match found {
+        Some((matched, cluster, m)) => {
+            tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?
+                .execute(params![entry_id, cluster])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO cluster_merges (entry_id, matched_entry, rule, score, merged_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![entry_id, matched, m.rule.as_str(), m.score, now])?;
+            choose_canonical(tx, cluster)?;
+        }
+        None => {
+            tx.prepare_cached("UPDATE entries SET cluster_id = id, canonical = 1 WHERE id = ?1")?
+                .execute([entry_id])?;
+        }
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT OR IGNORE INTO dedupe_keys (key, entry_id, category, published, seen)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for key in &keys {
+        add.execute(params![key, entry_id, category, published, now])?;
+    }
+    Ok(joined)
+}
+
+/// Takes an entry out of its cluster (before an edited version is placed again). When it was
+/// the cluster's label, the others take the smallest remaining id as theirs.
+fn leave_cluster(tx: &rusqlite::Transaction<'_>, entry_id: i64) -> Result<(), StoreError> {
+    let cluster: Option<i64> = tx
+        .query_row(
+            "SELECT cluster_id FROM entries WHERE id = ?1",
+            [entry_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    tx.execute("DELETE FROM dedupe_keys WHERE entry_id = ?1", [entry_id])?;
+    tx.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", [entry_id])?;
+    tx.execute(
+        "UPDATE entries SET cluster_id = id, canonical = 1 WHERE id = ?1",
+        [entry_id],
+    )?;
+    let Some(cluster) = cluster else {
+        return Ok(());
+    };
+    let rest: Option<i64> = tx.query_row(
+        "SELECT MIN(id) FROM entries WHERE cluster_id = ?1 AND id != ?2",
+        params![cluster, entry_id],
+        |r| r.get(0),
+    )?;
+    if let Some(label) = rest {
+        if cluster == entry_id {
+            tx.execute(
+                "UPDATE entries SET cluster_id = ?2 WHERE cluster_id = ?1 AND id != ?1",
+                params![cluster, label],
+            )?;
+            choose_canonical(tx, label)?;
+        } else {
+            choose_canonical(tx, cluster)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the member merged feeds show: the highest source priority, then the earliest.
+fn choose_canonical(tx: &rusqlite::Transaction<'_>, cluster: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE entries SET canonical = (id = (
+             SELECT e.id FROM entries e WHERE e.cluster_id = ?1
+             ORDER BY (SELECT MAX(s.priority) FROM entry_sources es
+                       JOIN sources s ON s.id = es.source_id WHERE es.entry_id = e.id) DESC,
+                      e.published, e.id
+             LIMIT 1))
+         WHERE cluster_id = ?1",
+    )?
+    .execute([cluster])?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -46,22 +46,6 @@ fn expected_pairs(expected: &[Expected]) -> BTreeSet<(String, String)> {
 // newsboat
 // ---------------------------------------------------------------------------------------------
 
-fn require_newsboat() {
-    let found = Command::new("newsboat")
-        .arg("-v")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "newsboat is not installed (or `newsboat -v` fails): these reader tests need it. \
-         Install it with `apt-get install newsboat`; `bash .ci/run` installs it."
-    );
-}
-
 /// newsboat, headless, with an empty config and one cache per feed, reloads each served RSS
 /// and Atom feed; its cache then holds every entry, once, with its title and link.
 #[test]
@@ -81,42 +65,7 @@ fn newsboat_reads_every_entry_of_the_rss_and_atom_feeds() {
         let cache = work.join(format!("cache-{n}.db"));
         fs::write(&urls, format!("{url}\n")).expect("writing the newsboat urls file");
 
-        let mut cmd = Command::new("newsboat");
-        cmd.arg("-u")
-            .arg(&urls)
-            .arg("-c")
-            .arg(&cache)
-            .arg("-C")
-            .arg(&conf)
-            .args(["-x", "reload"])
-            // newsboat creates ~/.newsboat (or XDG folders); keep that in the temp folder.
-            .env("HOME", &work)
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("http_proxy")
-            .env_remove("HTTP_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("all_proxy")
-            .env_remove("ALL_PROXY")
-            .current_dir(&work);
-        let (code, stdout, stderr) = run_bounded(cmd, READER_DEADLINE);
-        assert_eq!(
-            code, 0,
-            "newsboat reload of {url}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-
-        let db = rusqlite::Connection::open(&cache)
-            .unwrap_or_else(|e| panic!("opening newsboat's cache {}: {e}", cache.display()));
-        let mut stmt = db
-            .prepare("SELECT title, url, feedurl FROM rss_item")
-            .expect("newsboat's cache has rss_item(title, url, feedurl)");
-        let rows: Vec<(String, String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("querying rss_item")
-            .collect::<Result<_, _>>()
-            .expect("reading rss_item rows");
-
+        let (rows, stdout, stderr) = newsboat_reload(&url, &urls, &cache, &conf, &work);
         let context = format!(
             "newsboat reload of {url}\nnewsboat stdout:\n{stdout}\nnewsboat stderr:\n{stderr}\n{}",
             stack.serve.logs()

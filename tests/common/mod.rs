@@ -1054,3 +1054,71 @@ pub fn parse_fetch_output(stdout: &str) -> HashMap<String, FetchStatus> {
     }
     map
 }
+
+// ---------------------------------------------------------------------------------------------
+// newsboat
+// ---------------------------------------------------------------------------------------------
+
+/// Fails the test, saying how to install it, when newsboat is missing.
+pub fn require_newsboat() {
+    let found = Command::new("newsboat")
+        .arg("-v")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "newsboat is not installed (or `newsboat -v` fails): these reader tests need it. \
+         Install it with `apt-get install newsboat`; `bash .ci/run` installs it."
+    );
+}
+
+/// Runs newsboat headless (`-x reload`) on one feed with its own cache, and returns the
+/// cache's items as (title, url, feedurl), with newsboat's stdout and stderr.
+pub fn newsboat_reload(
+    url: &str,
+    urls: &Path,
+    cache: &Path,
+    conf: &Path,
+    work: &Path,
+) -> (Vec<(String, String, String)>, String, String) {
+    fs::write(urls, format!("{url}\n")).expect("writing the newsboat urls file");
+    let mut cmd = Command::new("newsboat");
+    cmd.arg("-u")
+        .arg(urls)
+        .arg("-c")
+        .arg(cache)
+        .arg("-C")
+        .arg(conf)
+        .args(["-x", "reload"])
+        // newsboat creates ~/.newsboat (or XDG folders); keep that in the temp folder.
+        .env("HOME", work)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .current_dir(work);
+    let (code, stdout, stderr) = run_bounded(cmd, Duration::from_secs(60));
+    assert_eq!(
+        code, 0,
+        "newsboat reload of {url}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let db = rusqlite::Connection::open(cache)
+        .unwrap_or_else(|e| panic!("opening newsboat's cache {}: {e}", cache.display()));
+    let mut stmt = db
+        .prepare("SELECT title, url, feedurl FROM rss_item")
+        .expect("newsboat's cache has rss_item(title, url, feedurl)");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("querying rss_item")
+        .collect::<Result<_, _>>()
+        .expect("reading rss_item rows");
+    (rows, stdout, stderr)
+}
