@@ -155,7 +155,6 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let fetcher = Fetcher::new(&config.fetch)?;
     tracing::info!(
         listen = %config.server.listen,
         sources = config.sources.iter().filter(|s| s.enabled).count(),
@@ -170,30 +169,79 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
     });
 
     let config = Arc::new(config);
-    let scheduler = tokio::spawn(schedule::run(
-        config.clone(),
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    tokio::spawn(reload_on_sighup(
+        config.path.clone(),
         store.clone(),
-        fetcher,
+        config_tx,
+    ));
+    let daemon = schedule::Daemon::new();
+    let scheduler = tokio::spawn(schedule::run(
+        config_rx,
+        store.clone(),
+        daemon.clone(),
         stop_rx.clone(),
     ));
     let state = AppState {
         store: store.clone(),
         public_url: config.server.public_url.clone(),
+        daemon,
     };
     let mut server_stop = stop_rx.clone();
     let served = server::serve(listener, state, async move {
         let _ = server_stop.wait_for(|stop| *stop).await;
     })
     .await;
+    // In-flight fetches finish (their store writes are transactions: whole or not at all);
+    // past the grace period the process exits without them.
     if tokio::time::timeout(SHUTDOWN_GRACE, scheduler)
         .await
         .is_err()
     {
-        tracing::warn!("scheduler did not stop within {SHUTDOWN_GRACE:?}");
+        tracing::warn!(
+            "in-flight fetches did not finish within {SHUTDOWN_GRACE:?}; stopping anyway"
+        );
     }
     served.context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: read the config file again. A valid one replaces the running config (the scheduler
+/// starts, stops and restarts sources to match); an invalid one is logged and ignored.
+async fn reload_on_sighup(path: PathBuf, store: Arc<Store>, configs: watch::Sender<Arc<Config>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let loaded = Config::load(&path);
+            let new = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload rejected; the running configuration stays");
+                    continue;
+                }
+            };
+            if new.server.listen != configs.borrow().server.listen {
+                tracing::warn!("[server] listen changed: takes effect at the next restart");
+            }
+            let sources = new.sources.clone();
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.sync_sources(&sources)).await {
+                Ok(Ok(())) => {
+                    let _ = configs.send(Arc::new(new));
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "reload failed: cannot update sources"),
+                Err(e) => tracing::error!(error = %e, "reload failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, store, configs);
 }
 
 async fn wait_for_stop_signal() {

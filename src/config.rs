@@ -44,6 +44,8 @@ pub struct FetchConfig {
     pub user_agent: String,
     /// Fetches running at once, across all sources.
     pub concurrency: usize,
+    /// Requests running at once against one host (feeds and article pages alike).
+    pub per_host: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -79,6 +81,10 @@ pub struct SourceConfig {
     pub priority: i64,
     /// Near-duplicate thresholds of the source's category.
     pub dedupe: Thresholds,
+    /// Server hints (max-age, ttl, Retry-After) are honoured up to this.
+    pub max_interval: Duration,
+    /// Failure backoff doubles from the schedule's interval up to this.
+    pub max_backoff: Duration,
 }
 
 /// A CSS selector with the text it came from, for error messages.
@@ -300,10 +306,13 @@ fn default_storage_path() -> PathBuf {
 struct RawDefaults {
     #[serde(default = "default_schedule")]
     schedule: String,
-    /// Used by page sources whose dates carry no zone; read here so the shipped config that
-    /// already names it loads.
+    /// Zone of naive dates on pages.
     #[serde(default)]
     timezone: Option<String>,
+    /// Hours; see `SourceConfig::max_backoff`.
+    max_backoff_hours: Option<u64>,
+    /// Hours; see `SourceConfig::max_interval`.
+    max_interval_hours: Option<u64>,
 }
 
 impl Default for RawDefaults {
@@ -311,6 +320,8 @@ impl Default for RawDefaults {
         RawDefaults {
             schedule: default_schedule(),
             timezone: None,
+            max_backoff_hours: None,
+            max_interval_hours: None,
         }
     }
 }
@@ -328,6 +339,7 @@ struct RawFetch {
     max_redirects: Option<usize>,
     user_agent: Option<String>,
     concurrency: Option<usize>,
+    per_host: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -484,6 +496,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_USER_AGENT.to_string()),
             concurrency: positive(f.concurrency.map(|n| n as u64), "concurrency", 8)? as usize,
+            per_host: positive(f.per_host.map(|n| n as u64), "per_host", 2)? as usize,
         };
 
         let dedupe_base = raw.dedupe.base.over(&Thresholds::default());
@@ -500,6 +513,14 @@ impl Config {
             })?;
             dedupe_by_category.insert(category.clone(), t);
         }
+
+        let hours = |v: Option<u64>, key: &'static str| match v {
+            Some(0) => Err(invalid("[defaults]", key, "must be greater than 0".into())),
+            Some(h) => Ok(Duration::from_secs(h * 3600)),
+            None => Ok(Duration::from_secs(24 * 3600)),
+        };
+        let max_backoff = hours(raw.defaults.max_backoff_hours, "max_backoff_hours")?;
+        let max_interval = hours(raw.defaults.max_interval_hours, "max_interval_hours")?;
 
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
@@ -661,6 +682,8 @@ impl Config {
                 article,
                 priority: s.priority,
                 dedupe,
+                max_interval,
+                max_backoff,
             });
         }
 

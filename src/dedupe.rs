@@ -172,6 +172,29 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint, t: &Thresholds) -> Option<Match
     None
 }
 
+/// Every measure `compare` looks at, for tuning thresholds on labeled pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairScores {
+    pub numbers_agree: bool,
+    pub simhash_distance: u32,
+    pub body_jaccard: f64,
+    pub body_containment: f64,
+    pub title_jaccard: f64,
+    pub body_chars: (usize, usize),
+}
+
+pub fn scores(a: &Fingerprint, b: &Fingerprint) -> PairScores {
+    let (sa, sb) = (shingles(&a.body), shingles(&b.body));
+    PairScores {
+        numbers_agree: numbers_agree(a, b),
+        simhash_distance: (a.simhash ^ b.simhash).count_ones(),
+        body_jaccard: round(jaccard(&sa, &sb)),
+        body_containment: round(containment(&sa, &sb)),
+        title_jaccard: round(jaccard(&title_grams(&a.title), &title_grams(&b.title))),
+        body_chars: (a.body.chars().count(), b.body.chars().count()),
+    }
+}
+
 /// The numbers two texts state must not contradict each other. Every number of a title must
 /// appear somewhere in the other entry, and the numbers of the shorter body must appear in the
 /// longer one (a trimmed copy states fewer numbers, never other ones).

@@ -2,9 +2,9 @@
 //!
 //! Every read is bounded: a connect timeout, a total deadline, a redirect cap and a body cap
 //! counted on the decompressed bytes (so a gzip bomb stops at the cap too). Conditional
-//! requests use the validators stored from the last response. At most
-//! [`PER_HOST_CONCURRENCY`] requests run against one host at a time, whichever source or
-//! article they are for.
+//! requests use the validators stored from the last response. At most `[fetch] per_host`
+//! requests (default 2) run against one host at a time, whichever source or article they are
+//! for.
 //!
 //! Links found in pages are followed with [`Access::PublicOnly`]: a client whose resolver
 //! drops private, loopback and link-local addresses and whose redirects are checked the same
@@ -17,17 +17,16 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use chrono::{DateTime, Utc};
 use reqwest::header::{
-    HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    HeaderMap, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, EXPIRES, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RETRY_AFTER,
 };
 use reqwest::StatusCode;
 use url::Url;
 
 use crate::config::FetchConfig;
 use crate::model::Validators;
-
-/// Requests in flight to one host at most.
-pub const PER_HOST_CONCURRENCY: usize = 2;
 
 /// Which addresses a request may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +44,8 @@ pub struct Fetcher {
     public_client: reqwest::Client,
     max_body_bytes: u64,
     timeout: Duration,
+    max_redirects: usize,
+    per_host: usize,
     hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
@@ -57,19 +58,33 @@ pub struct Fetched {
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     pub validators: Validators,
+    pub hints: Hints,
+}
+
+/// What a response says about when and where to ask next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// How long the response may be cached (Cache-Control max-age, else Expires).
+    pub cache_for: Option<Duration>,
+    /// Every redirect was permanent (301/308): the resource lives here now.
+    pub moved_to: Option<Url>,
 }
 
 #[derive(Debug)]
 pub enum FetchOutcome {
     /// 304: the stored copy is current. Validators may still have changed.
-    NotModified(Validators),
+    NotModified(Validators, Hints),
     Fetched(Fetched),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("HTTP {status}")]
-    Status { status: StatusCode },
+    Status {
+        status: StatusCode,
+        /// Retry-After, when the server sent one (429, 503).
+        retry_after: Option<Duration>,
+    },
     #[error("body larger than the {limit}-byte cap")]
     TooLarge { limit: u64 },
     #[error("timed out after {}s", .0.as_secs())]
@@ -96,23 +111,15 @@ impl Fetcher {
                 .deflate(true)
         };
         let build_error = |e: reqwest::Error| FetchError::Other(crate::error_chain(&e));
+        // Redirects are followed by hand in `follow`: it records permanent moves and checks
+        // every hop.
         let client = builder()
-            .redirect(reqwest::redirect::Policy::limited(config.max_redirects))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(build_error)?;
-        let max_redirects = config.max_redirects;
         let public_client = builder()
             .dns_resolver(Arc::new(PublicResolver))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= max_redirects {
-                    attempt.error("too many redirects")
-                } else if literal_private_host(attempt.url()) {
-                    let host = attempt.url().host_str().unwrap_or("").to_string();
-                    attempt.error(PrivateAddress(host))
-                } else {
-                    attempt.follow()
-                }
-            }))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(build_error)?;
         Ok(Fetcher {
@@ -120,6 +127,8 @@ impl Fetcher {
             public_client,
             max_body_bytes: config.max_body_bytes,
             timeout: config.timeout,
+            max_redirects: config.max_redirects,
+            per_host: config.per_host.max(1),
             hosts: Arc::default(),
         })
     }
@@ -154,60 +163,123 @@ impl Fetcher {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             hosts
                 .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_HOST_CONCURRENCY)))
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
                 .clone()
         };
         let _permit = slot.acquire_owned().await;
-        self.send(client, url, validators).await
+        self.send(client, url, validators, access).await
     }
 
+    /// One GET, following redirects by hand (so a permanent move can be recorded and every
+    /// hop checked against `access`), under one total deadline.
     async fn send(
         &self,
         client: &reqwest::Client,
         url: &Url,
         validators: &Validators,
+        access: Access,
     ) -> Result<FetchOutcome, FetchError> {
-        let mut request = client.get(url.clone());
-        if let Some(etag) = &validators.etag {
-            request = request.header(IF_NONE_MATCH, etag);
+        match tokio::time::timeout(self.timeout, self.follow(client, url, validators, access)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(self.timeout)),
         }
-        if let Some(lm) = &validators.last_modified {
-            request = request.header(IF_MODIFIED_SINCE, lm);
-        }
-        let mut response = request.send().await.map_err(|e| self.classify(e))?;
+    }
+
+    async fn follow(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        validators: &Validators,
+        access: Access,
+    ) -> Result<FetchOutcome, FetchError> {
+        let mut current = url.clone();
+        // Some(..) while every hop so far was permanent (301, 308).
+        let mut permanent = true;
+        let mut hops = 0;
+        let mut response = loop {
+            let mut request = client.get(current.clone());
+            if let Some(etag) = &validators.etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &validators.last_modified {
+                request = request.header(IF_MODIFIED_SINCE, lm);
+            }
+            let response = request.send().await.map_err(|e| self.classify(e))?;
+            let status = response.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                break response;
+            }
+            let Some(location) = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| current.join(l).ok())
+            else {
+                return Err(FetchError::Status {
+                    status,
+                    retry_after: None,
+                });
+            };
+            hops += 1;
+            if hops > self.max_redirects {
+                return Err(FetchError::Redirects);
+            }
+            if !matches!(location.scheme(), "http" | "https") {
+                return Err(FetchError::Other(format!(
+                    "redirect to {location}: not http(s)"
+                )));
+            }
+            if access == Access::PublicOnly && literal_private_host(&location) {
+                return Err(FetchError::Private(
+                    location.host_str().unwrap_or("").into(),
+                ));
+            }
+            permanent &= matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+            );
+            current = location;
+        };
         let status = response.status();
-        let new_validators = read_validators(response.headers());
+        let headers = response.headers();
+        let hints = Hints {
+            cache_for: cache_lifetime(headers),
+            moved_to: (hops > 0 && permanent).then(|| current.clone()),
+        };
+        let new_validators = read_validators(headers);
         if status == StatusCode::NOT_MODIFIED {
             // A 304 may omit validators; keep the ones that got it.
-            return Ok(FetchOutcome::NotModified(Validators {
-                etag: new_validators.etag.or_else(|| validators.etag.clone()),
-                last_modified: new_validators
-                    .last_modified
-                    .or_else(|| validators.last_modified.clone()),
-            }));
+            return Ok(FetchOutcome::NotModified(
+                Validators {
+                    etag: new_validators.etag.or_else(|| validators.etag.clone()),
+                    last_modified: new_validators
+                        .last_modified
+                        .or_else(|| validators.last_modified.clone()),
+                },
+                hints,
+            ));
         }
         if !status.is_success() {
-            return Err(FetchError::Status { status });
+            return Err(FetchError::Status {
+                status,
+                retry_after: retry_after(headers, Utc::now()),
+            });
         }
         let limit = self.max_body_bytes;
-        let declared = response
-            .headers()
+        let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         // Content-Length counts the compressed bytes when the body is encoded, so it can only
         // refuse early; the running count below is what bounds memory.
-        if declared.is_some_and(|n| n > limit)
-            && response.headers().get("content-encoding").is_none()
-        {
+        if declared.is_some_and(|n| n > limit) && headers.get("content-encoding").is_none() {
             return Err(FetchError::TooLarge { limit });
         }
-        let content_type = response
-            .headers()
+        let content_type = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let final_url = response.url().clone();
         let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e))? {
             if body.len() as u64 + chunk.len() as u64 > limit {
@@ -217,10 +289,11 @@ impl Fetcher {
         }
         Ok(FetchOutcome::Fetched(Fetched {
             status: status.as_u16(),
-            url: final_url,
+            url: current,
             content_type,
             body,
             validators: new_validators,
+            hints,
         }))
     }
 
@@ -278,6 +351,48 @@ fn read_validators(headers: &HeaderMap) -> Validators {
         etag: get(ETAG),
         last_modified: get(LAST_MODIFIED),
     }
+}
+
+/// Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3), from `now`.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// How long a response may be cached: Cache-Control max-age, else Expires minus Date (or now).
+/// `no-cache`/`no-store` mean nothing is promised.
+pub fn cache_lifetime(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(cc) = headers.get(CACHE_CONTROL).and_then(|v| v.to_str().ok()) {
+        let cc = cc.to_ascii_lowercase();
+        if cc.contains("no-store") || cc.contains("no-cache") {
+            return None;
+        }
+        if let Some(secs) = cc
+            .split(',')
+            .filter_map(|d| d.trim().strip_prefix("max-age="))
+            .find_map(|v| v.trim_matches('"').parse::<u64>().ok())
+        {
+            return Some(Duration::from_secs(secs));
+        }
+    }
+    let date = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    let expires = date(EXPIRES)?;
+    let now = date(reqwest::header::DATE).unwrap_or_else(Utc::now);
+    (expires - now).to_std().ok()
 }
 
 /// The error the public-only client's resolver and redirect check raise.
@@ -374,6 +489,39 @@ mod tests {
         for ip in ["1.1.1.1", "203.0.114.1", "2606:4700::1111"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "120".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
+        h.insert(
+            RETRY_AFTER,
+            "Thu, 26 Nov 2026 10:05:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(300)));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn cache_lifetimes() {
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_CONTROL, "public, max-age=3600".parse().unwrap());
+        assert_eq!(cache_lifetime(&h), Some(Duration::from_secs(3600)));
+        h.insert(CACHE_CONTROL, "no-cache".parse().unwrap());
+        assert_eq!(cache_lifetime(&h), None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::DATE,
+            "Thu, 26 Nov 2026 10:00:00 GMT".parse().unwrap(),
+        );
+        h.insert(EXPIRES, "Thu, 26 Nov 2026 10:30:00 GMT".parse().unwrap());
+        assert_eq!(cache_lifetime(&h), Some(Duration::from_secs(1800)));
     }
 
     #[test]

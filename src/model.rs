@@ -120,6 +120,12 @@ pub struct SourceStatus {
     pub last_status: Option<String>,
     pub last_error: Option<String>,
     pub entry_count: u64,
+    pub consecutive_failures: u32,
+    pub next_run: Option<DateTime<Utc>>,
+    /// Why the source is not fetched any more (HTTP 410), if it is not.
+    pub disabled_reason: Option<String>,
+    /// Still in the config (sources that left it keep their entries).
+    pub active: bool,
 }
 
 /// Conditional-request validators from the last response.

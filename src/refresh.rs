@@ -34,6 +34,19 @@ pub struct RefreshReport {
     pub duration: Duration,
     /// Problems that did not fail the source (an article page that could not be read).
     pub warnings: Vec<String>,
+    /// What the server and the feed said about the next check.
+    pub hints: NextCheckHints,
+}
+
+/// What a fetch learned about when to come back; the scheduler turns it into a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NextCheckHints {
+    /// The longest of Cache-Control max-age / Expires and the feed's own `ttl`.
+    pub fresh_for: Option<Duration>,
+    /// 429/503 with Retry-After: the whole host asked for this pause.
+    pub retry_after: Option<Duration>,
+    /// 410 Gone: the source was disabled.
+    pub gone: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,45 +92,84 @@ pub async fn refresh_source(
     let started = Instant::now();
     let mut bytes = 0;
     let mut warnings = Vec::new();
-    let outcome = run(fetcher, store, source, &mut bytes, &mut warnings).await;
+    let mut hints = NextCheckHints::default();
+    let mut url = source.url.clone();
+    let outcome = run(
+        fetcher,
+        store,
+        source,
+        &mut url,
+        &mut bytes,
+        &mut warnings,
+        &mut hints,
+    )
+    .await;
     let report = RefreshReport {
         source_id: source.id.clone(),
-        url: source.url.to_string(),
+        url: url.to_string(),
         outcome,
         bytes,
         duration: started.elapsed(),
         warnings,
+        hints,
     };
     log(&report, source);
     report
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     fetcher: &Fetcher,
     store: &Arc<Store>,
     source: &SourceConfig,
+    url: &mut Url,
     bytes: &mut usize,
     warnings: &mut Vec<String>,
+    hints: &mut NextCheckHints,
 ) -> Result<Refreshed, RefreshError> {
     let id = source.id.clone();
-    let validators = blocking(store, move |s| s.validators(&id)).await?;
-    let fetched = fetcher.get(&source.url, &validators).await;
+    let state = blocking(store, move |s| s.source_state(&id)).await?;
+    if let Some(moved) = state.moved_to.as_deref().and_then(|u| Url::parse(u).ok()) {
+        *url = moved;
+    }
+    let fetched = fetcher.get(url, &state.validators).await;
     let now = Utc::now();
     let fetched = match fetched {
-        Ok(FetchOutcome::NotModified(validators)) => {
+        Ok(FetchOutcome::NotModified(validators, fetch_hints)) => {
+            hints.fresh_for = fetch_hints.cache_for;
+            remember_move(store, source, url, fetch_hints.moved_to).await?;
             record(store, source, now, "not modified", None, Some(validators)).await?;
             return Ok(Refreshed::NotModified);
         }
         Ok(FetchOutcome::Fetched(f)) => f,
-        Err(e) => return Err(record_failure(store, source, now, e.into()).await),
+        Err(e) => {
+            if let FetchError::Status {
+                status,
+                retry_after,
+            } = &e
+            {
+                if matches!(status.as_u16(), 429 | 503) {
+                    hints.retry_after = *retry_after;
+                }
+                if status.as_u16() == 410 {
+                    hints.gone = true;
+                    let (id, reason) = (source.id.clone(), format!("{e} from {url}"));
+                    blocking(store, move |s| s.disable_source(&id, &reason)).await?;
+                }
+            }
+            return Err(record_failure(store, source, now, e.into()).await);
+        }
     };
     *bytes = fetched.body.len();
+    hints.fresh_for = fetched.hints.cache_for;
+    remember_move(store, source, url, fetched.hints.moved_to.clone()).await?;
 
     let (mut feed, _) = match read_document(source, &fetched) {
         Ok(read) => read,
         Err(e) => return Err(record_failure(store, source, now, e.into()).await),
     };
     warnings.append(&mut feed.warnings);
+    hints.fresh_for = hints.fresh_for.max(feed.ttl);
 
     if source.article.is_some() {
         let ctx = context(source, &fetched.url, now);
@@ -183,7 +235,7 @@ pub async fn check_source(
     let fetched = match fetcher.get(url, &Validators::default()).await? {
         FetchOutcome::Fetched(f) => f,
         // No validators were sent, so a 304 is the server's mistake.
-        FetchOutcome::NotModified(_) => {
+        FetchOutcome::NotModified(..) => {
             return Err(FetchError::Other("304 Not Modified to an unconditional GET".into()).into())
         }
     };
@@ -216,6 +268,22 @@ pub async fn check_source(
         warnings,
         articles_read,
     })
+}
+
+/// A permanent redirect moves the source: later fetches go straight to the new URL.
+async fn remember_move(
+    store: &Arc<Store>,
+    source: &SourceConfig,
+    url: &mut Url,
+    moved_to: Option<Url>,
+) -> Result<(), RefreshError> {
+    let Some(moved) = moved_to else {
+        return Ok(());
+    };
+    tracing::info!(source = %source.id, from = %url, to = %moved, "feed moved permanently");
+    *url = moved.clone();
+    let id = source.id.clone();
+    blocking(store, move |s| s.set_moved_to(&id, moved.as_str())).await
 }
 
 fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> Context<'a> {
@@ -305,7 +373,7 @@ async fn fetch_articles(
                     let text = decode::decode(&page.body, page.content_type.as_deref()).text;
                     parse::article::parse_article(&text, &rules).map_err(RefreshError::from)
                 }
-                Ok(FetchOutcome::NotModified(_)) => Err(RefreshError::Fetch(FetchError::Other(
+                Ok(FetchOutcome::NotModified(..)) => Err(RefreshError::Fetch(FetchError::Other(
                     "304 Not Modified to an unconditional GET".into(),
                 ))),
                 Err(e) => Err(e.into()),

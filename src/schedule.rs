@@ -2,18 +2,24 @@
 //!
 //! A schedule is either a fixed interval ("every 15m") or a cron expression. The loop gives every
 //! enabled source its own task so a slow or failing source never delays another; a global
-//! semaphore bounds how many fetches run at once.
+//! semaphore bounds how many fetches run at once, and fetch bounds each host.
+//!
+//! Politeness lives in [`next_check`]: jitter, failure backoff, Cache-Control/Expires/`ttl`,
+//! Retry-After (which defers every source of the host). The arithmetic is a pure function of
+//! an injected `now`, so it is tested without a clock.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::fetch::Fetcher;
-use crate::refresh;
+use crate::refresh::{self, NextCheckHints};
 use crate::store::Store;
 
 /// How often a source is fetched.
@@ -137,69 +143,330 @@ impl Schedule {
     }
 }
 
-/// Runs every enabled source on its schedule until `shutdown` turns true.
-///
-/// A source that was never fetched, or whose next run passed while the daemon was down, runs
-/// at once; otherwise it waits for its next scheduled time after the last fetch.
-pub async fn run(
-    config: Arc<Config>,
-    store: Arc<Store>,
-    fetcher: Fetcher,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(config.fetch.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for source in config.sources.iter().filter(|s| s.enabled) {
-        let source = source.clone();
-        let store = store.clone();
-        let fetcher = fetcher.clone();
-        let permits = permits.clone();
-        let mut shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let last = store_call(&store, {
-                let id = source.id.clone();
-                move |s| s.last_fetch_at(&id)
-            })
-            .await;
-            let mut due = match last {
-                Some(last) => source.schedule.next_after(last),
-                None => Utc::now(),
-            };
-            loop {
-                let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => return,
-                }
-                {
-                    let Ok(_permit) = permits.acquire().await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = refresh::refresh_source(&fetcher, &store, &source) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
-                due = source.schedule.next_after(Utc::now());
-            }
-        });
-    }
-    let _ = shutdown.changed().await;
-    while tasks.join_next().await.is_some() {}
+/// Limits on how far a fetch's hints and failures may push a source's next check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Politeness {
+    /// Cache-Control, Expires, `ttl` and Retry-After are honoured up to this.
+    pub max_interval: Duration,
+    /// Failure backoff doubles from the schedule's interval up to this.
+    pub max_backoff: Duration,
+    /// Each next run moves by up to this share of the interval, either way, so sources on one
+    /// schedule drift apart instead of firing together.
+    pub jitter: f64,
 }
 
-/// Runs a store call on the blocking pool; the scheduler only needs it for start-up state, and
-/// a failing store there means "never fetched", which is the safe reading.
-async fn store_call<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<Option<T>, crate::store::StoreError> + Send + 'static,
-) -> Option<T> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .flatten()
+impl Default for Politeness {
+    fn default() -> Self {
+        Politeness {
+            max_interval: Duration::from_secs(24 * 3600),
+            max_backoff: Duration::from_secs(24 * 3600),
+            jitter: 0.1,
+        }
+    }
+}
+
+impl Schedule {
+    /// The time between two runs around `at` (a cron expression's runs need not be even).
+    pub fn interval_at(&self, at: DateTime<Utc>) -> Duration {
+        match self {
+            Schedule::Every(every) => *every,
+            Schedule::Cron(_) => {
+                let next = self.next_after(at);
+                (self.next_after(next) - next)
+                    .to_std()
+                    .unwrap_or(Duration::from_secs(3600))
+            }
+        }
+    }
+}
+
+/// When to fetch a source next, after a fetch at `now`: its schedule moved by jitter
+/// (`jitter_unit` in -1..=1), then pushed later (never earlier) by failure backoff, by how long
+/// the server or feed said the content stays fresh, and by a Retry-After.
+pub fn next_check(
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+    hints: &NextCheckHints,
+    failures: u32,
+    p: &Politeness,
+    jitter_unit: f64,
+) -> DateTime<Utc> {
+    let interval = schedule.interval_at(now);
+    let shift = interval.as_secs_f64() * p.jitter * jitter_unit.clamp(-1.0, 1.0);
+    let scheduled =
+        schedule.next_after(now) + chrono::Duration::milliseconds((shift * 1000.0) as i64);
+    let mut next = scheduled.max(now);
+    let later =
+        |d: Duration| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+    if failures > 0 {
+        let factor = 2u32.saturating_pow(failures.min(31));
+        let backoff = interval.saturating_mul(factor).min(p.max_backoff);
+        next = next.max(later(backoff));
+    }
+    if let Some(fresh) = hints.fresh_for {
+        next = next.max(later(fresh.min(p.max_interval)));
+    }
+    if let Some(wait) = hints.retry_after {
+        next = next.max(later(wait.min(p.max_interval)));
+    }
+    next
+}
+
+/// A number in -1..=1 that differs per source and per run, for jitter.
+fn jitter_unit(source_id: &str, now: DateTime<Utc>) -> f64 {
+    let h =
+        blake3::hash(format!("{source_id}:{}", now.timestamp_nanos_opt().unwrap_or(0)).as_bytes());
+    let bytes: [u8; 8] = h.as_bytes()[..8].try_into().unwrap_or_default();
+    (u64::from_le_bytes(bytes) as f64 / u64::MAX as f64) * 2.0 - 1.0
+}
+
+/// What the scheduler shares with the HTTP server: its heartbeat (for `/healthz`) and a way to
+/// ask for a fetch now (`POST /api/sources/{id}/refresh`).
+#[derive(Default)]
+pub struct Daemon {
+    heartbeat: AtomicI64,
+    triggers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// How often the scheduler proves it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+impl Daemon {
+    pub fn new() -> Arc<Daemon> {
+        Arc::new(Daemon::default())
+    }
+
+    /// Asks the source's task to fetch now. False when no such source is scheduled.
+    pub fn trigger(&self, source_id: &str) -> bool {
+        let triggers = self.triggers.lock().unwrap_or_else(|p| p.into_inner());
+        match triggers.get(source_id) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the scheduler's loop turned within the last three heartbeats.
+    pub fn scheduler_alive(&self, now: DateTime<Utc>) -> bool {
+        let beat = self.heartbeat.load(Ordering::Relaxed);
+        beat > 0 && now.timestamp() - beat <= 3 * HEARTBEAT.as_secs() as i64
+    }
+
+    fn beat(&self) {
+        self.heartbeat
+            .store(Utc::now().timestamp(), Ordering::Relaxed);
+    }
+
+    fn register(&self, source_id: &str) -> Arc<Notify> {
+        let mut triggers = self.triggers.lock().unwrap_or_else(|p| p.into_inner());
+        triggers
+            .entry(source_id.to_string())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    fn unregister(&self, source_id: &str) {
+        let mut triggers = self.triggers.lock().unwrap_or_else(|p| p.into_inner());
+        triggers.remove(source_id);
+    }
+}
+
+/// Runs every enabled source on its schedule until `shutdown` turns true, following config
+/// reloads from `configs`: added sources start, removed ones stop, changed ones restart.
+///
+/// Each source has its own task, so a source still running is never started twice and a slow
+/// one delays no other. A source's next run is persisted after every fetch, so a restart
+/// continues the schedule (and any backoff) instead of fetching everything at once.
+pub async fn run(
+    mut configs: watch::Receiver<Arc<Config>>,
+    store: Arc<Store>,
+    daemon: Arc<Daemon>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks: HashMap<String, (String, tokio::task::AbortHandle)> = HashMap::new();
+    let mut set = tokio::task::JoinSet::new();
+    let mut config = configs.borrow_and_update().clone();
+    let mut fetcher = match Fetcher::new(&config.fetch) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; nothing will be fetched");
+            return;
+        }
+    };
+    let mut permits = Arc::new(Semaphore::new(config.fetch.concurrency));
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        // Start what the config has and no task runs; restart what changed.
+        let wanted: HashMap<&str, &SourceConfig> = config
+            .sources
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| (s.id.as_str(), s))
+            .collect();
+        tasks.retain(|id, (fingerprint, handle)| {
+            let keep = wanted
+                .get(id.as_str())
+                .is_some_and(|s| source_fingerprint(s) == *fingerprint);
+            if !keep {
+                handle.abort();
+                daemon.unregister(id);
+            }
+            keep
+        });
+        let mut per_host: HashMap<String, u32> = HashMap::new();
+        for source in config.sources.iter().filter(|s| s.enabled) {
+            let host = source.url.host_str().unwrap_or("").to_string();
+            let rank = per_host.entry(host).or_default();
+            *rank += 1;
+            if tasks.contains_key(&source.id) {
+                continue;
+            }
+            // Never-fetched sources on one host start a few seconds apart.
+            let stagger = Duration::from_secs(u64::from(*rank - 1) * 5);
+            let handle = set.spawn(source_loop(
+                source.clone(),
+                store.clone(),
+                fetcher.clone(),
+                permits.clone(),
+                daemon.register(&source.id),
+                shutdown.clone(),
+                stagger,
+            ));
+            tasks.insert(source.id.clone(), (source_fingerprint(source), handle));
+        }
+        daemon.beat();
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+            changed = configs.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                config = configs.borrow_and_update().clone();
+                match Fetcher::new(&config.fetch) {
+                    Ok(f) => fetcher = f,
+                    Err(e) => tracing::error!(error = %e, "keeping the old HTTP client"),
+                }
+                permits = Arc::new(Semaphore::new(config.fetch.concurrency));
+                // Tasks of changed sources restart with the new client; others keep theirs.
+                tracing::info!(sources = config.sources.len(), "configuration reloaded");
+            }
+            Some(_) = set.join_next(), if !set.is_empty() => {}
+        }
+    }
+    // Source tasks see the same shutdown signal and return at their next await point; a fetch
+    // in flight finishes its store write (which runs on the blocking pool) either way.
+    while set.join_next().await.is_some() {}
+}
+
+/// A source's configuration as text, to tell whether a reload changed it.
+fn source_fingerprint(source: &SourceConfig) -> String {
+    format!("{source:?}")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn source_loop(
+    source: SourceConfig,
+    store: Arc<Store>,
+    fetcher: Fetcher,
+    permits: Arc<Semaphore>,
+    trigger: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+    stagger: Duration,
+) {
+    let host = source.url.host_str().unwrap_or("").to_ascii_lowercase();
+    let politeness = Politeness {
+        max_interval: source.max_interval,
+        max_backoff: source.max_backoff,
+        ..Politeness::default()
+    };
+    let mut first = true;
+    loop {
+        let (state, deferred) = {
+            let (id, host) = (source.id.clone(), host.clone());
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || {
+                Ok::<_, crate::store::StoreError>((
+                    store.source_state(&id)?,
+                    store.host_deferred_until(&host)?,
+                ))
+            })
+            .await
+            {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    tracing::error!(source = %source.id, error = %e, "cannot read schedule state");
+                    (Default::default(), None)
+                }
+                Err(_) => return,
+            }
+        };
+        let now = Utc::now();
+        let mut due = match (state.next_run, state.last_fetch_at) {
+            (Some(next), _) => next,
+            // A database from before next runs were stored: continue from the last fetch.
+            (None, Some(last)) => source.schedule.next_after(last),
+            (None, None) => now + chrono::Duration::from_std(stagger).unwrap_or_default(),
+        };
+        if let Some(until) = deferred {
+            due = due.max(until);
+        }
+        if let Some(reason) = &state.disabled_reason {
+            if first {
+                tracing::warn!(source = %source.id, reason = %reason, "source disabled; change its url or refresh it to try again");
+            }
+            due = now + chrono::Duration::days(365);
+        }
+        first = false;
+        let wait = (due - now).to_std().unwrap_or(Duration::ZERO);
+        let asked = tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = trigger.notified() => true,
+            _ = shutdown.changed() => return,
+        };
+        if !asked && deferred.is_some_and(|until| until > Utc::now()) {
+            continue;
+        }
+        // Once started, a fetch runs to its end even through a stop signal: the daemon waits
+        // for it within its grace period.
+        let report = {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            refresh::refresh_source(&fetcher, &store, &source).await
+        };
+        let now = Utc::now();
+        let failures = if report.outcome.is_ok() {
+            0
+        } else {
+            state.consecutive_failures + 1
+        };
+        let next = next_check(
+            &source.schedule,
+            now,
+            &report.hints,
+            failures,
+            &politeness,
+            jitter_unit(&source.id, now),
+        );
+        let (id, host_for_store) = (source.id.clone(), host.clone());
+        let retry_after = report.hints.retry_after;
+        let store_for_write = store.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            if let Some(wait) = retry_after {
+                let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                store_for_write.defer_host(&host_for_store, until, "Retry-After")?;
+            }
+            store_for_write.set_next_run(&id, next)
+        })
+        .await;
+        if let Ok(Err(e)) = saved {
+            tracing::error!(source = %source.id, error = %e, "cannot save the next run");
+        }
+        tracing::debug!(source = %source.id, next = %next, failures, "next check");
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +508,74 @@ mod tests {
         assert_eq!(sunday.next_after(t).weekday(), chrono::Weekday::Sun);
         let fri_to_sun: Schedule = "0 9 * * 5-7".parse().unwrap();
         assert_eq!(fri_to_sun.next_after(t).weekday(), chrono::Weekday::Fri);
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn jitter_stays_within_a_tenth_of_the_interval() {
+        let every: Schedule = "every 10m".parse().unwrap();
+        let now = at("2026-11-26T10:00:00Z");
+        let p = Politeness::default();
+        let none = NextCheckHints::default();
+        let early = next_check(&every, now, &none, 0, &p, -1.0);
+        let late = next_check(&every, now, &none, 0, &p, 1.0);
+        assert_eq!(early, at("2026-11-26T10:09:00Z"));
+        assert_eq!(late, at("2026-11-26T10:11:00Z"));
+        for i in 0..100 {
+            let u = jitter_unit("s", now + chrono::Duration::nanoseconds(i));
+            assert!((-1.0..=1.0).contains(&u));
+            let t = next_check(&every, now, &none, 0, &p, u);
+            assert!(t >= early && t <= late);
+        }
+    }
+
+    #[test]
+    fn failures_double_the_wait_up_to_the_cap() {
+        let every: Schedule = "every 10m".parse().unwrap();
+        let now = at("2026-11-26T10:00:00Z");
+        let p = Politeness::default();
+        let none = NextCheckHints::default();
+        let wait = |n| (next_check(&every, now, &none, n, &p, 0.0) - now).num_minutes();
+        assert_eq!([wait(0), wait(1), wait(2), wait(3)], [10, 20, 40, 80]);
+        assert_eq!(wait(20), 24 * 60);
+    }
+
+    #[test]
+    fn server_hints_only_ever_delay() {
+        let every: Schedule = "every 10m".parse().unwrap();
+        let now = at("2026-11-26T10:00:00Z");
+        let p = Politeness::default();
+        let hint = |fresh: Option<u64>, retry: Option<u64>| NextCheckHints {
+            fresh_for: fresh.map(Duration::from_secs),
+            retry_after: retry.map(Duration::from_secs),
+            gone: false,
+        };
+        let wait =
+            |h: NextCheckHints| (next_check(&every, now, &h, 0, &p, 0.0) - now).num_seconds();
+        assert_eq!(wait(hint(Some(3600), None)), 3600, "max-age of an hour");
+        assert_eq!(
+            wait(hint(Some(60), None)),
+            600,
+            "a short max-age does not hurry us"
+        );
+        assert_eq!(wait(hint(None, Some(1200))), 1200, "Retry-After");
+        assert_eq!(wait(hint(Some(10 * 86400), None)), 86400, "capped");
+    }
+
+    #[test]
+    fn cron_intervals_and_daemon_triggers() {
+        let cron: Schedule = "0 */20 * * * *".parse().unwrap();
+        assert_eq!(cron.interval_at(at("2026-11-26T10:03:00Z")).as_secs(), 1200);
+        let d = Daemon::new();
+        assert!(!d.trigger("a"));
+        let _n = d.register("a");
+        assert!(d.trigger("a"));
+        assert!(!d.scheduler_alive(Utc::now()));
+        d.beat();
+        assert!(d.scheduler_alive(Utc::now()));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Base for self links; None means "from the request's Host header".
     pub public_url: Option<Url>,
+    /// The scheduler's heartbeat and refresh triggers.
+    pub daemon: Arc<crate::schedule::Daemon>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -51,12 +53,21 @@ pub async fn serve(
         .await
 }
 
+/// 200 "ok" while the store answers and the scheduler's loop turns; 503 naming what is broken.
 async fn healthz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
+    let store_result = match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("store: {e}")),
+        Err(e) => Err(format!("store: {e}")),
+    };
+    let scheduler_ok = state.daemon.scheduler_alive(Utc::now());
+    match (store_result, scheduler_ok) {
+        (Ok(()), true) => (StatusCode::OK, "ok\n").into_response(),
+        (Err(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        (Ok(()), false) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "scheduler: not running\n").into_response()
+        }
     }
 }
 

@@ -131,7 +131,33 @@ CREATE TABLE cluster_merges (
     merged_at      INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Scheduling state, so a restart neither refetches everything at once nor forgets a backoff.
+ALTER TABLE sources ADD COLUMN next_run INTEGER;
+-- Why the source is no longer fetched (HTTP 410); cleared by a success or a config change.
+ALTER TABLE sources ADD COLUMN disabled_reason TEXT;
+-- Where a permanent redirect (301/308) said the feed lives now; reset when the config's URL changes.
+ALTER TABLE sources ADD COLUMN moved_to TEXT;
+-- Hosts that asked to be left alone (429/503 with Retry-After) until a time.
+CREATE TABLE hosts (
+    host            TEXT PRIMARY KEY,
+    deferred_until  INTEGER NOT NULL,
+    reason          TEXT NOT NULL
+);
+"#,
 ];
+
+/// What the scheduler and a refresh need to know about a source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceState {
+    pub validators: Validators,
+    /// The URL a permanent redirect pointed to, used instead of the configured one.
+    pub moved_to: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_fetch_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub disabled_reason: Option<String>,
+}
 
 /// Whether an item from a list still needs its article page fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,8 +262,12 @@ impl Store {
             let mut upsert = tx.prepare(
                 "INSERT INTO sources (id, name, url, category, tags, active, priority)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (id) DO UPDATE SET name = ?2, url = ?3, category = ?4, tags = ?5,
-                     active = ?6, priority = ?7",
+                 ON CONFLICT (id) DO UPDATE SET name = ?2, category = ?4, tags = ?5,
+                     active = ?6, priority = ?7,
+                     -- A new URL in the config is the operator's word over a redirect or a 410.
+                     moved_to = CASE WHEN url = ?3 THEN moved_to END,
+                     disabled_reason = CASE WHEN url = ?3 THEN disabled_reason END,
+                     url = ?3",
             )?;
             for s in sources {
                 let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
@@ -273,6 +303,87 @@ impl Store {
         Ok(v.unwrap_or_default())
     }
 
+    /// The scheduling state of a source (defaults for one never seen).
+    pub fn source_state(&self, source_id: &str) -> Result<SourceState, StoreError> {
+        let state = self
+            .reader()?
+            .query_row(
+                "SELECT etag, last_modified, moved_to, next_run, last_fetch_at,
+                        consecutive_failures, disabled_reason
+                 FROM sources WHERE id = ?1",
+                [source_id],
+                |r| {
+                    Ok(SourceState {
+                        validators: Validators {
+                            etag: r.get(0)?,
+                            last_modified: r.get(1)?,
+                        },
+                        moved_to: r.get(2)?,
+                        next_run: r.get::<_, Option<i64>>(3)?.map(from_unix),
+                        last_fetch_at: r.get::<_, Option<i64>>(4)?.map(from_unix),
+                        consecutive_failures: r.get::<_, i64>(5)?.max(0) as u32,
+                        disabled_reason: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(state.unwrap_or_default())
+    }
+
+    pub fn set_next_run(&self, source_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.writer()?.execute(
+            "UPDATE sources SET next_run = ?2 WHERE id = ?1",
+            params![source_id, at.timestamp()],
+        )?;
+        Ok(())
+    }
+
+    /// Stops fetching a source until a success or a config change (HTTP 410 Gone).
+    pub fn disable_source(&self, source_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.writer()?.execute(
+            "UPDATE sources SET disabled_reason = ?2 WHERE id = ?1",
+            params![source_id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Records a permanent redirect: later fetches go to `url`.
+    pub fn set_moved_to(&self, source_id: &str, url: &str) -> Result<(), StoreError> {
+        self.writer()?.execute(
+            "UPDATE sources SET moved_to = ?2 WHERE id = ?1",
+            params![source_id, url],
+        )?;
+        Ok(())
+    }
+
+    /// No request goes to `host` before `until` (a later deferral wins over an earlier one).
+    pub fn defer_host(
+        &self,
+        host: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.writer()?.execute(
+            "INSERT INTO hosts (host, deferred_until, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host) DO UPDATE SET deferred_until = MAX(deferred_until, ?2),
+                 reason = ?3",
+            params![host, until.timestamp(), reason],
+        )?;
+        Ok(())
+    }
+
+    pub fn host_deferred_until(&self, host: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = self
+            .reader()?
+            .query_row(
+                "SELECT deferred_until FROM hosts WHERE host = ?1",
+                [host],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at.map(from_unix))
+    }
+
     pub fn last_fetch_at(&self, source_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<Option<i64>> = self
             .reader()?
@@ -291,6 +402,7 @@ impl Store {
         conn.execute(
             "UPDATE sources SET last_fetch_at = ?2, last_status = ?3, last_error = ?4,
                  last_success_at = CASE WHEN ?5 THEN last_success_at ELSE ?2 END,
+                 disabled_reason = CASE WHEN ?5 THEN disabled_reason END,
                  consecutive_failures = CASE WHEN ?5 THEN consecutive_failures + 1 ELSE 0 END
              WHERE id = ?1",
             params![source_id, rec.at.timestamp(), rec.status, rec.error, failed],
@@ -602,7 +714,8 @@ impl Store {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, s.category, s.last_fetch_at, s.last_status, s.last_error,
-                    (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = s.id)
+                    (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = s.id),
+                    s.consecutive_failures, s.next_run, s.disabled_reason, s.active
              FROM sources s ORDER BY s.active DESC, s.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -614,6 +727,10 @@ impl Store {
                 last_status: r.get(4)?,
                 last_error: r.get(5)?,
                 entry_count: r.get::<_, i64>(6)? as u64,
+                consecutive_failures: r.get::<_, i64>(7)?.max(0) as u32,
+                next_run: r.get::<_, Option<i64>>(8)?.map(from_unix),
+                disabled_reason: r.get(9)?,
+                active: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

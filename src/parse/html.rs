@@ -86,6 +86,7 @@ pub fn parse_list(page: &str, rules: &HtmlRules) -> Result<ParsedFeed, ParseErro
         title,
         items,
         warnings,
+        ttl: None,
     })
 }
 

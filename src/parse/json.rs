@@ -66,6 +66,7 @@ pub fn parse_list(text: &str, rules: &JsonRules) -> Result<ParsedFeed, ParseErro
         title: None,
         items: parsed,
         warnings,
+        ttl: None,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct ParsedFeed {
     pub items: Vec<ParsedItem>,
     /// Things a person writing selectors should hear about (`tributary check` prints them).
     pub warnings: Vec<String>,
+    /// The feed's own refresh hint (RSS `<ttl>`, in minutes there).
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// One entry as the feed wrote it.
@@ -131,6 +133,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         title: feed.title.map(|t| t.content),
         items,
         warnings: Vec::new(),
+        ttl: feed
+            .ttl
+            .map(|minutes| std::time::Duration::from_secs(u64::from(minutes) * 60)),
     })
 }
 

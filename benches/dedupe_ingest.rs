@@ -1,0 +1,174 @@
+//! Per-entry cost of ingesting (identity keys + near-duplicate placement + insert) into stores
+//! of 10 k, 100 k and 1 M entries. The cost should stay flat as the store grows: candidate
+//! lookup goes through an index restricted to the category and the time window.
+//!
+//! Run: `cargo bench --bench dedupe_ingest` (add `-- 10000 100000` to choose sizes). Prints,
+//! per store size, the median of several timed batches of new entries, a fifth of which are
+//! near-duplicates of recent entries from another source.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tributary::config::Config;
+use tributary::dedupe::{self, Thresholds};
+use tributary::model::{DateSource, Entry};
+use tributary::normalize;
+use tributary::store::Store;
+
+const BATCH: usize = 2_000;
+const RUNS: usize = 5;
+const FILL_BATCH: usize = 5_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Text of `chars` CJK characters drawn from 2,500 common ones (skewed towards the first
+/// few hundred, as real text is), with an amount every so often.
+fn text(rng: &mut Rng, chars: usize) -> String {
+    let mut s = String::new();
+    for i in 0..chars {
+        let r = rng.below(2_500);
+        let skewed = r * r / 2_500;
+        s.push(char::from_u32(0x4e00 + skewed as u32).unwrap_or('中'));
+        if i % 40 == 39 {
+            s.push_str(&format!("{}万元。", rng.below(100_000)));
+        }
+    }
+    s
+}
+
+fn entry(id: u64, title: String, body: String, published: DateTime<Utc>) -> Entry {
+    let link = format!("https://bench.example/{id}.html");
+    let keys = normalize::identity_keys("bench", Some(&id.to_string()), Some(&link), &title, &body);
+    Entry {
+        guid: Some(id.to_string()),
+        link: Some(link),
+        fingerprint: dedupe::fingerprint(&title, &body),
+        title,
+        summary: None,
+        content: Some(format!("<p>{body}</p>")),
+        authors: Vec::new(),
+        published: Some(published),
+        updated: Some(published),
+        date_source: DateSource::Feed,
+        categories: Vec::new(),
+        keys,
+        version: id.to_string(),
+        article_pending: false,
+    }
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let text = r#"
+        [[sources]]
+        id = "bench-a"
+        name = "A"
+        url = "https://a.example/feed"
+        category = "bench"
+        [[sources]]
+        id = "bench-b"
+        name = "B"
+        url = "https://b.example/feed"
+        category = "bench"
+    "#;
+    Config::from_toml(&dir.join("bench.toml"), text).expect("bench config")
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let t = Thresholds::default();
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .expect("a date");
+    println!("store size | median µs per new entry (of {RUNS} batches of {BATCH}) | min | max | fill time");
+    for size in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("bench.db")).expect("store");
+        store
+            .sync_sources(&config(dir.path()).sources)
+            .expect("sources");
+        let mut rng = Rng(size as u64);
+        // Fill: a year of history, each batch stored at its own time (as a daemon would have).
+        let fill_started = Instant::now();
+        let mut id = 0u64;
+        let mut recent = Vec::new();
+        while (id as usize) < size {
+            let n = FILL_BATCH.min(size - id as usize);
+            let at = now
+                - chrono::Duration::seconds(
+                    (365 * 86_400) * (size as i64 - id as i64) / size as i64,
+                );
+            let batch: Vec<Entry> = (0..n)
+                .map(|_| {
+                    id += 1;
+                    let published = at - chrono::Duration::seconds(rng.below(3600) as i64);
+                    entry(id, text(&mut rng, 16), text(&mut rng, 300), published)
+                })
+                .collect();
+            if size - (id as usize) < 2 * FILL_BATCH {
+                recent.extend(batch.iter().map(|e| (e.title.clone(), e.content.clone())));
+            }
+            store
+                .upsert_entries("bench-a", &batch, &t, at)
+                .expect("fill");
+        }
+        let fill = fill_started.elapsed();
+        // Timed: batches of new entries from the other source, a fifth of them near-copies of
+        // recent entries.
+        let mut per_entry = Vec::new();
+        for run in 0..RUNS {
+            let batch: Vec<Entry> = (0..BATCH)
+                .map(|i| {
+                    id += 1;
+                    let published = now + chrono::Duration::seconds((run * BATCH + i) as i64);
+                    if i % 5 == 0 && !recent.is_empty() {
+                        let (title, content) = &recent[rng.below(recent.len() as u64) as usize];
+                        let body = content
+                            .clone()
+                            .unwrap_or_default()
+                            .replace("<p>", "")
+                            .replace("</p>", "");
+                        entry(id, title.clone(), format!("（来源：B）{body}"), published)
+                    } else {
+                        entry(id, text(&mut rng, 16), text(&mut rng, 300), published)
+                    }
+                })
+                .collect();
+            let started = Instant::now();
+            store
+                .upsert_entries("bench-b", &batch, &t, now)
+                .expect("ingest");
+            per_entry.push(started.elapsed() / BATCH as u32);
+        }
+        per_entry.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{size:>10} | {:>8.1} | {:>8.1} | {:>8.1} | {:.1} s",
+            us(per_entry[RUNS / 2]),
+            us(per_entry[0]),
+            us(per_entry[RUNS - 1]),
+            fill.as_secs_f64()
+        );
+    }
+}
