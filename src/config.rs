@@ -217,12 +217,13 @@ struct RawDedupe {
 struct RawThresholds {
     enabled: Option<bool>,
     window_hours: Option<i64>,
+    min_body_chars: Option<usize>,
     long_body_chars: Option<usize>,
     simhash_distance: Option<u32>,
     body_containment: Option<f64>,
-    title_jaccard: Option<f64>,
-    rewrite_title_jaccard: Option<f64>,
-    rewrite_body_jaccard: Option<f64>,
+    rewrite_body_bigrams: Option<f64>,
+    rewrite_title_cover: Option<f64>,
+    headline_title_cover: Option<f64>,
 }
 
 impl RawThresholds {
@@ -231,16 +232,17 @@ impl RawThresholds {
         Thresholds {
             enabled: self.enabled.unwrap_or(base.enabled),
             window_hours: self.window_hours.unwrap_or(base.window_hours),
+            min_body_chars: self.min_body_chars.unwrap_or(base.min_body_chars),
             long_body_chars: self.long_body_chars.unwrap_or(base.long_body_chars),
             simhash_distance: self.simhash_distance.unwrap_or(base.simhash_distance),
             body_containment: self.body_containment.unwrap_or(base.body_containment),
-            title_jaccard: self.title_jaccard.unwrap_or(base.title_jaccard),
-            rewrite_title_jaccard: self
-                .rewrite_title_jaccard
-                .unwrap_or(base.rewrite_title_jaccard),
-            rewrite_body_jaccard: self
-                .rewrite_body_jaccard
-                .unwrap_or(base.rewrite_body_jaccard),
+            rewrite_body_bigrams: self
+                .rewrite_body_bigrams
+                .unwrap_or(base.rewrite_body_bigrams),
+            rewrite_title_cover: self.rewrite_title_cover.unwrap_or(base.rewrite_title_cover),
+            headline_title_cover: self
+                .headline_title_cover
+                .unwrap_or(base.headline_title_cover),
         }
     }
 }
@@ -248,9 +250,9 @@ impl RawThresholds {
 fn check_thresholds(t: &Thresholds) -> Result<(), String> {
     let ratios = [
         ("body_containment", t.body_containment),
-        ("title_jaccard", t.title_jaccard),
-        ("rewrite_title_jaccard", t.rewrite_title_jaccard),
-        ("rewrite_body_jaccard", t.rewrite_body_jaccard),
+        ("rewrite_body_bigrams", t.rewrite_body_bigrams),
+        ("rewrite_title_cover", t.rewrite_title_cover),
+        ("headline_title_cover", t.headline_title_cover),
     ];
     if let Some((key, v)) = ratios.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
         return Err(format!("{key} = {v} is not between 0 and 1"));

@@ -510,13 +510,30 @@ impl Store {
                      version = ?5, last_seen = ?6",
             )?;
 
+            // The guid this source gave an entry, to keep apart two items of one feed that
+            // share a link (podcast items linking to the show's home page, `#fragment` links).
+            let mut own_guid = tx.prepare_cached(
+                "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
+            )?;
             for e in entries {
                 let mut found = None;
                 for key in &e.keys {
-                    found = find_key
+                    let Some(id) = find_key
                         .query_row([key], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    if found.is_some() {
+                        .optional()?
+                    else {
+                        continue;
+                    };
+                    let other_guid: Option<String> = own_guid
+                        .query_row(params![id, source_id], |r| r.get(0))
+                        .optional()?
+                        .flatten();
+                    let same_source_other_item = matches!(
+                        (&e.guid, &other_guid),
+                        (Some(mine), Some(theirs)) if mine != theirs
+                    );
+                    if !same_source_other_item {
+                        found = Some(id);
                         break;
                     }
                 }

@@ -800,3 +800,39 @@ fn fixture_server_behaves_like_a_publisher() {
     assert_eq!(http_get(&fixtures.url(STATUS_500_PATH)).status, 500);
     assert_eq!(fixtures.hits(STATUS_500_PATH).len(), 1);
 }
+
+/// Two items of one feed with their own guids are two entries even when their links are the
+/// same page (fragment links, podcast items linking to the show's home page).
+#[test]
+fn items_with_distinct_guids_sharing_a_link_stay_apart() {
+    let server = FixtureServer::start();
+    let feed = r#"<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>
+        <title>t</title><link>http://example.com/</link><description>d</description>
+        <item><title>First post</title><link>http://example.com/2024/01/01.html#a1</link><guid isPermaLink="false">a1</guid></item>
+        <item><title>Second post</title><link>http://example.com/2024/01/01.html#a2</link><guid isPermaLink="false">a2</guid></item>
+        <item><title>Episode 3</title><link>http://example.com/</link><guid isPermaLink="false">ep3</guid></item>
+        <item><title>Episode 4</title><link>http://example.com/</link><guid isPermaLink="false">ep4</guid></item>
+        </channel></rss>"#;
+    server.set("/shared-links.xml", feed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = free_addr();
+    let config = write_config(
+        dir.path(),
+        listen,
+        &[Source::new(
+            "links",
+            "Links",
+            &server.url("/shared-links.xml"),
+            "tech",
+        )],
+    );
+    let (code, stdout, stderr) = run_fetch(&config, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("new=4 updated=0"), "{stdout}");
+    server.set_conditional(false);
+    let (_, stdout, _) = run_fetch(&config, &[]);
+    assert!(
+        stdout.contains("new=0 updated=0 unchanged=4"),
+        "a refetch: {stdout}"
+    );
+}
