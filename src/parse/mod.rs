@@ -11,6 +11,7 @@
 pub mod article;
 pub mod html;
 pub mod json;
+pub mod legacy;
 
 use chrono::{DateTime, Utc};
 use feed_rs::parser::{ParseErrorKind, ParseFeedError};
@@ -82,10 +83,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     let parser = feed_rs::parser::Builder::new()
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser.parse(bytes).map_err(|e| match e {
-        ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => ParseError::NotAFeed,
-        other => ParseError::Malformed(other.to_string()),
-    })?;
+    let feed = parser
+        .parse(&*legacy::upgrade(bytes))
+        .map_err(|e| match e {
+            ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => ParseError::NotAFeed,
+            other => ParseError::Malformed(other.to_string()),
+        })?;
     let items = feed
         .entries
         .into_iter()
