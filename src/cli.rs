@@ -16,6 +16,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::config::{Config, SourceConfig};
 use crate::fetch::Fetcher;
+use crate::notify;
 use crate::refresh::{self, RefreshReport};
 use crate::schedule;
 use crate::server::{self, AppState};
@@ -152,6 +153,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
+    #[cfg(unix)]
+    use tokio::signal::unix::{signal, SignalKind};
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -165,6 +168,7 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
     tokio::spawn(async move {
         wait_for_stop_signal().await;
         tracing::info!("stop signal received; finishing in-flight work");
+        notify::stopping();
         let _ = stop_tx.send(true);
     });
 
@@ -182,10 +186,21 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
         daemon.clone(),
         stop_rx.clone(),
     ));
+    // systemd (Type=notify): the store is open and the listener bound. systemd may reload or
+    // stop the service as soon as it is ready, so SIGHUP and SIGTERM get their handlers first
+    // (tokio keeps a signal handled from its first registration on).
+    #[cfg(unix)]
+    for kind in [SignalKind::hangup(), SignalKind::terminate()] {
+        let _ = signal(kind);
+    }
+    notify::ready();
+    tokio::spawn(notify::status_loop(store.clone()));
+    tokio::spawn(notify::watchdog_loop(store.clone(), daemon.clone()));
     let state = AppState {
         store: store.clone(),
         public_url: config.server.public_url.clone(),
         daemon,
+        admin_token: config.server.admin_token.clone(),
     };
     let mut server_stop = stop_rx.clone();
     let served = server::serve(listener, state, async move {
@@ -218,11 +233,13 @@ async fn reload_on_sighup(path: PathBuf, store: Arc<Store>, configs: watch::Send
             return;
         };
         while hup.recv().await.is_some() {
+            notify::reloading();
             let loaded = Config::load(&path);
             let new = match loaded {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
+                    notify::ready();
                     continue;
                 }
             };
@@ -230,14 +247,16 @@ async fn reload_on_sighup(path: PathBuf, store: Arc<Store>, configs: watch::Send
                 tracing::warn!("[server] listen changed: takes effect at the next restart");
             }
             let sources = new.sources.clone();
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.sync_sources(&sources)).await {
+            let writer = store.clone();
+            match tokio::task::spawn_blocking(move || writer.sync_sources(&sources)).await {
                 Ok(Ok(())) => {
                     let _ = configs.send(Arc::new(new));
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "reload failed: cannot update sources"),
                 Err(e) => tracing::error!(error = %e, "reload failed"),
             }
+            notify::ready();
+            notify::send_status(&store).await;
         }
     }
     #[cfg(not(unix))]

@@ -28,12 +28,32 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The address readers use, for self links; when absent the request's Host header is used.
     pub public_url: Option<Url>,
+    /// The bearer token of the admin API (`POST /api/sources/{id}/refresh`); when absent the
+    /// admin API refuses every request.
+    pub admin_token: Option<String>,
 }
+
+/// Never prints the admin token.
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The shortest admin token accepted: a short token can be guessed over the network.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
@@ -269,6 +289,7 @@ struct RawServer {
     #[serde(default = "default_listen")]
     listen: String,
     public_url: Option<String>,
+    admin_token: Option<String>,
 }
 
 impl Default for RawServer {
@@ -276,6 +297,7 @@ impl Default for RawServer {
         RawServer {
             listen: default_listen(),
             public_url: None,
+            admin_token: None,
         }
     }
 }
@@ -458,6 +480,22 @@ impl Config {
                 Url::parse(u).map_err(|e| invalid("[server]", "public_url", format!("{u:?}: {e}")))
             })
             .transpose()?;
+        let admin_token = raw.server.admin_token.clone();
+        if let Some(token) = &admin_token {
+            if token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+                || token.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(invalid(
+                    "[server]",
+                    "admin_token",
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters with no spaces \
+                         (e.g. the output of `openssl rand -hex 32`); leave it out to turn the \
+                         admin API off"
+                    ),
+                ));
+            }
+        }
 
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         let storage_path = if raw.storage.path.is_absolute() {
@@ -691,7 +729,11 @@ impl Config {
 
         Ok(Config {
             path: path.to_path_buf(),
-            server: ServerConfig { listen, public_url },
+            server: ServerConfig {
+                listen,
+                public_url,
+                admin_token,
+            },
             storage_path,
             fetch,
             sources,
@@ -761,6 +803,22 @@ mod tests {
 
         let e = load(&ONE.replace("id = \"a\"", "id = \"Bad Id\"")).unwrap_err();
         assert!(e.contains("[a-z0-9-]+"), "{e}");
+    }
+
+    #[test]
+    fn admin_token_is_optional_long_and_never_printed() {
+        assert_eq!(load(ONE).unwrap().server.admin_token, None);
+        let with = |token: &str| format!("[server]\nadmin_token = {token:?}\n{ONE}");
+        let c = load(&with("0123456789abcdef0123")).unwrap();
+        assert_eq!(
+            c.server.admin_token.as_deref(),
+            Some("0123456789abcdef0123")
+        );
+        assert!(!format!("{:?}", c.server).contains("0123456789abcdef"));
+        for bad in ["", "short", "0123456789 abcdef0123"] {
+            let e = load(&with(bad)).unwrap_err();
+            assert!(e.contains("`admin_token`") && e.contains("[server]"), "{e}");
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //! - [`refresh`]: one source through fetch → parse → normalize → store. Shared by `fetch` and
 //!   the daemon.
 //! - [`publish`]: stored entries to RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents.
-//! - [`server`]: HTTP routes, caching headers.
+//! - [`server`]: HTTP routes, caching headers, `/metrics` and the admin API.
+//! - [`metrics`]: the process-wide Prometheus counters, gauges and histograms.
+//! - [`notify`]: systemd's notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! - [`cli`]: the command line; the binary is a thin wrapper around [`cli::main`].
 //!
 //! See ARCHITECTURE.md for the invariants.
@@ -30,8 +32,10 @@ pub mod config;
 pub mod decode;
 pub mod dedupe;
 pub mod fetch;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod notify;
 pub mod parse;
 pub mod publish;
 pub mod refresh;

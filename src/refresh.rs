@@ -15,6 +15,7 @@ use url::Url;
 use crate::config::{SourceConfig, SourceKind};
 use crate::decode::{self, Provenance};
 use crate::fetch::{self, Access, FetchError, FetchOutcome, Fetched, Fetcher};
+use crate::metrics;
 use crate::model::{Entry, Validators};
 use crate::normalize::{self, Context};
 use crate::parse::{self, ParseError, ParsedFeed};
@@ -462,7 +463,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(RefreshError::from)
 }
 
+/// Logs the fetch's one line and counts it in the metrics.
 fn log(report: &RefreshReport, source: &SourceConfig) {
+    record_metrics(report);
     let ms = report.duration.as_millis() as u64;
     match &report.outcome {
         Ok(Refreshed::Stored(c)) => tracing::info!(
@@ -479,4 +482,23 @@ fn log(report: &RefreshReport, source: &SourceConfig) {
             duration_ms = ms, "fetch failed"
         ),
     }
+}
+
+fn record_metrics(report: &RefreshReport) {
+    let result = match &report.outcome {
+        Ok(Refreshed::Stored(c)) => metrics::FetchResult::Stored {
+            new: c.new,
+            updated: c.updated,
+            merged: c.merged,
+        },
+        Ok(Refreshed::NotModified) => metrics::FetchResult::NotModified,
+        Err(_) => metrics::FetchResult::Error,
+    };
+    metrics::record_fetch(
+        &report.source_id,
+        result,
+        report.bytes,
+        report.duration,
+        Utc::now().timestamp(),
+    );
 }

@@ -178,6 +178,8 @@ pub struct UpsertCounts {
     pub unchanged: usize,
     /// New or edited entries that joined another source's story (near-duplicates).
     pub merged: usize,
+    /// Time spent placing entries in clusters (candidate lookup and comparison).
+    pub dedupe_time: std::time::Duration,
 }
 
 /// One member of a cluster, for `tributary dedupe --explain`.
@@ -609,6 +611,7 @@ impl Store {
                     add_key.execute(params![key, entry_id])?;
                 }
                 if let Some(edited) = place {
+                    let started = std::time::Instant::now();
                     let published = e.published.unwrap_or(now).timestamp();
                     let joined = place_in_cluster(
                         &tx,
@@ -622,6 +625,7 @@ impl Store {
                         now_ts,
                     )?;
                     counts.merged += usize::from(joined);
+                    counts.dedupe_time += started.elapsed();
                 }
             }
         }

@@ -755,10 +755,27 @@ pub struct ServeGuard {
 /// Starts `tributary --config CONFIG serve`; `listen` must be the config's `[server] listen`.
 /// Its output goes to `serve.stdout.log` / `serve.stderr.log` beside the config.
 pub fn spawn_serve(config: &Path, listen: SocketAddr) -> ServeGuard {
+    spawn_serve_env(config, listen, &[], &[])
+}
+
+/// [`spawn_serve`] with environment variables set (`set`) and removed (`remove`), e.g. the
+/// ones systemd passes (`NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+pub fn spawn_serve_env(
+    config: &Path,
+    listen: SocketAddr,
+    set: &[(&str, &std::ffi::OsStr)],
+    remove: &[&str],
+) -> ServeGuard {
     let dir = config.parent().expect("config has a folder");
     let stdout_log = dir.join("serve.stdout.log");
     let stderr_log = dir.join("serve.stderr.log");
     let mut cmd = tributary_command(config);
+    for var in remove {
+        cmd.env_remove(var);
+    }
+    for (var, value) in set {
+        cmd.env(var, value);
+    }
     cmd.arg("serve")
         .stdin(Stdio::null())
         .stdout(fs::File::create(&stdout_log).expect("creating serve.stdout.log"))
@@ -831,6 +848,29 @@ impl ServeGuard {
             .try_wait()
             .expect("checking the daemon")
             .is_none()
+    }
+
+    /// The daemon's process id (for sending it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls until the daemon exits and returns its status; panics (with its logs) if it is
+    /// still running after `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("checking the daemon") {
+                return status;
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "tributary serve still running {deadline:?} after being asked to stop\n{}",
+                    self.logs()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -929,6 +969,42 @@ pub fn http_get(url: &str) -> HttpResponse {
 /// GET `url` with extra request headers; panics on a transport failure.
 pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
     try_http_get(url, headers).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// POST `url` (empty body) with extra request headers; `Err` describes a transport failure.
+pub fn try_http_post(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("building a client runtime: {e}"))?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let mut req = client.post(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| format!("reading body of {url}: {e}"))?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    })
+}
+
+/// POST `url` with extra request headers; panics on a transport failure.
+pub fn http_post_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    try_http_post(url, headers).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Percent-encodes every byte outside RFC 3986's unreserved set (upper-case hex).
