@@ -136,8 +136,13 @@ fn main() {
             if size - (id as usize) < 2 * FILL_BATCH {
                 recent.extend(batch.iter().map(|e| (e.title.clone(), e.content.clone())));
             }
+            let recent_days = (size - id as usize) <= 4 * FILL_BATCH;
+            let fill_t = Thresholds {
+                enabled: recent_days,
+                ..t.clone()
+            };
             store
-                .upsert_entries("bench-a", &batch, &t, at)
+                .upsert_entries("bench-a", &batch, &fill_t, at)
                 .expect("fill");
         }
         let fill = fill_started.elapsed();
@@ -164,10 +169,11 @@ fn main() {
                 })
                 .collect();
             let started = Instant::now();
-            store
+            let counts = store
                 .upsert_entries("bench-b", &batch, &t, now)
                 .expect("ingest");
             per_entry.push(started.elapsed() / BATCH as u32);
+            dedupe_per_entry.push(counts.dedupe_time / BATCH as u32);
         }
         per_entry.sort();
         dedupe_per_entry.sort();

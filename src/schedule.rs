@@ -426,8 +426,21 @@ async fn source_loop(
             _ = trigger.notified() => true,
             _ = shutdown.changed() => return,
         };
-        if !asked && deferred.is_some_and(|until| until > Utc::now()) {
-            continue;
+        if !asked {
+            // Another source of this host may have been told to back off while this one slept:
+            // honour it, and record the deferred run so /api/sources shows it.
+            let (store2, host2) = (store.clone(), host.clone());
+            let deferred_now =
+                tokio::task::spawn_blocking(move || store2.host_deferred_until(&host2))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten();
+            if let Some(until) = deferred_now.filter(|until| *until > Utc::now()) {
+                let (store2, id) = (store.clone(), source.id.clone());
+                let _ = tokio::task::spawn_blocking(move || store2.set_next_run(&id, until)).await;
+                continue;
+            }
         }
         // Once started, a fetch runs to its end even through a stop signal: the daemon waits
         // for it within its grace period.

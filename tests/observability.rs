@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use prom_text_format_parser::{Scrape, Type, ValueType};
 use serde_json::Value;
 
@@ -395,55 +395,6 @@ fn http_requests_are_counted_by_route_template_and_status() {
 // ---------------------------------------------------------------------------------------------
 // /api/sources
 // ---------------------------------------------------------------------------------------------
-
-fn api_sources(serve: &ServeGuard) -> Vec<Value> {
-    let resp = http_get(&serve.url("/api/sources"));
-    assert_eq!(resp.status, 200, "GET /api/sources: {}", resp.body);
-    assert!(
-        resp.header("content-type")
-            .unwrap_or_default()
-            .starts_with("application/json"),
-        "{:?}",
-        resp.header("content-type")
-    );
-    match serde_json::from_str(&resp.body) {
-        Ok(Value::Array(all)) => all,
-        other => panic!("/api/sources is not a JSON array: {other:?}\n{}", resp.body),
-    }
-}
-
-fn source_in<'a>(all: &'a [Value], id: &str) -> &'a Value {
-    all.iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no source {id} in /api/sources: {all:?}"))
-}
-
-fn time_of(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str().map(|t| {
-        DateTime::parse_from_rfc3339(t)
-            .unwrap_or_else(|e| panic!("{t:?} is not RFC 3339: {e}"))
-            .with_timezone(&Utc)
-    })
-}
-
-/// Polls `/api/sources` until `done` holds for source `id`; panics after [`DEADLINE`].
-fn source_until(serve: &ServeGuard, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let all = api_sources(serve);
-        let source = source_in(&all, id).clone();
-        if done(&source) {
-            return source;
-        }
-        if start.elapsed() > DEADLINE {
-            panic!(
-                "/api/sources: {id}: {what} not seen after {DEADLINE:?}: {source}\n{}",
-                serve.logs()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn api_sources_reports_each_sources_state() {

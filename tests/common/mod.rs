@@ -225,6 +225,12 @@ struct FixtureState {
     content_types: Mutex<HashMap<String, String>>,
     /// Per-path status that replaces the body (e.g. 500 for a channel that breaks).
     failures: Mutex<HashMap<String, u16>>,
+    /// Retry-After values sent with a path's failure status.
+    retry_after: Mutex<HashMap<String, String>>,
+    /// Paths answered only after this long (a slow publisher).
+    delays: Mutex<HashMap<String, Duration>>,
+    /// Paths of requests received, in order, logged before any delay.
+    started: Mutex<Vec<String>>,
 }
 
 /// An axum server on 127.0.0.1:0, on its own thread and runtime, serving the fixture feeds
@@ -298,6 +304,9 @@ impl FixtureServer {
             hits: Mutex::new(Vec::new()),
             content_types: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            retry_after: Mutex::new(HashMap::new()),
+            delays: Mutex::new(HashMap::new()),
+            started: Mutex::new(Vec::new()),
         });
 
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -391,6 +400,36 @@ impl FixtureServer {
             .insert(path.to_string(), status);
     }
 
+    /// Like [`Self::fail_with`], with a `Retry-After` header (seconds or an HTTP date).
+    pub fn fail_with_retry_after(&self, path: &str, status: u16, retry_after: &str) {
+        self.state
+            .retry_after
+            .lock()
+            .expect("fixture retry-after lock")
+            .insert(path.to_string(), retry_after.to_string());
+        self.fail_with(path, status);
+    }
+
+    /// Makes `path` answer only after `delay`.
+    pub fn set_delay(&self, path: &str, delay: Duration) {
+        self.state
+            .delays
+            .lock()
+            .expect("fixture delays lock")
+            .insert(path.to_string(), delay);
+    }
+
+    /// How many requests for `path` have arrived (answered or still in progress).
+    pub fn started(&self, path: &str) -> usize {
+        self.state
+            .started
+            .lock()
+            .expect("fixture started lock")
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+
     /// Undoes [`Self::fail_with`] for `path`.
     pub fn recover(&self, path: &str) {
         self.state
@@ -465,6 +504,20 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    state
+        .started
+        .lock()
+        .expect("fixture started lock")
+        .push(path.clone());
+    let delay = state
+        .delays
+        .lock()
+        .expect("fixture delays lock")
+        .get(&path)
+        .copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let failure = state
         .failures
         .lock()
@@ -472,12 +525,24 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .get(&path)
         .copied();
     let response = if let Some(code) = failure {
-        (
+        let mut response = (
             StatusCode::from_u16(code).expect("a valid fixture status"),
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("fixture server: deliberate {code}\n"),
         )
-            .into_response()
+            .into_response();
+        if let Some(value) = state
+            .retry_after
+            .lock()
+            .expect("fixture retry-after lock")
+            .get(&path)
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(value).expect("a valid Retry-After"),
+            );
+        }
+        response
     } else if path == STATUS_500_PATH {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1197,4 +1262,65 @@ pub fn newsboat_reload(
         .collect::<Result<_, _>>()
         .expect("reading rss_item rows");
     (rows, stdout, stderr)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/sources
+// ---------------------------------------------------------------------------------------------
+
+/// How long [`source_until`] polls.
+pub const API_DEADLINE: Duration = Duration::from_secs(45);
+
+pub fn api_sources(serve: &ServeGuard) -> Vec<serde_json::Value> {
+    let resp = http_get(&serve.url("/api/sources"));
+    assert_eq!(resp.status, 200, "GET /api/sources: {}", resp.body);
+    assert!(
+        resp.header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
+        "{:?}",
+        resp.header("content-type")
+    );
+    match serde_json::from_str(&resp.body) {
+        Ok(serde_json::Value::Array(all)) => all,
+        other => panic!("/api/sources is not a JSON array: {other:?}\n{}", resp.body),
+    }
+}
+
+pub fn source_in<'a>(all: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    all.iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no source {id} in /api/sources: {all:?}"))
+}
+
+pub fn time_of(v: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    v.as_str().map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap_or_else(|e| panic!("{t:?} is not RFC 3339: {e}"))
+            .with_timezone(&chrono::Utc)
+    })
+}
+
+/// Polls `/api/sources` until `done` holds for source `id`; panics after [`API_API_DEADLINE`].
+pub fn source_until(
+    serve: &ServeGuard,
+    id: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let all = api_sources(serve);
+        let source = source_in(&all, id).clone();
+        if done(&source) {
+            return source;
+        }
+        if start.elapsed() > API_DEADLINE {
+            panic!(
+                "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {source}\n{}",
+                serve.logs()
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,0 +1,248 @@
+//! The daemon's politeness and signals, observed from outside: through `/api/sources`, the
+//! fixture server's request log, the exit status and the database.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::*;
+
+const TOKEN: &str = "test-token-0123456789";
+
+fn config_with_token(
+    dir: &std::path::Path,
+    sources: &[Source],
+) -> (std::path::PathBuf, std::net::SocketAddr) {
+    let listen = free_addr();
+    let text = config_text(listen, "tributary.db", sources).replacen(
+        "[server]\n",
+        &format!("[server]\nadmin_token = \"{TOKEN}\"\n"),
+        1,
+    );
+    (write_config_text(dir, &text), listen)
+}
+
+fn signal(serve: &ServeGuard, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &serve.pid().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+fn refresh_now(serve: &ServeGuard, id: &str) {
+    let resp = http_post_with(
+        &serve.url(&format!("/api/sources/{id}/refresh")),
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    );
+    assert_eq!(resp.status, 202, "refresh {id}: {}", resp.body);
+}
+
+fn seconds_between(a: &serde_json::Value, b: &serde_json::Value) -> i64 {
+    let (a, b) = (time_of(a).expect("a time"), time_of(b).expect("a time"));
+    (b - a).num_seconds()
+}
+
+/// A 429 with Retry-After: 120 from one source defers every source of that host: the failing
+/// source's next run and the other's are both at least two minutes ahead, and the other is
+/// not requested.
+#[test]
+fn retry_after_defers_every_source_of_the_host() {
+    let server = FixtureServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    server.fail_with_retry_after("/busy.xml", 429, "120");
+    server.set("/busy.xml", fixture_bytes("tech-blog.atom"));
+    let (config, listen) = config_with_token(
+        dir.path(),
+        &[
+            Source::new("busy", "Busy", &server.url("/busy.xml"), "tech").schedule("every 1m"),
+            Source::new("calm", "Calm", &server.url("/tech-blog.atom"), "tech")
+                .schedule("every 1m"),
+        ],
+    );
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let started = Utc::now();
+    let busy = source_until(&serve, "busy", "a 429", |s| s["last_status"] == "error");
+    let next = time_of(&busy["next_run"]).expect("busy has a next run");
+    assert!(
+        (next - started).num_seconds() >= 115,
+        "busy's next run {next} is not ~120 s after {started}"
+    );
+    // The other source was due 5 s after start (same host, staggered); it must now wait too.
+    let calm = source_until(&serve, "calm", "a deferred next run", |s| {
+        time_of(&s["next_run"]).is_some_and(|t| (t - started).num_seconds() >= 110)
+    });
+    assert!(
+        calm["last_fetch"].is_null(),
+        "calm was fetched during the deferral: {calm}"
+    );
+    assert_eq!(
+        server.started("/tech-blog.atom"),
+        0,
+        "a request reached the deferred host"
+    );
+}
+
+/// Failures push the next run back by doubling delays from the schedule; a 304 ends it.
+#[test]
+fn failures_back_off_doubling_and_a_304_resets_them() {
+    let server = FixtureServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, listen) = config_with_token(
+        dir.path(),
+        &[
+            Source::new("flaky", "Flaky", &server.url("/tech-blog.atom"), "tech")
+                .schedule("every 1m"),
+        ],
+    );
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let ok = source_until(&serve, "flaky", "a first fetch", |s| {
+        s["last_status"] == "ok" && !s["next_run"].is_null()
+    });
+    assert_eq!(ok["consecutive_failures"], 0);
+
+    server.fail_with("/tech-blog.atom", 500);
+    let mut waits = Vec::new();
+    let mut next_run = ok["next_run"].clone();
+    for failures in 1..=3 {
+        refresh_now(&serve, "flaky");
+        // The next run is saved just after the fetch is recorded: wait for both.
+        let s = source_until(&serve, "flaky", "a failed fetch", |s| {
+            s["consecutive_failures"] == failures && s["next_run"] != next_run
+        });
+        waits.push(seconds_between(&s["last_fetch"], &s["next_run"]));
+        next_run = s["next_run"].clone();
+    }
+    // 2 × 60 s, 4 × 60 s, 8 × 60 s (timestamps are whole seconds).
+    for (wait, want) in waits.iter().zip([120, 240, 480]) {
+        assert!(
+            (want - 1..=want + 1).contains(wait),
+            "backoff waits {waits:?}"
+        );
+    }
+
+    server.recover("/tech-blog.atom");
+    refresh_now(&serve, "flaky");
+    let s = source_until(&serve, "flaky", "a 304", |s| {
+        s["last_status"] == "not modified" && s["next_run"] != next_run
+    });
+    assert_eq!(s["consecutive_failures"], 0, "{s}");
+    let wait = seconds_between(&s["last_fetch"], &s["next_run"]);
+    assert!(
+        (53..=67).contains(&wait),
+        "after a 304 the schedule (60 s ± 10%) applies: {wait}"
+    );
+}
+
+/// SIGHUP with a source added to the file: the new source is fetched by the same process.
+#[test]
+fn sighup_adds_a_source_without_a_restart() {
+    let server = FixtureServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Source::new("first", "First", &server.url("/tech-blog.atom"), "tech");
+    let (config, listen) = config_with_token(dir.path(), std::slice::from_ref(&first));
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let pid = serve.pid();
+    source_until(&serve, "first", "a first fetch", |s| {
+        s["last_status"] == "ok"
+    });
+
+    let second = Source::new(
+        "second",
+        "Second",
+        &server.url("/caixin-mixed.json"),
+        "金融",
+    );
+    let text = config_text(listen, "tributary.db", &[first, second]).replacen(
+        "[server]\n",
+        &format!("[server]\nadmin_token = \"{TOKEN}\"\n"),
+        1,
+    );
+    fs::write(&config, text).expect("rewriting the config");
+    signal(&serve, "HUP");
+    source_until(&serve, "second", "the added source fetched", |s| {
+        s["last_status"] == "ok"
+    });
+    assert_eq!(serve.pid(), pid);
+    assert!(serve.is_running(), "the daemon exited\n{}", serve.logs());
+
+    // An invalid file is refused and the running configuration stays.
+    fs::write(&config, "[[sources]]\nid = \"Bad Id\"\n").expect("breaking the config");
+    signal(&serve, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !serve.logs().contains("reload rejected") {
+        assert!(
+            Instant::now() < deadline,
+            "no rejection logged\n{}",
+            serve.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http_get(&serve.url("/sources/second.json")).status, 200);
+}
+
+/// SIGTERM while a fetch is in flight: the fetch finishes, the daemon exits 0 within its grace
+/// period, and the database is whole with everything committed before the signal.
+#[test]
+fn sigterm_during_a_slow_fetch_exits_cleanly() {
+    let server = FixtureServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    server.set("/slow.json", fixture_bytes("caixin-mixed.json"));
+    let (config, listen) = config_with_token(
+        dir.path(),
+        &[
+            Source::new("fast", "Fast", &server.url("/tech-blog.atom"), "tech"),
+            Source::new("slow", "Slow", &server.url("/slow.json"), "金融"),
+        ],
+    );
+    // Entries committed before the daemon starts.
+    let (code, stdout, stderr) = run_fetch(&config, &["fast"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    server.set_delay("/slow.json", Duration::from_secs(3));
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.started("/slow.json") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow fetch never started\n{}",
+            serve.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    signal(&serve, "TERM");
+    let status = serve.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "exit status\n{}", serve.logs());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(12),
+        "took {:?}",
+        signalled.elapsed()
+    );
+
+    let db = rusqlite::Connection::open(dir.path().join("tributary.db")).expect("the database");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+    let count = |source: &str| -> i64 {
+        db.query_row(
+            "SELECT COUNT(*) FROM entry_sources WHERE source_id = ?1",
+            [source],
+            |r| r.get(0),
+        )
+        .expect("counting entries")
+    };
+    assert_eq!(count("fast"), 3, "entries committed before the signal");
+    assert_eq!(
+        count("slow"),
+        3,
+        "the in-flight fetch finished within the grace period"
+    );
+}
