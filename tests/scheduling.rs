@@ -246,3 +246,69 @@ fn sigterm_during_a_slow_fetch_exits_cleanly() {
         "the in-flight fetch finished within the grace period"
     );
 }
+
+/// A permanent redirect moves the source: later fetches go straight to the new URL (and a
+/// temporary one does not). A 410 stops fetching the source, with the reason shown.
+#[test]
+fn permanent_redirects_move_the_source_and_410_disables_it() {
+    let server = FixtureServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    server.redirect("/old.atom", 301, "/tech-blog.atom");
+    server.redirect("/hop.json", 302, "/caixin-mixed.json");
+    server.fail_with("/gone.xml", 410);
+    let (config, listen) = config_with_token(
+        dir.path(),
+        &[
+            Source::new("moved", "Moved", &server.url("/old.atom"), "tech"),
+            Source::new("hop", "Hop", &server.url("/hop.json"), "金融"),
+            Source::new("gone", "Gone", &server.url("/gone.xml"), "tech"),
+        ],
+    );
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run_fetch(&config, &["moved", "hop"]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+    }
+    assert_eq!(
+        server.started("/old.atom"),
+        1,
+        "the moved feed's old URL was asked again"
+    );
+    assert_eq!(server.started("/tech-blog.atom"), 2);
+    assert_eq!(
+        server.started("/hop.json"),
+        2,
+        "a temporary redirect is followed each time"
+    );
+
+    let (code, stdout, _) = run_fetch(&config, &["gone"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("410"), "{stdout}");
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let gone = source_until(&serve, "gone", "disabled", |s| {
+        !s["disabled_reason"].is_null()
+    });
+    assert!(
+        gone["disabled_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("410"),
+        "{gone}"
+    );
+    // The daemon does not ask a disabled source again: it says so when it starts.
+    let before = server.started("/gone.xml");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !serve.logs().contains("source disabled") {
+        assert!(
+            Instant::now() < deadline,
+            "no 'disabled' line\n{}",
+            serve.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.started("/gone.xml"),
+        before,
+        "a gone source was fetched again"
+    );
+}

@@ -227,6 +227,8 @@ struct FixtureState {
     failures: Mutex<HashMap<String, u16>>,
     /// Retry-After values sent with a path's failure status.
     retry_after: Mutex<HashMap<String, String>>,
+    /// Paths answered with a redirect: (status, Location).
+    redirects: Mutex<HashMap<String, (u16, String)>>,
     /// Paths answered only after this long (a slow publisher).
     delays: Mutex<HashMap<String, Duration>>,
     /// Paths of requests received, in order, logged before any delay.
@@ -306,6 +308,7 @@ impl FixtureServer {
             failures: Mutex::new(HashMap::new()),
             retry_after: Mutex::new(HashMap::new()),
             delays: Mutex::new(HashMap::new()),
+            redirects: Mutex::new(HashMap::new()),
             started: Mutex::new(Vec::new()),
         });
 
@@ -408,6 +411,15 @@ impl FixtureServer {
             .expect("fixture retry-after lock")
             .insert(path.to_string(), retry_after.to_string());
         self.fail_with(path, status);
+    }
+
+    /// Makes `path` answer `status` (301, 302, 307, 308) pointing at `location`.
+    pub fn redirect(&self, path: &str, status: u16, location: &str) {
+        self.state
+            .redirects
+            .lock()
+            .expect("fixture redirects lock")
+            .insert(path.to_string(), (status, location.to_string()));
     }
 
     /// Makes `path` answer only after `delay`.
@@ -524,7 +536,19 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .expect("fixture failures lock")
         .get(&path)
         .copied();
-    let response = if let Some(code) = failure {
+    let redirect = state
+        .redirects
+        .lock()
+        .expect("fixture redirects lock")
+        .get(&path)
+        .cloned();
+    let response = if let Some((code, location)) = redirect {
+        (
+            StatusCode::from_u16(code).expect("a redirect status"),
+            [(header::LOCATION, location)],
+        )
+            .into_response()
+    } else if let Some(code) = failure {
         let mut response = (
             StatusCode::from_u16(code).expect("a valid fixture status"),
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
