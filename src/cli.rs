@@ -1,7 +1,9 @@
-//! The command line: `serve`, `fetch`, `sources`.
+//! The command line: `serve` (the daemon), `fetch`, `sources`, `check`, `search`, `dedupe
+//! --explain`, `export`, `opml`.
 //!
-//! Exit codes, as scripts and systemd read them: 0 success; 1 `fetch` finished but some source
-//! failed; 2 a fatal error (bad config, unusable database, port in use) before any work.
+//! Exit codes, as scripts and systemd read them: 0 success; 1 the command finished but found a
+//! problem (a source failed, `check` matched nothing, `search` found nothing); 2 a fatal error
+//! (bad config, unusable database, port in use) before any work.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -53,11 +55,24 @@ enum Command {
     },
     /// List the sources with their last fetch and entry counts.
     Sources,
+    /// Full-text search over stored entries (titles and text; Chinese works), newest first.
+    Search {
+        /// Words or phrases; every one must occur.
+        query: String,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Near-duplicate clusters: why entries were merged.
     Dedupe {
         /// Print the cluster of this entry (its id is `_tributary.entry_id` in JSON Feed).
         #[arg(long, value_name = "ENTRY_ID")]
         explain: i64,
+    },
+    /// OPML 2.0: the configured sources out, a feed reader's subscriptions in.
+    Opml {
+        #[command(subcommand)]
+        action: OpmlCommand,
     },
     /// Dry run: fetch one source and print what its rules extract, storing nothing.
     Check {
@@ -66,6 +81,38 @@ enum Command {
         /// Read this page instead of the source's URL (e.g. a saved copy, or another channel).
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Write stored entries as static-site posts, one file per entry; unchanged files are
+    /// left alone.
+    Export {
+        /// The post format.
+        #[arg(long, value_enum)]
+        format: crate::export::Format,
+        /// The folder the posts go to (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Only entries of this category's sources.
+        #[arg(long)]
+        category: Option<String>,
+        /// Only entries published on or after this day (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::export::parse_since)]
+        since: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpmlCommand {
+    /// Write the configured sources as OPML, one outline per category, for a feed reader.
+    Export {
+        /// Write to this file (replaced atomically) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Add the feeds of a reader's OPML export to the config file (appended; feeds already
+    /// configured are skipped).
+    Import {
+        /// The OPML file (Miniflux, FreshRSS, NetNewsWire… exports).
+        file: PathBuf,
     },
 }
 
@@ -105,7 +152,10 @@ pub fn main() -> ExitCode {
         Command::Fetch { .. }
         | Command::Sources
         | Command::Check { .. }
-        | Command::Dedupe { .. } => "error",
+        | Command::Opml { .. }
+        | Command::Dedupe { .. }
+        | Command::Search { .. }
+        | Command::Export { .. } => "error",
     };
     init_logging(default_log);
     match run(cli) {
@@ -138,6 +188,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Check { source_id, url } = &cli.command {
         return runtime.block_on(check(&config, source_id, url.as_deref()));
     }
+    // `opml` works on the config file; the database is at most read.
+    if let Command::Opml { action } = &cli.command {
+        return opml(&config, action);
+    }
     let store = Arc::new(
         Store::open(&config.storage_path)
             .with_context(|| format!("storage at {}", config.storage_path.display()))?,
@@ -148,7 +202,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
         Command::Sources => sources(&store),
         Command::Dedupe { explain } => explain_cluster(&store, explain),
-        Command::Check { .. } => unreachable!("handled above"),
+        Command::Search { query, limit } => search(&store, &query, limit),
+        Command::Check { .. } | Command::Opml { .. } => unreachable!("handled above"),
+        Command::Export {
+            format,
+            out,
+            category,
+            since,
+        } => export_posts(&config, &store, format, &out, category.as_deref(), since),
     }
 }
 
@@ -180,6 +241,7 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
         config_tx,
     ));
     let daemon = schedule::Daemon::new();
+    let server_config = config_rx.clone();
     let scheduler = tokio::spawn(schedule::run(
         config_rx,
         store.clone(),
@@ -201,6 +263,8 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
         public_url: config.server.public_url.clone(),
         daemon,
         admin_token: config.server.admin_token.clone(),
+        config: server_config,
+        cache: Default::default(),
     };
     let mut server_stop = stop_rx.clone();
     let served = server::serve(listener, state, async move {
@@ -402,6 +466,37 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+fn search(store: &Store, query: &str, limit: usize) -> anyhow::Result<ExitCode> {
+    let q = crate::model::FeedQuery {
+        limit: limit.clamp(1, server::MAX_LIMIT),
+        text: Some(query.to_string()),
+        ..Default::default()
+    };
+    let found = store.entries(&crate::model::Scope::All, &q)?;
+    let mut out = String::new();
+    for e in &found {
+        let sources: Vec<&str> = e.sources.iter().map(|s| s.source_id.as_str()).collect();
+        outln!(
+            out,
+            "{:>6}  {}  {}  {}\n        {}",
+            e.id,
+            e.published.format("%Y-%m-%d %H:%MZ"),
+            sources.join(","),
+            e.title,
+            e.link.as_deref().unwrap_or("-")
+        );
+    }
+    if found.is_empty() {
+        outln!(out, "no entries match {query:?}");
+    }
+    emit(&out)?;
+    Ok(if found.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn explain_cluster(store: &Store, entry_id: i64) -> anyhow::Result<ExitCode> {
     let Some((cluster, members)) = store.explain(entry_id)? else {
         anyhow::bail!("no entry {entry_id}");
@@ -433,6 +528,35 @@ fn explain_cluster(store: &Store, entry_id: i64) -> anyhow::Result<ExitCode> {
             why
         );
     }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_posts(
+    config: &Config,
+    store: &Store,
+    format: crate::export::Format,
+    out_dir: &std::path::Path,
+    category: Option<&str>,
+    since: Option<chrono::NaiveDate>,
+) -> anyhow::Result<ExitCode> {
+    let options = crate::export::Options {
+        format,
+        out: out_dir,
+        category,
+        since,
+        placeholder: &config.export.placeholder,
+    };
+    let report = crate::export::export(store, &options)?;
+    let mut out = String::new();
+    outln!(
+        out,
+        "exported {} entries to {}: {} written, {} unchanged",
+        report.entries,
+        out_dir.display(),
+        report.written,
+        report.unchanged
+    );
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -482,6 +606,89 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
             .map(|(cell, w)| format!("{cell}{}", " ".repeat(w - cell.width())))
             .collect();
         outln!(out, "{}", line.join("  ").trim_end());
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `opml export`: the config's sources as OPML. `opml import FILE`: a reader's feeds appended
+/// to the config file, with what was added and skipped printed.
+fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    let mut out = String::new();
+    match action {
+        OpmlCommand::Export { out: None } => {
+            let (text, notes) = crate::opml::export_sources(&config.sources, now);
+            for note in notes {
+                eprintln!("tributary: note: {note}");
+            }
+            out = text;
+        }
+        OpmlCommand::Export { out: Some(file) } => {
+            let (text, notes) = crate::opml::export_sources(&config.sources, now);
+            for note in notes {
+                eprintln!("tributary: note: {note}");
+            }
+            crate::opml::write_atomically(file, text.as_bytes(), None)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            outln!(
+                out,
+                "wrote {} sources to {}",
+                config.sources.len(),
+                file.display()
+            );
+        }
+        OpmlCommand::Import { file } => {
+            // Ids the database still knows (sources since removed from the config keep their
+            // entries under them): a new source must not inherit one.
+            let reserved: std::collections::HashSet<String> = if config.storage_path.exists() {
+                Store::open(&config.storage_path)
+                    .and_then(|store| store.source_statuses())
+                    .with_context(|| format!("storage at {}", config.storage_path.display()))?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect()
+            } else {
+                Default::default()
+            };
+            let report = crate::opml::import(&config.path, file, &reserved, now)?;
+            for a in &report.added {
+                let tags = if a.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", tags {}", a.tags.join(", "))
+                };
+                outln!(
+                    out,
+                    "added {}: {} <{}> (category {}{tags})",
+                    a.id,
+                    a.name,
+                    a.url,
+                    a.category
+                );
+            }
+            for s in &report.skipped {
+                let name = if s.name.is_empty() { "-" } else { &s.name };
+                outln!(out, "skipped {name} <{}>: {}", s.url, s.why);
+            }
+            if report.added.is_empty() {
+                outln!(
+                    out,
+                    "nothing added ({} skipped); {} is unchanged",
+                    report.skipped.len(),
+                    config.path.display()
+                );
+            } else {
+                outln!(
+                    out,
+                    "{} added, {} skipped; {} updated (reload the daemon to fetch them: \
+                     systemctl reload tributary, or SIGHUP)",
+                    report.added.len(),
+                    report.skipped.len(),
+                    config.path.display()
+                );
+            }
+        }
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)

@@ -26,6 +26,15 @@ pub struct Config {
     pub storage_path: PathBuf,
     pub fetch: FetchConfig,
     pub sources: Vec<SourceConfig>,
+    pub export: ExportConfig,
+}
+
+/// `[export]`: static export (`tributary export`).
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// The image of posts whose content has none; `{n}` becomes a number (0–9999) derived from
+    /// the entry, the same on every export.
+    pub placeholder: String,
 }
 
 #[derive(Clone)]
@@ -33,6 +42,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The address readers use, for self links; when absent the request's Host header is used.
     pub public_url: Option<Url>,
+    /// A WebSub hub: feeds name it, and tributary pings it when a feed gains entries.
+    pub websub_hub: Option<Url>,
     /// The bearer token of the admin API (`POST /api/sources/{id}/refresh`); when absent the
     /// admin API refuses every request.
     pub admin_token: Option<String>,
@@ -44,6 +55,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
+            .field("websub_hub", &self.websub_hub)
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
@@ -219,6 +231,14 @@ struct RawConfig {
     dedupe: RawDedupe,
     #[serde(default)]
     sources: Vec<RawSource>,
+    #[serde(default)]
+    export: RawExport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExport {
+    placeholder: Option<String>,
 }
 
 /// Near-duplicate thresholds: the defaults, and per-category overrides under
@@ -290,6 +310,7 @@ struct RawServer {
     listen: String,
     public_url: Option<String>,
     admin_token: Option<String>,
+    websub_hub: Option<String>,
 }
 
 impl Default for RawServer {
@@ -298,6 +319,7 @@ impl Default for RawServer {
             listen: default_listen(),
             public_url: None,
             admin_token: None,
+            websub_hub: None,
         }
     }
 }
@@ -480,6 +502,21 @@ impl Config {
                 Url::parse(u).map_err(|e| invalid("[server]", "public_url", format!("{u:?}: {e}")))
             })
             .transpose()?;
+        let websub_hub = raw
+            .server
+            .websub_hub
+            .as_deref()
+            .map(|u| {
+                Url::parse(u).map_err(|e| invalid("[server]", "websub_hub", format!("{u:?}: {e}")))
+            })
+            .transpose()?;
+        if websub_hub.is_some() && public_url.is_none() {
+            return Err(invalid(
+                "[server]",
+                "websub_hub",
+                "needs public_url: the hub is told the feeds' public addresses".into(),
+            ));
+        }
         let admin_token = raw.server.admin_token.clone();
         if let Some(token) = &admin_token {
             if token.chars().count() < MIN_ADMIN_TOKEN_CHARS
@@ -727,16 +764,32 @@ impl Config {
             });
         }
 
+        let placeholder = raw
+            .export
+            .placeholder
+            .unwrap_or_else(|| crate::export::DEFAULT_PLACEHOLDER.to_string());
+        if placeholder.trim().is_empty() || placeholder.chars().any(char::is_control) {
+            return Err(invalid(
+                "[export]",
+                "placeholder",
+                "must be a non-empty image URL on one line (\"{n}\" is replaced by a number)"
+                    .into(),
+            ));
+        }
+        let export = ExportConfig { placeholder };
+
         Ok(Config {
             path: path.to_path_buf(),
             server: ServerConfig {
                 listen,
                 public_url,
+                websub_hub,
                 admin_token,
             },
             storage_path,
             fetch,
             sources,
+            export,
         })
     }
 

@@ -21,8 +21,12 @@
 //!   the daemon.
 //! - [`publish`]: stored entries to RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents.
 //! - [`server`]: HTTP routes, caching headers, `/metrics` and the admin API.
+//! - [`opml`]: OPML 2.0: the feed list `GET /opml` serves, `opml export` of the sources and
+//!   `opml import` of a reader's subscriptions (appended to the config).
+//! - [`export`]: stored entries as static-site posts (Hexo Markdown), one file per entry.
 //! - [`metrics`]: the process-wide Prometheus counters, gauges and histograms.
 //! - [`notify`]: systemd's notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
+//! - [`websub`]: tells a WebSub hub when feeds gain entries.
 //! - [`cli`]: the command line; the binary is a thin wrapper around [`cli::main`].
 //!
 //! See ARCHITECTURE.md for the invariants.
@@ -31,17 +35,20 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod dedupe;
+pub mod export;
 pub mod fetch;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod notify;
+pub mod opml;
 pub mod parse;
 pub mod publish;
 pub mod refresh;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod websub;
 
 /// Formats an error with its whole `source()` chain on one line, so a log line or a `fetch`
 /// summary says the root cause ("connection refused") and not only the outermost context.

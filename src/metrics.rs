@@ -104,6 +104,7 @@ struct Metrics {
     last_success: Family<SourceLabels, Gauge>,
     consecutive_failures: Family<SourceLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
+    feed_queries: Gauge,
 }
 
 impl Metrics {
@@ -119,6 +120,7 @@ impl Metrics {
             last_success: Family::default(),
             consecutive_failures: Family::default(),
             http_requests: Family::default(),
+            feed_queries: Gauge::default(),
         };
         registry.register(
             "fetches",
@@ -161,6 +163,11 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by method, route template and status",
             m.http_requests.clone(),
+        );
+        registry.register(
+            "feed_queries",
+            "Feed queries run against the store since start (a cached feed costs none)",
+            m.feed_queries.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -250,6 +257,13 @@ pub fn observe_source(source: &str, consecutive_failures: u32, last_success: Opt
             m.last_success.get_or_create(&labels).set(at);
         }
     }
+}
+
+/// Sets the count of feed queries the store has run.
+pub fn observe_feed_queries(total: u64) {
+    METRICS
+        .feed_queries
+        .set(i64::try_from(total).unwrap_or(i64::MAX));
 }
 
 /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).

@@ -77,6 +77,8 @@ impl DateSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEntry {
     pub id: i64,
+    /// Where this entry sits in newest-first order (for the next page's cursor).
+    pub cursor: Cursor,
     pub title: String,
     pub link: Option<String>,
     pub summary: Option<String>,
@@ -108,6 +110,44 @@ pub enum Scope {
     All,
     Category(String),
     Source(String),
+    /// Every source with this tag.
+    Tag(String),
+}
+
+/// Narrowing and paging within a scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct FeedQuery {
+    pub limit: usize,
+    /// Only entries older than this cursor (RFC 5005 paging).
+    pub before: Option<Cursor>,
+    /// Full-text search over title and text.
+    pub text: Option<String>,
+    /// Only entries carried by this source.
+    pub source: Option<String>,
+    /// Only entries of sources with this tag.
+    pub tag: Option<String>,
+}
+
+/// A position in a newest-first list: the last entry of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    pub published: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    /// `1606820340-42`: readable, stable, and safe in a query string.
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.published, self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (p, i) = text.rsplit_once('-')?;
+        Some(Cursor {
+            published: p.parse().ok()?,
+            id: i.parse().ok()?,
+        })
+    }
 }
 
 /// What the store keeps about a source between fetches.

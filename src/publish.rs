@@ -52,6 +52,10 @@ pub struct FeedInfo {
     pub self_url: String,
     /// A human page for the feed (the server's root).
     pub home_url: String,
+    /// The next (older) page, when there may be one (RFC 5005 paging).
+    pub next_url: Option<String>,
+    /// The WebSub hub that pushes this feed's updates.
+    pub hub: Option<String>,
 }
 
 /// Renders `entries` (newest first) as one document.
@@ -174,12 +178,14 @@ fn rss(info: &FeedInfo, entries: &[StoredEntry]) -> String {
         last_build_date: Some(rfc822(last_updated(entries))),
         generator: Some("tributary".into()),
         atom_ext: Some(rss::extension::atom::AtomExtension {
-            links: vec![atom::Link {
+            links: std::iter::once(atom::Link {
                 href: info.self_url.clone(),
                 rel: "self".into(),
                 mime_type: Some("application/rss+xml".into()),
                 ..Default::default()
-            }],
+            })
+            .chain(extra_links(info))
+            .collect(),
         }),
         namespaces: BTreeMap::from([
             ("atom".into(), "http://www.w3.org/2005/Atom".into()),
@@ -193,6 +199,27 @@ fn rss(info: &FeedInfo, entries: &[StoredEntry]) -> String {
         ..Default::default()
     };
     channel.to_string()
+}
+
+/// The `next` page (RFC 5005) and the WebSub `hub`, as Atom links (RSS carries them as
+/// `atom:link`).
+fn extra_links(info: &FeedInfo) -> Vec<atom::Link> {
+    let mut links = Vec::new();
+    if let Some(next) = &info.next_url {
+        links.push(atom::Link {
+            href: next.clone(),
+            rel: "next".into(),
+            ..Default::default()
+        });
+    }
+    if let Some(hub) = &info.hub {
+        links.push(atom::Link {
+            href: hub.clone(),
+            rel: "hub".into(),
+            ..Default::default()
+        });
+    }
+    links
 }
 
 /// RFC 822 with a four-digit year and GMT, the form every validator accepts.
@@ -310,7 +337,10 @@ fn atom(info: &FeedInfo, entries: &[StoredEntry]) -> String {
                 mime_type: Some("text/html".into()),
                 ..Default::default()
             },
-        ],
+        ]
+        .into_iter()
+        .chain(extra_links(info))
+        .collect(),
         entries: atom_entries,
         ..Default::default()
     };
@@ -324,7 +354,18 @@ struct JsonFeed<'a> {
     description: &'a str,
     home_page_url: &'a str,
     feed_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<JsonHub<'a>>,
     items: Vec<JsonItem>,
+}
+
+#[derive(Serialize)]
+struct JsonHub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -410,6 +451,16 @@ fn json(info: &FeedInfo, entries: &[StoredEntry]) -> String {
         description: &info.description,
         home_page_url: &info.home_url,
         feed_url: &info.self_url,
+        next_url: info.next_url.as_deref(),
+        hubs: info
+            .hub
+            .as_deref()
+            .map(|url| JsonHub {
+                kind: "WebSub",
+                url,
+            })
+            .into_iter()
+            .collect(),
         items,
     };
     // Serializing plain structs of strings cannot fail.

@@ -296,6 +296,7 @@ pub async fn run(
         }
     };
     let mut permits = Arc::new(Semaphore::new(config.fetch.concurrency));
+    let mut websub = crate::websub::Publisher::from_config(&config);
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         // Start what the config has and no task runs; restart what changed.
@@ -333,6 +334,7 @@ pub async fn run(
                 daemon.register(&source.id),
                 shutdown.clone(),
                 stagger,
+                websub.clone(),
             ));
             tasks.insert(source.id.clone(), (source_fingerprint(source), handle));
         }
@@ -350,6 +352,7 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "keeping the old HTTP client"),
                 }
                 permits = Arc::new(Semaphore::new(config.fetch.concurrency));
+                websub = crate::websub::Publisher::from_config(&config);
                 // Tasks of changed sources restart with the new client; others keep theirs.
                 tracing::info!(sources = config.sources.len(), "configuration reloaded");
             }
@@ -375,6 +378,7 @@ async fn source_loop(
     trigger: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     stagger: Duration,
+    websub: Option<Arc<crate::websub::Publisher>>,
 ) {
     let host = source.url.host_str().unwrap_or("").to_ascii_lowercase();
     let politeness = Politeness {
@@ -450,6 +454,13 @@ async fn source_loop(
             };
             refresh::refresh_source(&fetcher, &store, &source).await
         };
+        if let (Some(publisher), Ok(refresh::Refreshed::Stored(counts))) =
+            (&websub, &report.outcome)
+        {
+            if counts.new > 0 {
+                publisher.announce(publisher.feeds_of(&source));
+            }
+        }
         let now = Utc::now();
         let failures = if report.outcome.is_ok() {
             0

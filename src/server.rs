@@ -25,7 +25,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::metrics;
-use crate::model::{Scope, SourceStatus};
+use crate::model::{Cursor, FeedQuery, Scope, SourceStatus};
 use crate::publish::{self, FeedInfo, Format};
 use crate::store::Store;
 
@@ -41,6 +41,51 @@ pub struct AppState {
     pub daemon: Arc<crate::schedule::Daemon>,
     /// `[server] admin_token`: the bearer token the admin API wants; None turns it off.
     pub admin_token: Option<String>,
+    /// The running configuration (it changes on SIGHUP): schedules for Cache-Control, the
+    /// WebSub hub.
+    pub config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
+    /// Rendered feeds, so a poll costs no query while nothing changed.
+    pub cache: Arc<FeedCache>,
+}
+
+/// Rendered feeds by request, valid while the store's generation is unchanged and for at most
+/// [`CACHE_MAX_AGE`] (writes by another process, such as a one-off `tributary fetch`, are not
+/// seen through the generation).
+#[derive(Default)]
+pub struct FeedCache {
+    entries: std::sync::Mutex<HashMap<String, Rendered>>,
+}
+
+#[derive(Clone)]
+struct Rendered {
+    generation: u64,
+    made: std::time::Instant,
+    body: axum::body::Bytes,
+    etag: String,
+    last_modified: DateTime<Utc>,
+    content_type: &'static str,
+}
+
+const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Distinct feed requests kept; past this the cache starts over (queries and pages are many).
+const CACHE_CAPACITY: usize = 512;
+
+impl FeedCache {
+    fn get(&self, key: &str, generation: u64) -> Option<Rendered> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|r| r.generation == generation && r.made.elapsed() < CACHE_MAX_AGE)
+            .cloned()
+    }
+
+    fn put(&self, key: String, rendered: Rendered) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, rendered);
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -51,6 +96,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sources/{id}/refresh", post(api_refresh))
         .route("/feeds/{file}", get(category_feed))
         .route("/sources/{file}", get(source_feed))
+        .route("/tags/{file}", get(tag_feed))
+        .route("/opml", get(opml))
+        // Feeds compress well (XML, repeated markup); readers say what they accept.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .br(true),
+        )
         // Outermost, so it also sees requests no route took (counted as `unmatched`).
         .layer(middleware::from_fn(count_request))
         .with_state(state)
@@ -106,6 +159,7 @@ async fn count_request(request: Request, next: Next) -> Response {
 /// from before this process started) is brought in first; a store error leaves the in-process
 /// metrics to be served alone.
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    metrics::observe_feed_queries(state.store.feed_queries());
     match statuses(&state).await {
         Ok(all) => {
             for s in all.iter().filter(|s| s.active) {
@@ -312,6 +366,27 @@ async fn source_feed(
     .await
 }
 
+async fn tag_feed(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some((tag, format)) = split_file(&file) else {
+        return not_found("feeds end in .rss, .atom or .json");
+    };
+    feed(
+        state,
+        Scope::Tag(tag.to_string()),
+        format,
+        &query,
+        &uri,
+        &headers,
+    )
+    .await
+}
+
 fn split_file(file: &str) -> Option<(&str, Format)> {
     let (name, ext) = file.rsplit_once('.')?;
     Some((name, Format::from_extension(ext)?)).filter(|(n, _)| !n.is_empty())
@@ -329,55 +404,157 @@ async fn feed(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
+    let bad = |why: String| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
         None => DEFAULT_LIMIT,
         Some(Ok(n)) if n > 0 => n.min(MAX_LIMIT),
-        Some(_) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("limit must be a number from 1 to {MAX_LIMIT}\n"),
-            )
-                .into_response()
-        }
+        Some(_) => return bad(format!("limit must be a number from 1 to {MAX_LIMIT}")),
     };
-    let store = state.store.clone();
-    let lookup = scope.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let Some(title) = store.scope_title(&lookup)? else {
-            return Ok(None);
-        };
-        store.entries(&lookup, limit).map(|e| Some((title, e)))
-    })
-    .await;
-    let (title, entries) = match result {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => {
-            return not_found(&match scope {
-                Scope::Source(id) => format!("no source {id:?}"),
-                Scope::Category(c) => format!("no category {c:?}"),
-                Scope::All => "no feed".into(),
+    let before = match query.get("before") {
+        None => None,
+        Some(c) => match Cursor::decode(c) {
+            Some(c) => Some(c),
+            None => return bad(format!("before={c:?} is not a cursor from a next link")),
+        },
+    };
+    let nonempty = |k: &str| {
+        query
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let q = FeedQuery {
+        limit,
+        before,
+        text: nonempty("q"),
+        source: nonempty("source"),
+        tag: nonempty("tag"),
+    };
+    let base = base_url(&state, headers);
+    let config = state.config.borrow().clone();
+    let hub = config.server.websub_hub.as_ref().map(Url::to_string);
+    // The request, minus parameters that change nothing (cache busters like `_=`), is the key.
+    let key = format!("{scope:?}|{format:?}|{q:?}|{base}");
+    let generation = state.store.generation();
+    let rendered = match state.cache.get(&key, generation) {
+        Some(hit) => hit,
+        None => {
+            let store = state.store.clone();
+            let (lookup, page) = (scope.clone(), q.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let Some(title) = store.scope_title(&lookup)? else {
+                    return Ok(None);
+                };
+                store.entries(&lookup, &page).map(|e| Some((title, e)))
             })
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "feed query failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "feed task failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+            .await;
+            let (title, entries) = match result {
+                Ok(Ok(Some(found))) => found,
+                Ok(Ok(None)) => {
+                    return not_found(&match &scope {
+                        Scope::Source(id) => format!("no source {id:?}"),
+                        Scope::Category(c) => format!("no category {c:?}"),
+                        Scope::Tag(t) => format!("no tag {t:?}"),
+                        Scope::All => "no feed".into(),
+                    })
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "feed query failed");
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "feed task failed");
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+                }
+            };
+            let rendered = render(
+                &scope,
+                format,
+                &q,
+                title,
+                &entries,
+                &base,
+                uri,
+                hub.as_deref(),
+                generation,
+            );
+            state.cache.put(key, rendered.clone());
+            rendered
         }
     };
 
-    let base = base_url(&state, headers);
-    let self_url = base
-        .join(&uri.to_string())
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| base.to_string());
-    let (kind, key) = match &scope {
+    let max_age = max_age(&config, &scope);
+    let mut response_headers = vec![
+        (ETAG, rendered.etag.clone()),
+        (LAST_MODIFIED, http_date(rendered.last_modified)),
+        (CACHE_CONTROL, format!("public, max-age={max_age}")),
+        (VARY, "Accept-Encoding".to_string()),
+    ];
+    if let Some(hub) = &hub {
+        // WebSub discovery (W3C §4): the hub and this feed's canonical URL.
+        response_headers.push((
+            axum::http::header::LINK,
+            format!(
+                "<{hub}>; rel=\"hub\", <{}>; rel=\"self\"",
+                self_url(&base, uri)
+            ),
+        ));
+    }
+    if not_modified(headers, &rendered.etag, rendered.last_modified) {
+        return (
+            StatusCode::NOT_MODIFIED,
+            response_headers_map(&response_headers),
+        )
+            .into_response();
+    }
+    response_headers.push((CONTENT_TYPE, rendered.content_type.to_string()));
+    (
+        StatusCode::OK,
+        response_headers_map(&response_headers),
+        rendered.body,
+    )
+        .into_response()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    scope: &Scope,
+    format: Format,
+    q: &FeedQuery,
+    title: String,
+    entries: &[crate::model::StoredEntry],
+    base: &Url,
+    uri: &Uri,
+    hub: Option<&str>,
+    generation: u64,
+) -> Rendered {
+    let (kind, key) = match scope {
         Scope::All => ("feeds", "all".to_string()),
         Scope::Category(c) => ("feeds", c.clone()),
         Scope::Source(s) => ("sources", s.clone()),
+        Scope::Tag(t) => ("tags", t.clone()),
     };
+    let mut title = title;
+    if let Some(text) = &q.text {
+        title = format!("{title}: {text}");
+    }
+    // A full page may have more behind it: RFC 5005 `next` (JSON Feed `next_url`).
+    let next_url = (entries.len() == q.limit)
+        .then(|| entries.last())
+        .flatten()
+        .map(|last| {
+            let mut next = base.join(uri.path()).unwrap_or_else(|_| base.clone());
+            {
+                let mut pairs = next.query_pairs_mut();
+                for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+                    if k != "before" {
+                        pairs.append_pair(&k, &v);
+                    }
+                }
+                pairs.append_pair("before", &last.cursor.encode());
+            }
+            next.to_string()
+        });
     let info = FeedInfo {
         description: format!("{title}: merged by tributary"),
         title,
@@ -385,33 +562,46 @@ async fn feed(
             "tag:tributary,2026:{kind}/{}",
             url::form_urlencoded::byte_serialize(key.as_bytes()).collect::<String>()
         ),
-        self_url,
+        self_url: self_url(base, uri),
         home_url: base.to_string(),
+        next_url,
+        hub: hub.map(str::to_string),
     };
-    let body = publish::render(format, &info, &entries);
-    let last_modified = publish::last_updated(&entries);
-    let etag = format!("\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..32]);
-
-    let mut response_headers = vec![
-        (ETAG, etag.clone()),
-        (LAST_MODIFIED, http_date(last_modified)),
-        (CACHE_CONTROL, "public, max-age=60".to_string()),
-        (VARY, "Accept-Encoding".to_string()),
-    ];
-    if not_modified(headers, &etag, last_modified) {
-        return (
-            StatusCode::NOT_MODIFIED,
-            response_headers_map(&response_headers),
-        )
-            .into_response();
+    let body = publish::render(format, &info, entries);
+    Rendered {
+        generation,
+        made: std::time::Instant::now(),
+        etag: format!("W/\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..32]),
+        last_modified: publish::last_updated(entries),
+        body: body.into(),
+        content_type: format.content_type(),
     }
-    response_headers.push((CONTENT_TYPE, format.content_type().to_string()));
-    (
-        StatusCode::OK,
-        response_headers_map(&response_headers),
-        body,
-    )
-        .into_response()
+}
+
+fn self_url(base: &Url, uri: &Uri) -> String {
+    base.join(&uri.to_string())
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| base.to_string())
+}
+
+/// Cache-Control max-age: the shortest schedule among the feed's sources (nothing new can
+/// appear sooner), at least a minute, at most an hour.
+fn max_age(config: &crate::config::Config, scope: &Scope) -> u64 {
+    let now = Utc::now();
+    config
+        .sources
+        .iter()
+        .filter(|s| s.enabled)
+        .filter(|s| match scope {
+            Scope::All => true,
+            Scope::Category(c) => &s.category == c,
+            Scope::Source(id) => &s.id == id,
+            Scope::Tag(t) => s.tags.contains(t),
+        })
+        .map(|s| s.schedule.interval_at(now).as_secs())
+        .min()
+        .unwrap_or(900)
+        .clamp(60, 3600)
 }
 
 fn response_headers_map(pairs: &[(axum::http::HeaderName, String)]) -> HeaderMap {
@@ -455,6 +645,35 @@ fn not_modified(headers: &HeaderMap, etag: &str, last_modified: DateTime<Utc>) -
 
 fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// OPML 2.0 listing every feed served (all, each category, each tag of the active sources), with
+/// absolute URLs, for a reader to subscribe to all at once (`crate::opml::feed_list`).
+async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let store = state.store.clone();
+    let sources = match tokio::task::spawn_blocking(move || store.active_sources()).await {
+        Ok(Ok(sources)) => sources,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "sources query failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sources task failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+        }
+    };
+    let categories = sources.iter().map(|s| s.3.clone()).collect();
+    let tags = sources.iter().flat_map(|s| s.4.iter().cloned()).collect();
+    let body = crate::opml::feed_list(&base_url(&state, &headers), &categories, &tags, Utc::now());
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, crate::opml::CONTENT_TYPE),
+            (CACHE_CONTROL, "public, max-age=60"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

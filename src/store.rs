@@ -16,7 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::SourceConfig;
 use crate::dedupe::{self, Fingerprint, Thresholds};
-use crate::model::{Entry, EntrySource, Scope, SourceStatus, StoredEntry, Validators};
+use crate::model::{
+    Cursor, Entry, EntrySource, FeedQuery, Scope, SourceStatus, StoredEntry, Validators,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,6 +147,13 @@ CREATE TABLE hosts (
     reason          TEXT NOT NULL
 );
 "#,
+    r#"
+-- Full-text search. The trigram tokenizer needs no dictionary and matches Chinese as well as
+-- Latin text (any 3+ character substring); rowid = entries.id. The body is the normalized text
+-- of the fingerprint (NFKC, lower case).
+CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'trigram');
+INSERT INTO entries_fts (rowid, title, body) SELECT id, title, fp_body FROM entries;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -208,6 +217,10 @@ pub struct FetchRecord<'a> {
 pub struct Store {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Feed queries run (GET /metrics shows it; a cached 304 must not move it).
+    queries: std::sync::atomic::AtomicU64,
+    /// Bumped by every write through this store, so readers can cache what they rendered.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -236,11 +249,27 @@ impl Store {
         Ok(Store {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            queries: Default::default(),
+            generation: Default::default(),
         })
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        // Whoever takes the writer may change what feeds show.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.writer.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Changes whenever this store may have written anything (other processes' writes are not
+    /// seen: caches also expire by age).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many feed queries have run.
+    pub fn feed_queries(&self) -> u64 {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -653,37 +682,104 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?,
+            Scope::Tag(t) => conn
+                .query_row(
+                    "SELECT ?1 FROM sources s
+                     WHERE s.active = 1
+                       AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?1)
+                     LIMIT 1",
+                    [t],
+                    |r| r.get(0),
+                )
+                .optional()?,
         };
         Ok(title)
     }
 
-    /// The newest `limit` entries of `scope`, newest first, each with every source that
-    /// carried it.
-    pub fn entries(&self, scope: &Scope, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+    /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
+    /// carried it (for merged feeds, every source of its cluster).
+    pub fn entries(&self, scope: &Scope, q: &FeedQuery) -> Result<Vec<StoredEntry>, StoreError> {
         let conn = self.reader()?;
-        let (filter, arg) = match scope {
-            Scope::All => ("s.active = 1", String::new()),
-            Scope::Category(c) => ("s.active = 1 AND s.category = ?2", c.clone()),
-            Scope::Source(id) => ("s.active = 1 AND s.id = ?2", id.clone()),
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Conditions and their parameters, numbered as they are pushed.
+        let mut source_conds = vec!["s.active = 1".to_string()];
+        let mut entry_conds = Vec::new();
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(q.limit as i64)];
+        let arg = |v: Box<dyn rusqlite::ToSql>, args: &mut Vec<Box<dyn rusqlite::ToSql>>| {
+            args.push(v);
+            format!("?{}", args.len())
         };
+        match scope {
+            Scope::All => {}
+            Scope::Category(c) => {
+                let p = arg(Box::new(c.clone()), &mut args);
+                source_conds.push(format!("s.category = {p}"));
+            }
+            Scope::Source(id) => {
+                let p = arg(Box::new(id.clone()), &mut args);
+                source_conds.push(format!("s.id = {p}"));
+            }
+            Scope::Tag(t) => {
+                let p = arg(Box::new(t.clone()), &mut args);
+                source_conds.push(format!(
+                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+                ));
+            }
+        }
+        if let Some(id) = &q.source {
+            let p = arg(Box::new(id.clone()), &mut args);
+            source_conds.push(format!("s.id = {p}"));
+        }
+        if let Some(t) = &q.tag {
+            let p = arg(Box::new(t.clone()), &mut args);
+            source_conds.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+            ));
+        }
         // Merged feeds show one member per cluster; a source's own feed shows its entries.
         let merged = !matches!(scope, Scope::Source(_));
-        let canonical = if merged { "e.canonical = 1 AND" } else { "" };
-        // ?2 is bound for every scope, so the filter that does not use it says `?2 = ?2`.
+        if merged {
+            entry_conds.push("e.canonical = 1".to_string());
+        }
+        if let Some(c) = q.before {
+            let (p, i) = (
+                arg(Box::new(c.published), &mut args),
+                arg(Box::new(c.id), &mut args),
+            );
+            entry_conds.push(format!("(e.published, e.id) < ({p}, {i})"));
+        }
+        if let Some(text) = q
+            .text
+            .as_deref()
+            .map(search_terms)
+            .filter(|t| !t.is_empty())
+        {
+            entry_conds.push(fts_condition(&text, &mut |v| arg(v, &mut args)));
+        }
+        entry_conds.push(format!(
+            "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
+                     WHERE es.entry_id = e.id AND {})",
+            source_conds.join(" AND ")
+        ));
         let sql = format!(
             "SELECT e.id, e.title, e.link, e.summary, e.content, e.authors, e.categories,
                     e.published, e.updated, e.cluster_id
              FROM entries e
-             WHERE {canonical}
-                   EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
-                           WHERE es.entry_id = e.id AND {filter} AND (?2 = ?2))
+             WHERE {}
              ORDER BY e.published DESC, e.id DESC
-             LIMIT ?1"
+             LIMIT ?1",
+            entry_conds.join(" AND ")
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![limit as i64, arg], |r| {
+        let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let rows = stmt.query_map(params.as_slice(), |r| {
             Ok(StoredEntry {
                 id: r.get(0)?,
+                cursor: Cursor {
+                    published: r.get(7)?,
+                    id: r.get(0)?,
+                },
                 title: r.get(1)?,
                 link: r.get(2)?,
                 summary: r.get(3)?,
@@ -803,6 +899,87 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(Some((cluster, members)))
     }
+
+    /// Entries for a static export (`tributary export`), oldest first: every entry carried by
+    /// an active source (of `category`, when given) and published at or after `since`. Each
+    /// comes with the first such source to carry it: its name, category and tags.
+    pub fn export_entries(
+        &self,
+        category: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ExportEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT e.id, e.title, e.link, e.summary, e.content, e.published,
+                    s.name, s.category, s.tags
+             FROM entries e
+             JOIN entry_sources es ON es.entry_id = e.id
+             JOIN sources s ON s.id = es.source_id
+             WHERE e.published >= ?2
+               AND es.rowid = (SELECT es2.rowid FROM entry_sources es2
+                               JOIN sources s2 ON s2.id = es2.source_id
+                               WHERE es2.entry_id = e.id AND s2.active = 1
+                                 AND (?1 IS NULL OR s2.category = ?1)
+                               ORDER BY es2.first_seen, es2.rowid LIMIT 1)
+             ORDER BY e.published, e.id",
+        )?;
+        let since = since.map_or(i64::MIN, |t| t.timestamp());
+        let rows = stmt.query_map(params![category, since], |r| {
+            Ok(ExportEntry {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                link: r.get(2)?,
+                summary: r.get(3)?,
+                content: r.get(4)?,
+                published: from_unix(r.get(5)?),
+                source_name: r.get(6)?,
+                category: r.get(7)?,
+                tags: from_json(&r.get::<_, String>(8)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every active source (configured and enabled) as (id, name, url, category, tags), by id:
+    /// what `GET /opml` lists feeds from.
+    #[allow(clippy::type_complexity)] // the plain row; one caller
+    pub fn active_sources(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, Vec<String>)>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, name, url, category, tags FROM sources WHERE active = 1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                from_json(&r.get::<_, String>(4)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// One entry as `Store::export_entries` returns it: the entry and the one source it is
+/// exported under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportEntry {
+    pub id: i64,
+    pub title: String,
+    pub link: Option<String>,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub published: DateTime<Utc>,
+    pub source_name: String,
+    /// The source's category.
+    pub category: String,
+    /// The source's tags.
+    pub tags: Vec<String>,
 }
 
 /// Finds the cluster a new or edited entry belongs to and records it. Candidates are recent
@@ -828,6 +1005,14 @@ fn place_in_cluster(
         "UPDATE entries SET fp_title = ?2, fp_body = ?3, simhash = ?4 WHERE id = ?1",
     )?
     .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
+    // Search sees the entry as it is now.
+    tx.prepare_cached("DELETE FROM entries_fts WHERE rowid = ?1")?
+        .execute([entry_id])?;
+    tx.prepare_cached(
+        "INSERT INTO entries_fts (rowid, title, body)
+         SELECT id, title, fp_body FROM entries WHERE id = ?1",
+    )?
+    .execute([entry_id])?;
     let keys = if t.enabled {
         dedupe::candidate_keys(fp, t)
     } else {
@@ -965,6 +1150,41 @@ fn choose_canonical(tx: &rusqlite::Transaction<'_>, cluster: i64) -> Result<(), 
     )?
     .execute([cluster])?;
     Ok(())
+}
+
+/// A search as the index sees it: NFKC, lower case, split into terms at spaces.
+fn search_terms(text: &str) -> Vec<String> {
+    crate::dedupe::normalize(text)
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every term must occur. Terms of three or more characters use the trigram index (each a
+/// quoted phrase, so FTS5 syntax in a query is just text); shorter ones ("央行") fall back to a
+/// substring match.
+fn fts_condition(
+    terms: &[String],
+    arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
+) -> String {
+    let conds: Vec<String> = terms
+        .iter()
+        .map(|t| {
+            if t.chars().count() >= 3 {
+                let phrase = format!("\"{}\"", t.replace('"', "\"\""));
+                let p = arg(Box::new(phrase));
+                format!("e.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH {p})")
+            } else {
+                let pattern = format!("%{}%", t.replace(['%', '_'], ""));
+                let p = arg(Box::new(pattern));
+                format!(
+                    "e.id IN (SELECT rowid FROM entries_fts WHERE title LIKE {p} OR body LIKE {p})"
+                )
+            }
+        })
+        .collect();
+    conds.join(" AND ")
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -99,25 +99,7 @@ fn newsboat_reads_every_entry_of_the_rss_and_atom_feeds() {
 /// `/usr/bin/python3` if it has feedparser (Debian's python3-feedparser installs there), else
 /// `python3` on PATH if that has it; panics with install instructions otherwise.
 fn python_with_feedparser() -> String {
-    let mut tried = Vec::new();
-    for candidate in ["/usr/bin/python3", "python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import feedparser"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return candidate.to_string();
-        }
-        tried.push(candidate);
-    }
-    panic!(
-        "no python3 with the feedparser module (tried {tried:?}): these reader tests need it. \
-         Install it with `apt-get install python3-feedparser`; `bash .ci/run` installs it."
-    );
+    python_with("feedparser", "python3-feedparser")
 }
 
 /// Fetches the URL with feedparser itself (so the HTTP headers count too) and prints a JSON

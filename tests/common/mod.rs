@@ -1348,3 +1348,46 @@ pub fn source_until(
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// External tools
+// ---------------------------------------------------------------------------------------------
+
+/// A python3 that has `module` (Debian's `package` installs it for /usr/bin/python3); fails
+/// the test, saying what to install, when none has.
+pub fn python_with(module: &str, package: &str) -> String {
+    let mut tried = Vec::new();
+    for candidate in ["/usr/bin/python3", "python3"] {
+        let ok = Command::new(candidate)
+            .args(["-c", &format!("import {module}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return candidate.to_string();
+        }
+        tried.push(candidate);
+    }
+    panic!(
+        "no python3 with the {module} module (tried {tried:?}). Install it with \
+         `apt-get install {package}`; `bash .ci/run` installs it."
+    );
+}
+
+/// A file of the shared third-party material (`$TRIBUTARY_SHARED`, else `../shared` beside
+/// the checkout), e.g. `schemas/atom.rnc`.
+pub fn shared_file(relative: &str) -> PathBuf {
+    let base = std::env::var_os("TRIBUTARY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = base.join(relative);
+    assert!(
+        path.exists(),
+        "{} not found: set TRIBUTARY_SHARED to the shared material (`bash .ci/run` does)",
+        path.display()
+    );
+    path
+}
