@@ -94,9 +94,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/sources", get(api_sources))
         .route("/api/sources/{id}/refresh", post(api_refresh))
-        .route("/feeds/{file}", get(category_feed))
-        .route("/sources/{file}", get(source_feed))
-        .route("/tags/{file}", get(tag_feed))
+        .route("/feeds/{file}", get(feed_file))
+        .route("/sources/{file}", get(feed_file))
+        .route("/tags/{file}", get(feed_file))
         .route("/opml", get(opml))
         // Feeds compress well (XML, repeated markup); readers say what they accept.
         .layer(
@@ -327,8 +327,11 @@ fn json_error(status: StatusCode, message: &str) -> Response {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-async fn category_feed(
+/// `/feeds/{name}.{ext}` (a category, or `all`), `/sources/{id}.{ext}`, `/tags/{tag}.{ext}`:
+/// one handler, the route's first segment says which scope the name is.
+async fn feed_file(
     State(state): State<AppState>,
+    route: MatchedPath,
     Path(file): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     uri: Uri,
@@ -337,54 +340,14 @@ async fn category_feed(
     let Some((name, format)) = split_file(&file) else {
         return not_found("feeds end in .rss, .atom or .json");
     };
-    let scope = if name == "all" {
-        Scope::All
-    } else {
-        Scope::Category(name.to_string())
+    let name = name.to_string();
+    let scope = match route.as_str() {
+        "/sources/{file}" => Scope::Source(name),
+        "/tags/{file}" => Scope::Tag(name),
+        _ if name == "all" => Scope::All,
+        _ => Scope::Category(name),
     };
     feed(state, scope, format, &query, &uri, &headers).await
-}
-
-async fn source_feed(
-    State(state): State<AppState>,
-    Path(file): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Some((id, format)) = split_file(&file) else {
-        return not_found("feeds end in .rss, .atom or .json");
-    };
-    feed(
-        state,
-        Scope::Source(id.to_string()),
-        format,
-        &query,
-        &uri,
-        &headers,
-    )
-    .await
-}
-
-async fn tag_feed(
-    State(state): State<AppState>,
-    Path(file): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Some((tag, format)) = split_file(&file) else {
-        return not_found("feeds end in .rss, .atom or .json");
-    };
-    feed(
-        state,
-        Scope::Tag(tag.to_string()),
-        format,
-        &query,
-        &uri,
-        &headers,
-    )
-    .await
 }
 
 fn split_file(file: &str) -> Option<(&str, Format)> {
