@@ -117,7 +117,13 @@ pub struct SourceConfig {
     pub max_interval: Duration,
     /// Failure backoff doubles from the schedule's interval up to this.
     pub max_backoff: Duration,
+    /// At most this many items of one fetch are stored: the newest by date, else the first in
+    /// document order. Bounds the work (and memory) one huge feed can cause.
+    pub max_items: usize,
 }
+
+/// `[defaults] max_items` when the config does not say.
+pub const DEFAULT_MAX_ITEMS: usize = 1000;
 
 /// A CSS selector with the text it came from, for error messages.
 #[derive(Debug, Clone)]
@@ -359,6 +365,8 @@ struct RawDefaults {
     max_backoff_hours: Option<u64>,
     /// Hours; see `SourceConfig::max_interval`.
     max_interval_hours: Option<u64>,
+    /// See `SourceConfig::max_items`.
+    max_items: Option<usize>,
 }
 
 impl Default for RawDefaults {
@@ -368,6 +376,7 @@ impl Default for RawDefaults {
             timezone: None,
             max_backoff_hours: None,
             max_interval_hours: None,
+            max_items: None,
         }
     }
 }
@@ -598,6 +607,17 @@ impl Config {
         };
         let max_backoff = hours(raw.defaults.max_backoff_hours, "max_backoff_hours")?;
         let max_interval = hours(raw.defaults.max_interval_hours, "max_interval_hours")?;
+        let max_items = match raw.defaults.max_items {
+            Some(0) => {
+                return Err(invalid(
+                    "[defaults]",
+                    "max_items",
+                    "must be greater than 0".into(),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_ITEMS,
+        };
 
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
@@ -761,6 +781,7 @@ impl Config {
                 dedupe,
                 max_interval,
                 max_backoff,
+                max_items,
             });
         }
 
@@ -831,6 +852,11 @@ mod tests {
         assert!(s.enabled);
         assert_eq!(s.kind, SourceKind::Feed);
         assert!(matches!(s.schedule, Schedule::Every(d) if d.as_secs() == 900));
+        assert_eq!(s.max_items, DEFAULT_MAX_ITEMS);
+        let c = load(&format!("[defaults]\nmax_items = 50\n{ONE}")).unwrap();
+        assert_eq!(c.sources[0].max_items, 50);
+        let e = load(&format!("[defaults]\nmax_items = 0\n{ONE}")).unwrap_err();
+        assert!(e.contains("`max_items`"), "{e}");
     }
 
     #[test]

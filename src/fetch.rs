@@ -6,6 +6,11 @@
 //! requests (default 2) run against one host at a time, whichever source or article they are
 //! for.
 //!
+//! Response heads are bounded by hyper: at most 100 headers and about 400 KiB over HTTP/1.1,
+//! 16 KiB over HTTP/2; a larger head fails the request. Validators longer than
+//! [`MAX_VALIDATOR_BYTES`] are not kept (they would be stored and sent back on every poll), and
+//! no URL longer than [`MAX_URL_BYTES`] is requested, redirects included.
+//!
 //! Links found in pages are followed with [`Access::PublicOnly`]: a client whose resolver
 //! drops private, loopback and link-local addresses and whose redirects are checked the same
 //! way, so a hostile page cannot point tributary at the operator's own network.
@@ -26,7 +31,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::config::FetchConfig;
-use crate::model::Validators;
+use crate::model::{Validators, MAX_URL_BYTES, MAX_VALIDATOR_BYTES};
 
 /// Which addresses a request may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +84,7 @@ pub enum FetchOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("HTTP {status}")]
+    #[error("HTTP {status}{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
     Status {
         status: StatusCode,
         /// Retry-After, when the server sent one (429, 503).
@@ -93,6 +98,12 @@ pub enum FetchError {
     Refused,
     #[error("too many redirects")]
     Redirects,
+    /// Over hyper's bounds on an HTTP/1.1 response head: 100 headers, about 400 KiB. (HTTP/2
+    /// heads are bounded at 16 KiB by the h2 settings; a larger one resets the stream.)
+    #[error("response headers too large or too many")]
+    HeadersTooLarge,
+    #[error("{what} is a URL of {len} bytes, longer than the {MAX_URL_BYTES}-byte limit")]
+    UrlTooLong { what: &'static str, len: usize },
     #[error("refused: {0} is a private or loopback address (set allow_private = true on the source to allow it)")]
     Private(String),
     #[error("{0}")]
@@ -149,6 +160,12 @@ impl Fetcher {
         validators: &Validators,
         access: Access,
     ) -> Result<FetchOutcome, FetchError> {
+        if url.as_str().len() > MAX_URL_BYTES {
+            return Err(FetchError::UrlTooLong {
+                what: "the address",
+                len: url.as_str().len(),
+            });
+        }
         let client = match access {
             Access::Any => &self.client,
             Access::PublicOnly if literal_private_host(url) => {
@@ -210,9 +227,17 @@ impl Fetcher {
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
                 break response;
             }
-            let Some(location) = response
-                .headers()
-                .get(LOCATION)
+            let raw_location = response.headers().get(LOCATION);
+            if let Some(len) = raw_location
+                .map(|l| l.len())
+                .filter(|len| *len > MAX_URL_BYTES)
+            {
+                return Err(FetchError::UrlTooLong {
+                    what: "the redirect's Location",
+                    len,
+                });
+            }
+            let Some(location) = raw_location
                 .and_then(|v| v.to_str().ok())
                 .and_then(|l| current.join(l).ok())
             else {
@@ -224,6 +249,12 @@ impl Fetcher {
             hops += 1;
             if hops > self.max_redirects {
                 return Err(FetchError::Redirects);
+            }
+            if location.as_str().len() > MAX_URL_BYTES {
+                return Err(FetchError::UrlTooLong {
+                    what: "the redirect's Location",
+                    len: location.as_str().len(),
+                });
             }
             if !matches!(location.scheme(), "http" | "https") {
                 return Err(FetchError::Other(format!(
@@ -328,7 +359,9 @@ impl Fetcher {
             .unwrap_or("the server")
             .to_string();
         let chain = crate::error_chain(&err);
-        if chain.contains("dns error") {
+        if chain.contains("message head is too large") {
+            FetchError::HeadersTooLarge
+        } else if chain.contains("dns error") {
             FetchError::Other(format!("cannot resolve {host}: {root}"))
         } else if err.is_connect() {
             FetchError::Other(format!("cannot connect to {host}: {root}"))
@@ -340,10 +373,12 @@ impl Fetcher {
     }
 }
 
+/// The response's ETag and Last-Modified, each only when it is at most [`MAX_VALIDATOR_BYTES`].
 fn read_validators(headers: &HeaderMap) -> Validators {
     let get = |name| {
         headers
             .get(name)
+            .filter(|v| v.len() <= MAX_VALIDATOR_BYTES)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };

@@ -3,6 +3,15 @@
 
 use chrono::{DateTime, Utc};
 
+/// The longest URL tributary follows or stores, in bytes (the sitemaps protocol's limit, and
+/// what browsers and servers reliably handle). A longer link in a feed is dropped; a longer
+/// redirect target or page link is refused.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// The longest ETag or Last-Modified kept from a response. Validators are stored and sent back
+/// on every poll, so a longer one is ignored (the next poll is unconditional).
+pub const MAX_VALIDATOR_BYTES: usize = 1024;
+
 /// One entry as normalize hands it to the store: clean text, absolute links, UTC dates,
 /// sanitized HTML and the keys that identify it.
 #[derive(Debug, Clone, PartialEq)]

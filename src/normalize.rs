@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use regex::Regex;
 use url::Url;
 
-use crate::model::{DateSource, Entry};
+use crate::model::{DateSource, Entry, MAX_URL_BYTES};
 use crate::parse::{ParsedItem, Text};
 
 /// What normalize needs to know about the source and the moment.
@@ -36,6 +36,13 @@ pub struct Context<'a> {
 
 /// Dates further ahead than this are a site's mistake, not news from tomorrow.
 const FUTURE_TOLERANCE: chrono::Duration = chrono::Duration::days(1);
+
+/// Whether a date is too early to be an entry's: the Unix epoch or before. A zero timestamp is
+/// how many systems write "no date", and years 0 and below (which an offset can make of
+/// `0000-01-01T00:00:00+05:00`) cannot be written in RSS at all.
+fn before_epoch(date: &DateTime<Utc>) -> bool {
+    date.timestamp() <= 0
+}
 
 /// Query parameters that only track the reader; they never change which page a link shows.
 /// Most of the list follows Miniflux's urlcleaner; `spm` is the Alibaba-family tracker common on
@@ -83,12 +90,17 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
     let categories = item
         .categories
         .iter()
-        .map(|c| clean_text(c))
+        .map(|c| plain_text(&clean_text(c)))
         .filter(|c| !c.is_empty() && seen.insert(c.clone()))
         .collect();
-    let mut authors = item.authors.clone();
+    let mut authors: Vec<String> = item
+        .authors
+        .iter()
+        .map(|a| plain_text(a))
+        .filter(|a| !a.is_empty())
+        .collect();
     if let Some(author) = item.article.as_ref().and_then(|a| a.author.as_deref()) {
-        let author = clean_text(author);
+        let author = plain_text(&clean_text(author));
         if !author.is_empty() && !authors.contains(&author) {
             authors.insert(0, author);
         }
@@ -97,7 +109,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
     let (published, date_source) = pick_date(ctx, &item, link.as_deref());
     let updated = item
         .updated
-        .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE)
+        .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE && !before_epoch(u))
         .or(published);
     let keys = keys_for(ctx, &item);
     let body_text = content
@@ -197,12 +209,14 @@ fn title_of(item: &ParsedItem) -> String {
                 clean_text(&t.body)
             }
         })
+        .map(|t| plain_text(&t))
         .unwrap_or_default();
     if !title.is_empty() {
         return title;
     }
     // RSS allows an item with only a description; readers show its opening words.
-    item.content
+    let text = item
+        .content
         .as_ref()
         .or(item.summary.as_ref())
         .map(|t| {
@@ -212,15 +226,14 @@ fn title_of(item: &ParsedItem) -> String {
                 clean_text(&t.body)
             }
         })
-        .unwrap_or_default()
-        .chars()
-        .take(80)
-        .collect()
+        .unwrap_or_default();
+    plain_text(&text).chars().take(80).collect()
 }
 
 /// The entry's date and where it came from, in order of trust: the article page, the list
 /// page or feed, a date in the URL, else none (the store uses the first-seen time). A date more
-/// than a day ahead is dropped in favour of first-seen.
+/// than a day ahead is dropped in favour of first-seen (recorded as clamped); one at or before
+/// the Unix epoch is dropped as if it were missing.
 fn pick_date(
     ctx: &Context<'_>,
     item: &ParsedItem,
@@ -251,6 +264,9 @@ fn pick_date(
         );
     let mut clamped = false;
     for (date, source) in candidates {
+        if before_epoch(&date) {
+            continue;
+        }
         if date > ctx.now + FUTURE_TOLERANCE {
             clamped = true;
             continue;
@@ -386,8 +402,12 @@ pub fn canonical_link(url: &Url) -> String {
 
 /// Resolves `href` against `base`; None when it is not a usable http(s) link.
 pub fn absolute(base: &Url, href: &str) -> Option<String> {
+    if href.len() > MAX_URL_BYTES {
+        return None;
+    }
     let url = base.join(href.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https").then(|| url.to_string())
+    (matches!(url.scheme(), "http" | "https") && url.as_str().len() <= MAX_URL_BYTES)
+        .then(|| url.to_string())
 }
 
 /// Sanitized HTML for `text`, or None when nothing is left.
@@ -433,6 +453,33 @@ pub fn html_to_text(html: &str) -> String {
         b
     });
     clean_text(&strip.clean(html).to_string())
+}
+
+/// Text that stays text wherever it is shown. Titles, authors and categories are plain text
+/// in every output, but some readers show RSS titles (and JSON Feed summaries) as HTML: text
+/// an HTML parser would read as markup (`<img src=x onerror=…>`, also when a feed escaped it
+/// twice) is reduced to its words. Anything else (`a < b`, `AT&T`) is kept as it is; a title
+/// like `Vec<u8>` loses its `<u8>`, as it would in such a reader.
+pub fn plain_text(text: &str) -> String {
+    let mut text = text.trim().to_string();
+    for _ in 0..4 {
+        if !reads_as_markup(&text) {
+            return text;
+        }
+        text = html_to_text(&text);
+    }
+    // Escaped more times than any publisher means: no tag can open.
+    text.replace('<', "")
+}
+
+/// Whether an HTML parser finds anything but text in `text` (an element, a comment).
+fn reads_as_markup(text: &str) -> bool {
+    text.contains('<')
+        && scraper::Html::parse_fragment(text)
+            .root_element()
+            .descendants()
+            .skip(1)
+            .any(|node| !node.value().is_text())
 }
 
 /// Plain text with entities decoded (titles are often escaped twice) and whitespace collapsed.
@@ -511,6 +558,41 @@ mod tests {
     fn titles_are_plain_text() {
         assert_eq!(clean_text("  A &amp;amp; B\n  C "), "A & B C");
         assert_eq!(html_to_text("<b>央行</b> &lt;降准&gt;"), "央行 <降准>");
+    }
+
+    #[test]
+    fn plain_text_carries_no_markup() {
+        for (text, plain) in [
+            ("<script>alert(1)</script> title", "title"),
+            ("<img src=x onerror=alert(1)> title", "title"),
+            ("<a href=\"javascript:alert(1)\">title</a>", "title"),
+            ("<b>bold</b> & <i>italic</i>", "bold & italic"),
+            // Escaped twice: the first reading leaves markup, the second removes it.
+            ("<p>&lt;svg onload=alert(1)&gt;</p>x", "x"),
+            ("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>y", "y"),
+            ("<!-- hidden -->shown", "shown"),
+            // Text that is not markup stays as written.
+            ("a < b && c > d", "a < b && c > d"),
+            ("x<3 AT&T", "x<3 AT&T"),
+            ("央行：<降准> 50bp", "央行：<降准> 50bp"),
+        ] {
+            assert_eq!(plain_text(text), plain, "{text:?}");
+        }
+        let item = ParsedItem {
+            title: Some(Text {
+                body: "&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt; 标题".into(),
+                html: false,
+            }),
+            authors: vec!["<img src=x onerror=alert(1)>Ann".into()],
+            categories: vec!["&lt;b&gt;markets&lt;/b&gt;".into()],
+            links: vec!["/p/2".into()],
+            ..Default::default()
+        };
+        let base = base();
+        let e = normalize(&ctx(&base, None), item);
+        assert_eq!(e.title, "标题");
+        assert_eq!(e.authors, vec!["Ann"]);
+        assert_eq!(e.categories, vec!["markets"]);
     }
 
     #[test]
@@ -619,6 +701,65 @@ mod tests {
             (e.date_source, e.published),
             (DateSource::FutureClamped, Some(c.now))
         );
+    }
+
+    #[test]
+    fn absurd_dates_are_clamped_or_dropped() {
+        let base = base();
+        let c = ctx(&base, None);
+        let at = |y: i32| {
+            chrono::NaiveDate::from_ymd_opt(y, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        let item = |d: DateTime<Utc>| ParsedItem {
+            published: Some(d),
+            updated: Some(d),
+            links: vec!["/a.html".into()],
+            ..Default::default()
+        };
+        // Far future: first seen, recorded as clamped.
+        for year in [9999, 100_000] {
+            let e = normalize(&c, item(at(year)));
+            assert_eq!(
+                (e.date_source, e.published),
+                (DateSource::FutureClamped, Some(c.now))
+            );
+            assert_eq!(e.updated, Some(c.now));
+        }
+        // The epoch and before (year 0, negative years): no date, so first seen.
+        for d in [at(1970), at(1), at(0), at(-44)] {
+            let e = normalize(&c, item(d));
+            assert_eq!(
+                (e.date_source, e.published, e.updated),
+                (DateSource::FirstSeen, None, None)
+            );
+        }
+        // A real old date is kept.
+        let e = normalize(&c, item(at(1995)));
+        assert_eq!(
+            (e.date_source, e.published),
+            (DateSource::Feed, Some(at(1995)))
+        );
+    }
+
+    #[test]
+    fn overlong_links_are_dropped() {
+        let base = base();
+        let c = ctx(&base, None);
+        let long = format!("https://www.cs.com.cn/{}", "a".repeat(MAX_URL_BYTES));
+        let item = ParsedItem {
+            id: Some("g".into()),
+            links: vec![long.clone(), "/short.html".into()],
+            ..Default::default()
+        };
+        let e = normalize(&c, item);
+        assert_eq!(e.link.as_deref(), Some("https://www.cs.com.cn/short.html"));
+        assert_eq!(absolute(&base, &long), None);
+        let fits = format!("/{}", "a".repeat(MAX_URL_BYTES - base.as_str().len() - 1));
+        assert!(absolute(&base, &fits).is_some_and(|u| u.len() <= MAX_URL_BYTES));
     }
 
     #[test]

@@ -77,11 +77,12 @@ pub fn last_updated(entries: &[StoredEntry]) -> DateTime<Utc> {
 }
 
 /// The entry's id in every output. Re-published entries keep the original id where it is a
-/// URI (RFC 4287 §4.2.11), then the link, then an id of ours.
+/// URI (RFC 4287 §4.2.11) that no reader could run as script, then the link, then an id of
+/// ours.
 pub fn entry_id(e: &StoredEntry) -> String {
     let original = e.sources.first().and_then(|s| s.guid.as_deref());
-    if let Some(guid) =
-        original.filter(|g| Url::parse(g).is_ok() && !g.contains(char::is_whitespace))
+    if let Some(guid) = original
+        .filter(|g| Url::parse(g).is_ok() && !g.contains(char::is_whitespace) && !runs_script(g))
     {
         return guid.to_string();
     }
@@ -89,6 +90,17 @@ pub fn entry_id(e: &StoredEntry) -> String {
         Some(link) => link.clone(),
         None => format!("tag:tributary,2026:entry/{}", e.id),
     }
+}
+
+/// Whether a URI would run script or open a document of its own if a reader followed it (some
+/// take an id for the entry's link): `javascript:`, `vbscript:`, `data:`, also wrapped
+/// (`feed:javascript:…`).
+fn runs_script(uri: &str) -> bool {
+    let uri = uri.to_ascii_lowercase();
+    let inner = uri.strip_prefix("feed:").unwrap_or(&uri);
+    ["javascript:", "vbscript:", "livescript:", "data:"]
+        .iter()
+        .any(|scheme| inner.starts_with(scheme))
 }
 
 /// The HTML a reader shows: the full content, else the summary, then a line naming the other
@@ -421,7 +433,8 @@ fn json(info: &FeedInfo, entries: &[StoredEntry]) -> String {
                 .content
                 .as_ref()
                 .and(e.summary.as_deref())
-                .map(crate::normalize::html_to_text),
+                // Plain text (JSON Feed §items): some readers show it as HTML all the same.
+                .map(|s| crate::normalize::plain_text(&crate::normalize::html_to_text(s))),
             date_published: e.published.to_rfc3339(),
             date_modified: e.updated.to_rfc3339(),
             authors: authors(e)

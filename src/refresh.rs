@@ -135,7 +135,7 @@ async fn run(
     }
     let fetched = fetcher.get(url, &state.validators).await;
     let now = Utc::now();
-    let fetched = match fetched {
+    let mut fetched = match fetched {
         Ok(FetchOutcome::NotModified(validators, fetch_hints)) => {
             hints.fresh_for = fetch_hints.cache_for;
             remember_move(store, source, url, fetch_hints.moved_to).await?;
@@ -162,10 +162,11 @@ async fn run(
         }
     };
     *bytes = fetched.body.len();
+    let body = std::mem::take(&mut fetched.body);
     hints.fresh_for = fetched.hints.cache_for;
     remember_move(store, source, url, fetched.hints.moved_to.clone()).await?;
 
-    let (mut feed, _) = match read_document(source, &fetched) {
+    let (mut feed, _) = match read_document(source, &fetched, body) {
         Ok(read) => read,
         Err(e) => return Err(record_failure(store, source, now, e.into()).await),
     };
@@ -233,14 +234,15 @@ pub async fn check_source(
     url: Option<&Url>,
 ) -> Result<CheckReport, RefreshError> {
     let url = url.unwrap_or(&source.url);
-    let fetched = match fetcher.get(url, &Validators::default()).await? {
+    let mut fetched = match fetcher.get(url, &Validators::default()).await? {
         FetchOutcome::Fetched(f) => f,
         // No validators were sent, so a 304 is the server's mistake.
         FetchOutcome::NotModified(..) => {
             return Err(FetchError::Other("304 Not Modified to an unconditional GET".into()).into())
         }
     };
-    let (mut feed, (encoding, provenance, had_errors)) = read_document(source, &fetched)?;
+    let body = std::mem::take(&mut fetched.body);
+    let (mut feed, (encoding, provenance, had_errors)) = read_document(source, &fetched, body)?;
     let mut warnings = std::mem::take(&mut feed.warnings);
     if had_errors {
         warnings.push(format!(
@@ -299,36 +301,72 @@ fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> C
     }
 }
 
-/// Decodes a fetched body by our charset rules and parses it as the source's kind says.
-/// Returns the encoding used, where that came from, and whether bytes were malformed.
+/// Decodes a fetched body by our charset rules and parses it as the source's kind says,
+/// keeping at most the source's `max_items` items (see [`parse::keep_newest`]). Takes the body
+/// so that it is freed once decoded, before the parse builds its items. Returns the encoding
+/// used, where that came from, and whether bytes were malformed.
 fn read_document(
     source: &SourceConfig,
     fetched: &Fetched,
+    body: Vec<u8>,
 ) -> Result<(ParsedFeed, (&'static str, Provenance, bool)), ParseError> {
     let content_type = fetched.content_type.as_deref();
-    match (source.kind, &source.html, &source.json) {
+    let (mut feed, how) = match (source.kind, &source.html, &source.json) {
         (SourceKind::Html, Some(rules), _) => {
-            let page = decode::decode(&fetched.body, content_type);
+            let page = decode::decode(&body, content_type);
+            drop(body);
             let feed = parse::html::parse_list(&page.text, rules)?;
-            Ok((
+            (
                 feed,
                 (page.encoding.name(), page.provenance, page.had_errors),
-            ))
+            )
         }
         (SourceKind::Json, _, Some(rules)) => {
-            let page = decode::decode(&fetched.body, content_type);
+            let page = decode::decode(&body, content_type);
+            drop(body);
             let feed = parse::json::parse_list(&page.text, rules)?;
-            Ok((
+            (
                 feed,
                 (page.encoding.name(), page.provenance, page.had_errors),
-            ))
+            )
         }
         _ => {
-            let doc = decode::to_utf8_document(&fetched.body, content_type);
-            let feed = parse::parse(&doc.bytes)?;
-            Ok((feed, (doc.encoding.name(), doc.provenance, doc.had_errors)))
+            let doc = decode::to_utf8_document(&body, content_type);
+            drop(body);
+            let feed = match parse::parse_newest(&doc.bytes, source.max_items) {
+                Ok(feed) => feed,
+                // A web page at a feed's address: name the feed it links to (autodiscovery).
+                // Malformed XML counts as a page only when it opens like one, whatever the
+                // Content-Type says: a broken feed served as text/html is still a broken feed.
+                Err(e @ (ParseError::NotAFeed | ParseError::Malformed(_)))
+                    if parse::looks_like_html(
+                        &doc.bytes,
+                        matches!(e, ParseError::NotAFeed)
+                            .then_some(content_type)
+                            .flatten(),
+                    ) =>
+                {
+                    let page = String::from_utf8_lossy(&doc.bytes);
+                    let feed = parse::html::feed_link(&page)
+                        .and_then(|href| fetched.url.join(&href).ok())
+                        .filter(|feed| feed != &fetched.url)
+                        .map(String::from);
+                    return Err(ParseError::HtmlPage { feed });
+                }
+                Err(e) => return Err(e),
+            };
+            (feed, (doc.encoding.name(), doc.provenance, doc.had_errors))
         }
+    };
+    // Feeds were cut while parsing; list pages and JSON lists are cut here.
+    let total = feed.items.len();
+    if parse::keep_newest(&mut feed.items, source.max_items, |i| {
+        i.published.or(i.updated)
+    }) {
+        feed.warnings
+            .push(parse::dropped_warning(total, source.max_items));
     }
+    Ok((feed, how))
 }
 
 /// Fetches the article page of each item with `wanted[i]` and attaches what it says. A page
@@ -357,7 +395,13 @@ async fn fetch_articles(
         if !wanted.get(index).copied().unwrap_or(false) {
             continue;
         }
-        let Some(url) = item.links.iter().find_map(|l| base.join(l).ok()) else {
+        // The link normalize will store: http(s), at most MAX_URL_BYTES.
+        let Some(url) = item
+            .links
+            .iter()
+            .find_map(|l| normalize::absolute(base, l))
+            .and_then(|l| Url::parse(&l).ok())
+        else {
             continue;
         };
         if !host_allowed(source, base, &url) {

@@ -5,6 +5,34 @@ use scraper::{ElementRef, Html, Selector};
 use super::{ParseError, ParsedFeed, ParsedItem, Text};
 use crate::config::HtmlRules;
 
+/// Feed types a page's `<link rel="alternate">` may name (RSS, Atom, RSS 1.0, JSON Feed).
+const FEED_TYPES: &[&str] = &[
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/feed+json",
+];
+
+/// The `href` of the first `<link rel="alternate">` of a feed type in a page (feed
+/// autodiscovery), as written: it may be relative.
+pub fn feed_link(page: &str) -> Option<String> {
+    static LINKS: std::sync::OnceLock<Selector> = std::sync::OnceLock::new();
+    let links = LINKS.get_or_init(|| Selector::parse("link[href]").expect("static selector"));
+    let doc = Html::parse_document(page);
+    let found = doc.select(links).find(|link| {
+        let attr = |name| link.value().attr(name).unwrap_or("").to_ascii_lowercase();
+        let media_type = attr("type");
+        attr("rel")
+            .split_ascii_whitespace()
+            .any(|r| r == "alternate")
+            && FEED_TYPES.contains(&media_type.split(';').next().unwrap_or("").trim())
+    });
+    found
+        .and_then(|link| link.value().attr("href"))
+        .map(|href| href.trim().to_string())
+        .filter(|href| !href.is_empty())
+}
+
 /// Reads the entries of a list page. An item selector that matches nothing is an error (the
 /// site changed its template), and so is a page whose items all lack links.
 pub fn parse_list(page: &str, rules: &HtmlRules) -> Result<ParsedFeed, ParseError> {
@@ -127,4 +155,26 @@ pub(crate) fn element_text(el: &ElementRef) -> String {
         .flat_map(str::split_whitespace)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_links_are_discovered() {
+        let page = r#"<!DOCTYPE html><html><head>
+            <link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2">
+            <link rel="stylesheet" type="text/css" href="/s.css">
+            <link rel="Alternate" type="application/RSS+xml; charset=utf-8" href=" /feed/ ">
+            <link rel="alternate" type="application/atom+xml" href="/atom.xml">
+            </head><body></body></html>"#;
+        assert_eq!(feed_link(page).as_deref(), Some("/feed/"));
+        assert_eq!(
+            feed_link("<html><head><title>x</title></head></html>"),
+            None
+        );
+        let json = r#"<link rel="alternate" type="application/feed+json" href="feed.json">"#;
+        assert_eq!(feed_link(json).as_deref(), Some("feed.json"));
+    }
 }

@@ -61,6 +61,15 @@ pub struct Text {
 pub enum ParseError {
     #[error("not a feed: no RSS, Atom or JSON Feed root element")]
     NotAFeed,
+    #[error("not a feed: the body is empty")]
+    Empty,
+    /// A web page where a feed was expected; `feed` is the absolute URL of the feed the page
+    /// names in a `<link rel="alternate">`, if it names one.
+    #[error("not a feed: an HTML page; {}", match feed {
+        Some(url) => format!("its feed is at {url} (set url to it)"),
+        None => "it names no feed (no <link rel=\"alternate\"> of a feed type)".to_string(),
+    })]
+    HtmlPage { feed: Option<String> },
     #[error("malformed feed: {0}")]
     Malformed(String),
     #[error("selector {selector:?} ({key}) matched nothing")]
@@ -79,6 +88,16 @@ pub enum ParseError {
 
 /// Parses RSS 0.9x/1.0/2.0, Atom 0.3/1.0 or JSON Feed 1.0/1.1.
 pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
+    parse_newest(bytes, usize::MAX)
+}
+
+/// [`parse`], keeping only the `max_items` newest entries ([`keep_newest`]). They are chosen
+/// before they become [`ParsedItem`]s, so a feed of many small items costs one copy of each in
+/// feed-rs's model, not two; a warning says how many there were.
+pub fn parse_newest(bytes: &[u8], max_items: usize) -> Result<ParsedFeed, ParseError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
     // An empty id marks "the feed gave none"; feed-rs never produces an empty id of its own.
     let parser = feed_rs::parser::Builder::new()
         .id_generator(|_, _, _| String::new())
@@ -89,8 +108,13 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
             ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => ParseError::NotAFeed,
             other => ParseError::Malformed(other.to_string()),
         })?;
-    let items = feed
-        .entries
+    let mut entries = feed.entries;
+    let total = entries.len();
+    let mut warnings = Vec::new();
+    if keep_newest(&mut entries, max_items, |e| e.published.or(e.updated)) {
+        warnings.push(dropped_warning(total, max_items));
+    }
+    let items = entries
         .into_iter()
         .map(|e| {
             let mut links: Vec<(bool, String)> = e
@@ -135,11 +159,55 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     Ok(ParsedFeed {
         title: feed.title.map(|t| t.content),
         items,
-        warnings: Vec::new(),
+        warnings,
         ttl: feed
             .ttl
             .map(|minutes| std::time::Duration::from_secs(u64::from(minutes) * 60)),
     })
+}
+
+/// Keeps at most `max` of `items` (`[defaults] max_items`): the newest by `date`, undated ones
+/// after dated ones, ties in document order. The kept items stay in document order. Returns
+/// whether any were dropped.
+pub fn keep_newest<T>(
+    items: &mut Vec<T>,
+    max: usize,
+    date: impl Fn(&T) -> Option<DateTime<Utc>>,
+) -> bool {
+    let total = items.len();
+    if total <= max {
+        return false;
+    }
+    let mut order: Vec<usize> = (0..total).collect();
+    // Stable: equal dates (and all undated items) keep their document order.
+    order.sort_by_key(|&i| std::cmp::Reverse(date(&items[i])));
+    let mut keep = vec![false; total];
+    for &i in &order[..max] {
+        keep[i] = true;
+    }
+    let mut index = 0;
+    items.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
+    items.shrink_to_fit();
+    true
+}
+
+/// The warning of a fetch whose items were cut by [`keep_newest`].
+pub fn dropped_warning(total: usize, max: usize) -> String {
+    format!("the feed has {total} items; only the newest {max} were read ([defaults] max_items)")
+}
+
+/// Whether a document that is not a feed is a web page: its Content-Type says HTML, or it opens
+/// like one (a doctype or `<html>` near the start).
+pub fn looks_like_html(bytes: &[u8], content_type: Option<&str>) -> bool {
+    let html_type = content_type.is_some_and(|t| {
+        let t = t.trim_start().to_ascii_lowercase();
+        t.starts_with("text/html") || t.starts_with("application/xhtml+xml")
+    });
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    html_type || head.contains("<!doctype html") || head.contains("<html")
 }
 
 fn text(t: feed_rs::model::Text) -> Text {
@@ -176,8 +244,55 @@ mod tests {
     }
 
     #[test]
+    fn only_the_newest_items_are_kept_in_document_order() {
+        let at = |h: u32| {
+            chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+                .and_then(|d| d.and_hms_opt(h, 0, 0))
+                .map(|d| d.and_utc())
+        };
+        let mut items = vec![
+            ("undated", None),
+            ("h1", at(1)),
+            ("h5", at(5)),
+            ("h3", at(3)),
+            ("h4", at(4)),
+        ];
+        assert!(keep_newest(&mut items, 3, |i| i.1));
+        let ids: Vec<_> = items.iter().map(|i| i.0).collect();
+        assert_eq!(ids, ["h5", "h3", "h4"]);
+        // Undated items (list pages): the first ones in the document.
+        let mut page = vec![0, 1, 2, 3, 4];
+        assert!(keep_newest(&mut page, 2, |_| None));
+        assert_eq!(page, [0, 1]);
+        let mut small = vec![0];
+        assert!(!keep_newest(&mut small, 2, |_| None));
+
+        let xml = br#"<rss version="2.0"><channel><title>t</title>
+            <item><guid>old</guid><pubDate>Mon, 01 Jan 2024 00:00:00 GMT</pubDate></item>
+            <item><guid>new</guid><pubDate>Wed, 03 Jan 2024 00:00:00 GMT</pubDate></item>
+            <item><guid>mid</guid><pubDate>Tue, 02 Jan 2024 00:00:00 GMT</pubDate></item>
+            </channel></rss>"#;
+        let feed = parse_newest(xml, 2).unwrap();
+        let ids: Vec<_> = feed.items.iter().filter_map(|i| i.id.as_deref()).collect();
+        assert_eq!(ids, ["new", "mid"]);
+        assert_eq!(feed.warnings, [dropped_warning(3, 2)]);
+    }
+
+    #[test]
     fn errors_say_what_is_wrong() {
         assert!(matches!(parse(b"hello"), Err(ParseError::NotAFeed)));
+        assert!(matches!(parse(b""), Err(ParseError::Empty)));
+        assert!(matches!(parse(b" \r\n"), Err(ParseError::Empty)));
+        let page = ParseError::HtmlPage {
+            feed: Some("https://x.example/feed.xml".into()),
+        };
+        assert_eq!(
+            page.to_string(),
+            "not a feed: an HTML page; its feed is at https://x.example/feed.xml (set url to it)"
+        );
+        assert!(looks_like_html(b"\n<!DOCTYPE html><p>", None));
+        assert!(looks_like_html(b"<p>hi", Some("text/html; charset=utf-8")));
+        assert!(!looks_like_html(b"<rss>", Some("application/rss+xml")));
         let e = parse(b"<rss version=\"2.0\"><channel><title>t</title><item>").unwrap_err();
         assert!(e.to_string().starts_with("malformed feed"), "{e}");
     }

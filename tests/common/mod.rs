@@ -16,7 +16,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -233,6 +233,36 @@ struct FixtureState {
     delays: Mutex<HashMap<String, Duration>>,
     /// Paths of requests received, in order, logged before any delay.
     started: Mutex<Vec<String>>,
+    /// Paths that play a broken publisher (see [`Misbehaviour`]), replacing the file.
+    misbehaviours: Mutex<HashMap<String, Misbehaviour>>,
+    /// Headers added to every response of a path (raw: names and values as given).
+    extra_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// Body bytes handed to the connection per path, for the streaming misbehaviours.
+    sent: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+/// A broken publisher, for fault injection: what a path answers instead of its file (set with
+/// [`FixtureServer::misbehave`]). Each answers 200 with the path's usual Content-Type.
+#[derive(Debug, Clone)]
+pub enum Misbehaviour {
+    /// `body` in `chunk`-byte pieces, each after a `pause` (no Content-Length): a slow drip
+    /// that never stalls long enough for a read timeout.
+    Drip {
+        body: Vec<u8>,
+        chunk: usize,
+        pause: Duration,
+    },
+    /// `body` as given, labelled `Content-Encoding: <encoding>` (a gzip or deflate bomb).
+    Encoded {
+        encoding: &'static str,
+        body: Vec<u8>,
+    },
+    /// Declares the Content-Length of all of `body`, sends its first `after` bytes, then drops
+    /// the connection.
+    ResetAfter { body: Vec<u8>, after: usize },
+    /// `chunk`-byte pieces of filler without end and without Content-Length, for as long as the
+    /// client reads; [`FixtureServer::bytes_sent`] says how much went out.
+    Endless { chunk: usize },
 }
 
 /// An axum server on 127.0.0.1:0, on its own thread and runtime, serving the fixture feeds
@@ -285,6 +315,11 @@ impl FixtureServer {
         FixtureServer::start_with(files)
     }
 
+    /// Starts a server holding exactly `files` (URL path → body); [`Self::set`] adds more.
+    pub fn start_with_files(files: HashMap<String, Vec<u8>>) -> FixtureServer {
+        FixtureServer::start_with(files)
+    }
+
     fn feed_files() -> HashMap<String, Vec<u8>> {
         let mut files = HashMap::new();
         for entry in fs::read_dir(fixtures_dir()).expect("listing tests/fixtures/feeds") {
@@ -310,6 +345,9 @@ impl FixtureServer {
             delays: Mutex::new(HashMap::new()),
             redirects: Mutex::new(HashMap::new()),
             started: Mutex::new(Vec::new()),
+            misbehaviours: Mutex::new(HashMap::new()),
+            extra_headers: Mutex::new(HashMap::new()),
+            sent: Mutex::new(HashMap::new()),
         });
 
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -431,6 +469,46 @@ impl FixtureServer {
             .insert(path.to_string(), delay);
     }
 
+    /// Makes `path` play a broken publisher (see [`Misbehaviour`]) until [`Self::behave`].
+    pub fn misbehave(&self, path: &str, how: Misbehaviour) {
+        self.state
+            .misbehaviours
+            .lock()
+            .expect("fixture misbehaviours lock")
+            .insert(path.to_string(), how);
+    }
+
+    /// Undoes [`Self::misbehave`] for `path`.
+    pub fn behave(&self, path: &str) {
+        self.state
+            .misbehaviours
+            .lock()
+            .expect("fixture misbehaviours lock")
+            .remove(path);
+    }
+
+    /// Adds a header, as given, to every response of `path` (replacing one of the same name
+    /// the server would send, such as `ETag`).
+    pub fn set_header(&self, path: &str, name: &str, value: &str) {
+        self.state
+            .extra_headers
+            .lock()
+            .expect("fixture extra headers lock")
+            .entry(path.to_string())
+            .or_default()
+            .push((name.to_string(), value.to_string()));
+    }
+
+    /// Body bytes the streaming misbehaviours of `path` have handed to the connection so far.
+    pub fn bytes_sent(&self, path: &str) -> u64 {
+        self.state
+            .sent
+            .lock()
+            .expect("fixture sent lock")
+            .get(path)
+            .map_or(0, |n| n.load(Ordering::SeqCst))
+    }
+
     /// How many requests for `path` have arrived (answered or still in progress).
     pub fn started(&self, path: &str) -> usize {
         self.state
@@ -542,7 +620,15 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .expect("fixture redirects lock")
         .get(&path)
         .cloned();
-    let response = if let Some((code, location)) = redirect {
+    let misbehaviour = state
+        .misbehaviours
+        .lock()
+        .expect("fixture misbehaviours lock")
+        .get(&path)
+        .cloned();
+    let mut response = if let Some(how) = misbehaviour {
+        misbehave(&state, &path, how)
+    } else if let Some((code, location)) = redirect {
         (
             StatusCode::from_u16(code).expect("a redirect status"),
             [(header::LOCATION, location)],
@@ -619,12 +705,111 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
             }
         }
     };
+    if let Some(extra) = state
+        .extra_headers
+        .lock()
+        .expect("fixture extra headers lock")
+        .get(&path)
+    {
+        for (name, value) in extra {
+            response.headers_mut().insert(
+                header::HeaderName::from_bytes(name.as_bytes()).expect("a valid header name"),
+                HeaderValue::from_str(value).expect("a valid header value"),
+            );
+        }
+    }
     state.hits.lock().expect("fixture hits lock").push(Hit {
         path,
         if_none_match,
         status: response.status().as_u16(),
     });
     response
+}
+
+/// The answer of a path set to misbehave.
+fn misbehave(state: &FixtureState, path: &str, how: Misbehaviour) -> Response {
+    use axum::body::Bytes;
+    use futures_util::stream;
+
+    let content_type = state
+        .content_types
+        .lock()
+        .expect("fixture content types lock")
+        .get(path)
+        .cloned()
+        .unwrap_or_else(|| content_type_for(path).to_string());
+    let sent = Arc::clone(
+        state
+            .sent
+            .lock()
+            .expect("fixture sent lock")
+            .entry(path.to_string())
+            .or_default(),
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type).expect("fixture Content-Type is a valid header"),
+    );
+    let body = match how {
+        Misbehaviour::Drip { body, chunk, pause } => {
+            let pieces: Vec<Bytes> = body
+                .chunks(chunk.max(1))
+                .map(Bytes::copy_from_slice)
+                .collect();
+            Body::from_stream(stream::unfold(
+                (pieces.into_iter(), sent),
+                move |(mut pieces, sent)| async move {
+                    let piece = pieces.next()?;
+                    tokio::time::sleep(pause).await;
+                    sent.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                    Some((Ok::<_, std::io::Error>(piece), (pieces, sent)))
+                },
+            ))
+        }
+        Misbehaviour::Encoded { encoding, body } => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            Body::from(body)
+        }
+        Misbehaviour::ResetAfter { body, after } => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let head = Bytes::copy_from_slice(&body[..after.min(body.len())]);
+            Body::from_stream(stream::unfold(
+                (Some(head), sent),
+                |(head, sent)| async move {
+                    match head {
+                        Some(head) => {
+                            sent.fetch_add(head.len() as u64, Ordering::SeqCst);
+                            // Let the first bytes reach the client before the connection goes.
+                            let next = (None, sent);
+                            Some((Ok(head), next))
+                        }
+                        None => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Some((
+                                Err(std::io::Error::new(
+                                    std::io::ErrorKind::ConnectionReset,
+                                    "fixture server: deliberate reset mid-body",
+                                )),
+                                (None, sent),
+                            ))
+                        }
+                    }
+                },
+            ))
+        }
+        Misbehaviour::Endless { chunk } => {
+            let filler = Bytes::from(vec![b' '; chunk.max(1)]);
+            Body::from_stream(stream::unfold(sent, move |sent| {
+                let filler = filler.clone();
+                async move {
+                    sent.fetch_add(filler.len() as u64, Ordering::SeqCst);
+                    Some((Ok::<_, std::io::Error>(filler), sent))
+                }
+            }))
+        }
+    };
+    (StatusCode::OK, headers, body).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
