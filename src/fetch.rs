@@ -211,7 +211,7 @@ impl Fetcher {
         access: Access,
     ) -> Result<FetchOutcome, FetchError> {
         let mut current = url.clone();
-        // Some(..) while every hop so far was permanent (301, 308).
+        // True while every hop so far was permanent (301, 308).
         let mut permanent = true;
         let mut hops = 0;
         let mut response = loop {

@@ -155,18 +155,7 @@ pub fn item_link(ctx: &Context<'_>, item: &ParsedItem) -> Option<String> {
 /// fetched, so the store can say whether the item is new.
 pub fn keys_for(ctx: &Context<'_>, item: &ParsedItem) -> Vec<String> {
     let link = item_link(ctx, item);
-    let body = item
-        .content
-        .as_ref()
-        .or(item.summary.as_ref())
-        .map(|t| {
-            if t.html {
-                html_to_text(&t.body)
-            } else {
-                clean_text(&t.body)
-            }
-        })
-        .unwrap_or_default();
+    let body = body_text(item);
     let mut keys = identity_keys(
         ctx.source_id,
         item.id.as_deref(),
@@ -198,36 +187,36 @@ fn document_key(link: &str, pattern: Option<&Regex>) -> Option<String> {
     ))
 }
 
+/// The text of a piece of the feed, whether it was written as HTML or as plain text.
+fn text_of(t: &Text) -> String {
+    if t.html {
+        html_to_text(&t.body)
+    } else {
+        clean_text(&t.body)
+    }
+}
+
+/// The item's body as plain text: its content, else its summary.
+fn body_text(item: &ParsedItem) -> String {
+    item.content
+        .as_ref()
+        .or(item.summary.as_ref())
+        .map(text_of)
+        .unwrap_or_default()
+}
+
 fn title_of(item: &ParsedItem) -> String {
     let title = item
         .title
         .as_ref()
-        .map(|t| {
-            if t.html {
-                html_to_text(&t.body)
-            } else {
-                clean_text(&t.body)
-            }
-        })
+        .map(text_of)
         .map(|t| plain_text(&t))
         .unwrap_or_default();
     if !title.is_empty() {
         return title;
     }
     // RSS allows an item with only a description; readers show its opening words.
-    let text = item
-        .content
-        .as_ref()
-        .or(item.summary.as_ref())
-        .map(|t| {
-            if t.html {
-                html_to_text(&t.body)
-            } else {
-                clean_text(&t.body)
-            }
-        })
-        .unwrap_or_default();
-    plain_text(&text).chars().take(80).collect()
+    plain_text(&body_text(item)).chars().take(80).collect()
 }
 
 /// The entry's date and where it came from, in order of trust: the article page, the list
