@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, VARY, WWW_AUTHENTICATE,
+    ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, HOST,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, VARY, WWW_AUTHENTICATE,
 };
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,62 +49,260 @@ pub struct AppState {
     pub cache: Arc<FeedCache>,
 }
 
-/// Rendered feeds by request, valid while the store's generation is unchanged and for at most
-/// [`CACHE_MAX_AGE`] (writes by another process, such as a one-off `tributary fetch`, are not
-/// seen through the generation).
+/// Rendered feeds by request, valid while the store's generation and the configuration are
+/// unchanged and for at most [`CACHE_MAX_AGE`] (writes by another process, such as a one-off
+/// `tributary fetch`, are not seen through the generation).
 #[derive(Default)]
 pub struct FeedCache {
-    entries: std::sync::Mutex<HashMap<String, Rendered>>,
+    entries: std::sync::Mutex<HashMap<String, Slot>>,
+    /// Held while a feed is queried and rendered.
+    rendering: tokio::sync::Mutex<()>,
 }
 
-#[derive(Clone)]
-struct Rendered {
+/// One cached feed: the render, and what it was made from.
+struct Slot {
     generation: u64,
+    config: Arc<crate::config::Config>,
     made: std::time::Instant,
-    body: axum::body::Bytes,
-    etag: String,
+    rendered: Arc<Rendered>,
+}
+
+/// A rendered feed with everything a cached answer needs, so a hit touches neither the store
+/// nor the renderer: the body, its compressed forms (each made once, by the first request that
+/// accepts it), and the header values.
+struct Rendered {
+    /// The uncompressed document.
+    body: Bytes,
+    gzip: tokio::sync::OnceCell<Bytes>,
+    br: tokio::sync::OnceCell<Bytes>,
+    /// BLAKE3 of `body` (hex, 32 digits): the ETag's opaque part.
+    hash: String,
+    /// One ETag per content coding, indexed by [`Coding`]: `W/"<hash>"`, `W/"<hash>-gz"`,
+    /// `W/"<hash>-br"`. A cache that stored the gzip form revalidates that form.
+    etags: [HeaderValue; 3],
     last_modified: DateTime<Utc>,
-    content_type: &'static str,
+    last_modified_header: HeaderValue,
+    content_type: HeaderValue,
+    /// `public, max-age=…` from the sources' schedules when it was rendered.
+    cache_control: HeaderValue,
 }
 
 const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Distinct feed requests kept; past this the cache starts over (queries and pages are many).
 const CACHE_CAPACITY: usize = 512;
 
+/// What a cache lookup found.
+enum Lookup {
+    /// Current: answer from it.
+    Fresh(Arc<Rendered>),
+    /// Out of date (or none): render again. A stale render whose body comes out the same is
+    /// kept, with its compressed forms.
+    Stale(Option<Arc<Rendered>>),
+}
+
 impl FeedCache {
-    fn get(&self, key: &str, generation: u64) -> Option<Rendered> {
+    fn get(&self, key: &str, generation: u64, config: &Arc<crate::config::Config>) -> Lookup {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|r| r.generation == generation && r.made.elapsed() < CACHE_MAX_AGE)
-            .cloned()
+        match entries.get(key) {
+            Some(slot)
+                if slot.generation == generation
+                    && Arc::ptr_eq(&slot.config, config)
+                    && slot.made.elapsed() < CACHE_MAX_AGE =>
+            {
+                Lookup::Fresh(slot.rendered.clone())
+            }
+            Some(slot) => Lookup::Stale(Some(slot.rendered.clone())),
+            None => Lookup::Stale(None),
+        }
     }
 
-    fn put(&self, key: String, rendered: Rendered) {
+    fn put(
+        &self,
+        key: String,
+        generation: u64,
+        config: Arc<crate::config::Config>,
+        rendered: Arc<Rendered>,
+    ) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHE_CAPACITY {
+        if entries.len() >= CACHE_CAPACITY && !entries.contains_key(&key) {
             entries.clear();
         }
-        entries.insert(key, rendered);
+        entries.insert(
+            key,
+            Slot {
+                generation,
+                config,
+                made: std::time::Instant::now(),
+                rendered,
+            },
+        );
+    }
+}
+
+/// A content coding the feeds are served in (RFC 9110 §8.4.1), chosen from Accept-Encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity = 0,
+    Gzip = 1,
+    Br = 2,
+}
+
+impl Coding {
+    fn header_value(self) -> Option<HeaderValue> {
+        match self {
+            Coding::Identity => None,
+            Coding::Gzip => Some(HeaderValue::from_static("gzip")),
+            Coding::Br => Some(HeaderValue::from_static("br")),
+        }
+    }
+}
+
+/// The coding to answer with (RFC 9110 §12.5.3): the accepted one with the highest qvalue, br
+/// over gzip on a tie (smaller), identity when neither is acceptable or when identity is
+/// explicitly preferred over both. `*` stands for codings not named; `x-gzip` is gzip.
+fn negotiate(headers: &HeaderMap) -> Coding {
+    // qvalues in thousandths; None = not named.
+    let (mut gzip, mut br, mut identity, mut any) = (None, None, None, None);
+    for value in headers.get_all(ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut params = item.split(';');
+            let coding = params.next().unwrap_or("").trim();
+            let mut q = Some(1000u16);
+            for p in params {
+                let p = p.trim();
+                if let Some(v) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                    q = parse_qvalue(v.trim());
+                }
+            }
+            let Some(q) = q else { continue };
+            let slot =
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    &mut gzip
+                } else if coding.eq_ignore_ascii_case("br") {
+                    &mut br
+                } else if coding.eq_ignore_ascii_case("identity") {
+                    &mut identity
+                } else if coding == "*" {
+                    &mut any
+                } else {
+                    continue;
+                };
+            *slot = Some(q);
+        }
+    }
+    let gzip = gzip.or(any).unwrap_or(0);
+    let br = br.or(any).unwrap_or(0);
+    let best = gzip.max(br);
+    if best == 0 || identity.is_some_and(|i| i > best) {
+        Coding::Identity
+    } else if br == best {
+        Coding::Br
+    } else {
+        Coding::Gzip
+    }
+}
+
+/// RFC 9110 §12.4.2 qvalue, in thousandths: `0`, `1`, `0.5`, `0.125`, `1.000`.
+fn parse_qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{frac:0<3}").parse::<u16>().ok()?;
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// gzip level for served feeds: made once per rendered body, so close to the best ratio.
+const GZIP_LEVEL: u32 = 9;
+/// Brotli quality and window for served feeds (11 is the best ratio but several times slower
+/// for a few percent; a body is compressed at most once per render, but renders can be many:
+/// every page and search of every feed).
+const BR_QUALITY: i32 = 9;
+const BR_WINDOW: i32 = 22;
+
+/// `body` in `coding` (a copy for identity).
+fn compress(coding: Coding, body: &[u8]) -> std::io::Result<Bytes> {
+    use std::io::Write as _;
+    // Feeds compress to a fifth or so.
+    let mut out = Vec::with_capacity(body.len() / 4 + 64);
+    match coding {
+        Coding::Identity => out.extend_from_slice(body),
+        Coding::Gzip => {
+            let mut w = flate2::write::GzEncoder::new(out, flate2::Compression::new(GZIP_LEVEL));
+            w.write_all(body)?;
+            out = w.finish()?;
+        }
+        Coding::Br => {
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: BR_QUALITY,
+                lgwin: BR_WINDOW,
+                size_hint: body.len(),
+                ..Default::default()
+            };
+            brotli::BrotliCompress(&mut &body[..], &mut out, &params)?;
+        }
+    }
+    Ok(out.into())
+}
+
+impl Rendered {
+    /// The body in `coding`, compressing it on the blocking pool the first time it is asked
+    /// for; concurrent first requests wait for the one compression. None when compression
+    /// failed (the caller answers uncompressed).
+    async fn body(self: &Arc<Self>, coding: Coding) -> Option<Bytes> {
+        let cell = match coding {
+            Coding::Identity => return Some(self.body.clone()),
+            Coding::Gzip => &self.gzip,
+            Coding::Br => &self.br,
+        };
+        let result = cell
+            .get_or_try_init(|| {
+                let body = self.body.clone();
+                async move {
+                    match tokio::task::spawn_blocking(move || compress(coding, &body)).await {
+                        Ok(Ok(bytes)) => Ok(bytes),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(bytes) => Some(bytes.clone()),
+            Err(e) => {
+                tracing::error!(error = %e, ?coding, "cannot compress a feed");
+                None
+            }
+        }
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Feeds are compressed by their handler, once per rendered body (see `Rendered`), and
+    // served from the cache in the coding the reader accepts.
+    let feeds = Router::new()
+        .route("/feeds/{file}", get(feed_file))
+        .route("/sources/{file}", get(feed_file))
+        .route("/tags/{file}", get(feed_file));
+    // The rest is small or rare: compressed per response by tower-http.
+    let others = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/api/sources", get(api_sources))
         .route("/api/sources/{id}/refresh", post(api_refresh))
-        .route("/feeds/{file}", get(feed_file))
-        .route("/sources/{file}", get(feed_file))
-        .route("/tags/{file}", get(feed_file))
         .route("/opml", get(opml))
-        // Feeds compress well (XML, repeated markup); readers say what they accept.
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .gzip(true)
                 .br(true),
-        )
+        );
+    feeds
+        .merge(others)
         // Outermost, so it also sees requests no route took (counted as `unmatched`).
         .layer(middleware::from_fn(count_request))
         .with_state(state)
@@ -393,90 +592,165 @@ async fn feed(
         source: nonempty("source"),
         tag: nonempty("tag"),
     };
-    let base = base_url(&state, headers);
     let config = state.config.borrow().clone();
     let hub = config.server.websub_hub.as_ref().map(Url::to_string);
-    // The request, minus parameters that change nothing (cache busters like `_=`), is the key.
-    let key = format!("{scope:?}|{format:?}|{q:?}|{base}");
+    // The request, minus parameters that change nothing (cache busters like `_=`), is the key;
+    // the Host only matters when it makes the self links. The base URL is parsed from it only
+    // to render, or for a WebSub Link header: a cached answer needs neither.
+    let host = match state.public_url {
+        Some(_) => "",
+        None => request_host(headers),
+    };
+    let key = format!("{scope:?}|{format:?}|{q:?}|{host}");
     let generation = state.store.generation();
-    let rendered = match state.cache.get(&key, generation) {
-        Some(hit) => hit,
-        None => {
-            let store = state.store.clone();
-            let (lookup, page) = (scope.clone(), q.clone());
-            let result = tokio::task::spawn_blocking(move || {
-                let Some(title) = store.scope_title(&lookup)? else {
-                    return Ok(None);
-                };
-                store.entries(&lookup, &page).map(|e| Some((title, e)))
-            })
-            .await;
-            let (title, entries) = match result {
-                Ok(Ok(Some(found))) => found,
-                Ok(Ok(None)) => {
-                    return not_found(&match &scope {
-                        Scope::Source(id) => format!("no source {id:?}"),
-                        Scope::Category(c) => format!("no category {c:?}"),
-                        Scope::Tag(t) => format!("no tag {t:?}"),
-                        Scope::All => "no feed".into(),
-                    })
+    let rendered = match state.cache.get(&key, generation, &config) {
+        Lookup::Fresh(hit) => hit,
+        Lookup::Stale(_) => {
+            // One render at a time (the store reads through one connection anyway), so the
+            // readers that miss together, as when the cache expires under load, wait for the
+            // first one's render instead of each running the query.
+            let _rendering = state.cache.rendering.lock().await;
+            let generation = state.store.generation();
+            match state.cache.get(&key, generation, &config) {
+                Lookup::Fresh(hit) => hit,
+                Lookup::Stale(previous) => {
+                    let target = CacheTarget {
+                        key,
+                        generation,
+                        previous,
+                    };
+                    match render_and_cache(
+                        &state, &scope, format, &q, uri, headers, &config, target,
+                    )
+                    .await
+                    {
+                        Ok(rendered) => rendered,
+                        Err(response) => return response,
+                    }
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "feed query failed");
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "feed task failed");
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
-                }
-            };
-            let rendered = render(
-                &scope,
-                format,
-                &q,
-                title,
-                &entries,
-                &base,
-                uri,
-                hub.as_deref(),
-                generation,
-            );
-            state.cache.put(key, rendered.clone());
-            rendered
+            }
         }
     };
 
-    let max_age = max_age(&config, &scope);
-    let mut response_headers = vec![
-        (ETAG, rendered.etag.clone()),
-        (LAST_MODIFIED, http_date(rendered.last_modified)),
-        (CACHE_CONTROL, format!("public, max-age={max_age}")),
-        (VARY, "Accept-Encoding".to_string()),
-    ];
+    let coding = negotiate(headers);
+    let mut response = Response::new(axum::body::Body::empty());
+    let h = response.headers_mut();
+    h.insert(ETAG, rendered.etags[coding as usize].clone());
+    h.insert(LAST_MODIFIED, rendered.last_modified_header.clone());
+    h.insert(CACHE_CONTROL, rendered.cache_control.clone());
+    h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Some(hub) = &hub {
         // WebSub discovery (W3C §4): the hub and this feed's canonical URL.
-        response_headers.push((
-            axum::http::header::LINK,
-            format!(
-                "<{hub}>; rel=\"hub\", <{}>; rel=\"self\"",
-                self_url(&base, uri)
-            ),
-        ));
+        let link = format!(
+            "<{hub}>; rel=\"hub\", <{}>; rel=\"self\"",
+            self_url(&base_url(&state, headers), uri)
+        );
+        if let Ok(link) = HeaderValue::try_from(link) {
+            h.insert(axum::http::header::LINK, link);
+        }
     }
-    if not_modified(headers, &rendered.etag, rendered.last_modified) {
-        return (
-            StatusCode::NOT_MODIFIED,
-            response_headers_map(&response_headers),
-        )
-            .into_response();
+    if not_modified(
+        headers,
+        &rendered.etags[coding as usize],
+        rendered.last_modified,
+    ) {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        return response;
     }
-    response_headers.push((CONTENT_TYPE, rendered.content_type.to_string()));
-    (
-        StatusCode::OK,
-        response_headers_map(&response_headers),
-        rendered.body,
-    )
-        .into_response()
+    let (body, coding) = match rendered.body(coding).await {
+        Some(body) => (body, coding),
+        None => {
+            let h = response.headers_mut();
+            h.insert(ETAG, rendered.etags[Coding::Identity as usize].clone());
+            (rendered.body.clone(), Coding::Identity)
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, rendered.content_type.clone());
+    if let Some(value) = coding.header_value() {
+        h.insert(CONTENT_ENCODING, value);
+    }
+    *response.body_mut() = axum::body::Body::from(body);
+    response
+}
+
+/// What a render is cached under, and the render it replaces.
+struct CacheTarget {
+    key: String,
+    generation: u64,
+    previous: Option<Arc<Rendered>>,
+}
+
+/// Queries the store for a feed, renders it and caches the render; Err is the answer to give
+/// when the feed does not exist or the store fails.
+#[allow(clippy::too_many_arguments)]
+async fn render_and_cache(
+    state: &AppState,
+    scope: &Scope,
+    format: Format,
+    q: &FeedQuery,
+    uri: &Uri,
+    headers: &HeaderMap,
+    config: &Arc<crate::config::Config>,
+    target: CacheTarget,
+) -> Result<Arc<Rendered>, Response> {
+    let CacheTarget {
+        key,
+        generation,
+        previous,
+    } = target;
+    let hub = config.server.websub_hub.as_ref().map(Url::to_string);
+    let store = state.store.clone();
+    let (lookup, page) = (scope.clone(), q.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let Some(title) = store.scope_title(&lookup)? else {
+            return Ok(None);
+        };
+        store.entries(&lookup, &page).map(|e| Some((title, e)))
+    })
+    .await;
+    let (title, entries) = match result {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => {
+            return Err(not_found(&match scope {
+                Scope::Source(id) => format!("no source {id:?}"),
+                Scope::Category(c) => format!("no category {c:?}"),
+                Scope::Tag(t) => format!("no tag {t:?}"),
+                Scope::All => "no feed".into(),
+            }));
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "feed query failed");
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "feed task failed");
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response());
+        }
+    };
+    let mut rendered = Arc::new(render(
+        scope,
+        format,
+        q,
+        title,
+        &entries,
+        &base_url(state, headers),
+        uri,
+        hub.as_deref(),
+        max_age(config, scope),
+    ));
+    // Nothing changed for this feed: keep the render that already has its compressed forms.
+    if let Some(previous) = previous.filter(|p| {
+        p.hash == rendered.hash
+            && p.last_modified == rendered.last_modified
+            && p.cache_control == rendered.cache_control
+    }) {
+        rendered = previous;
+    }
+    state
+        .cache
+        .put(key, generation, config.clone(), rendered.clone());
+    Ok(rendered)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -489,7 +763,7 @@ fn render(
     base: &Url,
     uri: &Uri,
     hub: Option<&str>,
-    generation: u64,
+    max_age: u64,
 ) -> Rendered {
     let (kind, key) = match scope {
         Scope::All => ("feeds", "all".to_string()),
@@ -531,13 +805,24 @@ fn render(
         hub: hub.map(str::to_string),
     };
     let body = publish::render(format, &info, entries);
+    let hash = blake3::hash(body.as_bytes()).to_hex()[..32].to_string();
+    let etag = |suffix: &str| {
+        HeaderValue::try_from(format!("W/\"{hash}{suffix}\""))
+            .expect("hex digits make a header value")
+    };
+    let last_modified = publish::last_updated(entries);
     Rendered {
-        generation,
-        made: std::time::Instant::now(),
-        etag: format!("W/\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..32]),
-        last_modified: publish::last_updated(entries),
+        etags: [etag(""), etag("-gz"), etag("-br")],
+        last_modified_header: HeaderValue::try_from(http_date(last_modified))
+            .expect("an HTTP date is a header value"),
+        last_modified,
+        content_type: HeaderValue::from_static(format.content_type()),
+        cache_control: HeaderValue::try_from(format!("public, max-age={max_age}"))
+            .expect("digits make a header value"),
+        hash,
         body: body.into(),
-        content_type: format.content_type(),
+        gzip: Default::default(),
+        br: Default::default(),
     }
 }
 
@@ -567,33 +852,28 @@ fn max_age(config: &crate::config::Config, scope: &Scope) -> u64 {
         .clamp(60, 3600)
 }
 
-fn response_headers_map(pairs: &[(axum::http::HeaderName, String)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        if let Ok(v) = value.parse() {
-            map.insert(name.clone(), v);
-        }
-    }
-    map
-}
-
 fn base_url(state: &AppState, headers: &HeaderMap) -> Url {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
-        .unwrap_or("localhost");
+    let host = request_host(headers);
     Url::parse(&format!("http://{host}/"))
         .unwrap_or_else(|_| Url::parse("http://localhost/").expect("static URL parses"))
 }
 
+/// The Host a base URL is made from when no `public_url` is set.
+fn request_host(headers: &HeaderMap) -> &str {
+    headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
+        .unwrap_or("localhost")
+}
+
 /// RFC 9110 §13.2.2: If-None-Match decides when present; If-Modified-Since only otherwise.
-fn not_modified(headers: &HeaderMap, etag: &str, last_modified: DateTime<Utc>) -> bool {
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue, last_modified: DateTime<Utc>) -> bool {
     if let Some(inm) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        let bare = etag.trim_start_matches("W/");
+        let bare = etag.to_str().unwrap_or_default().trim_start_matches("W/");
         return inm
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
@@ -647,6 +927,75 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, value.parse().unwrap());
         h
+    }
+
+    fn accept(value: &str) -> Coding {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_ENCODING, value.parse().unwrap());
+        negotiate(&h)
+    }
+
+    #[test]
+    fn accept_encoding_chooses_the_coding() {
+        assert_eq!(negotiate(&HeaderMap::new()), Coding::Identity);
+        for (value, coding) in [
+            ("gzip", Coding::Gzip),
+            ("x-gzip", Coding::Gzip),
+            ("GZIP;Q=1.0", Coding::Gzip),
+            ("br", Coding::Br),
+            ("gzip, deflate, br", Coding::Br),
+            ("gzip, deflate, br, zstd", Coding::Br),
+            ("br;q=0.5, gzip", Coding::Gzip),
+            ("gzip;q=0.1, zstd", Coding::Gzip),
+            ("gzip;q=0, br;q=0", Coding::Identity),
+            ("*", Coding::Br),
+            ("*;q=0.5, gzip", Coding::Gzip),
+            ("br;q=0, *", Coding::Gzip),
+            ("deflate", Coding::Identity),
+            ("identity", Coding::Identity),
+            ("gzip;q=0.5, identity", Coding::Identity),
+            ("gzip, identity;q=0.5", Coding::Gzip),
+            // A malformed qvalue drops its item.
+            ("gzip;q=2", Coding::Identity),
+            ("br;q=0.1234, gzip;q=0.5", Coding::Gzip),
+            ("", Coding::Identity),
+        ] {
+            assert_eq!(accept(value), coding, "Accept-Encoding: {value}");
+        }
+    }
+
+    #[test]
+    fn qvalues_follow_the_grammar() {
+        assert_eq!(parse_qvalue("1"), Some(1000));
+        assert_eq!(parse_qvalue("1.000"), Some(1000));
+        assert_eq!(parse_qvalue("0"), Some(0));
+        assert_eq!(parse_qvalue("0.5"), Some(500));
+        assert_eq!(parse_qvalue("0.125"), Some(125));
+        assert_eq!(parse_qvalue("0."), Some(0));
+        assert_eq!(parse_qvalue("1.5"), None);
+        assert_eq!(parse_qvalue("0.1234"), None);
+        assert_eq!(parse_qvalue("-0.5"), None);
+        assert_eq!(parse_qvalue("0.+5"), None);
+        assert_eq!(parse_qvalue(""), None);
+    }
+
+    #[test]
+    fn compressed_forms_decompress_to_the_body() {
+        use std::io::Read;
+        let body = "<feed><entry><title>一条消息</title></entry></feed>\n".repeat(200);
+        let gzip = compress(Coding::Gzip, body.as_bytes()).unwrap();
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&gzip[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
+        let br = compress(Coding::Br, body.as_bytes()).unwrap();
+        let mut out = String::new();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
+        assert!(gzip.len() < body.len() / 10 && br.len() < body.len() / 10);
     }
 
     #[test]

@@ -229,8 +229,126 @@ fn a_conditional_poll_is_answered_from_the_cache() {
     assert!(head.contains("content-encoding: br"), "{head}");
 }
 
+/// Compressed feeds come from the cache in each coding: the gzip and br bodies decompress to
+/// exactly the uncompressed body, each coding has an ETag of its own, and each revalidates with
+/// its ETag to a 304 (the uncompressed form's ETag does not validate a compressed one). No
+/// request after the first runs a query.
+#[test]
+fn each_coding_is_served_whole_and_revalidates() {
+    let stack = Stack::start();
+    for path in [
+        "/feeds/all.atom".to_string(),
+        format!("/feeds/{}.json", pct(FINANCE)),
+    ] {
+        let url = stack.serve.url(&path);
+        let (head, identity) = raw_get(&url, &[("Accept-Encoding", "identity")]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert_eq!(header(&head, "content-encoding"), None, "{path}: {head}");
+        assert!(!identity.is_empty());
+        let plain_etag = header(&head, "etag").expect("an ETag");
+        let before = feed_queries(&stack);
+        let mut etags = vec![plain_etag.clone()];
+        for (coding, accept) in [
+            ("gzip", "gzip"),
+            ("br", "br"),
+            ("br", "gzip, deflate, br"),
+            ("gzip", "br;q=0.5, gzip"),
+        ] {
+            let what = format!("{path} with Accept-Encoding: {accept}");
+            let (head, body) = raw_get(&url, &[("Accept-Encoding", accept)]);
+            assert!(head.starts_with("HTTP/1.1 200"), "{what}: {head}");
+            assert_eq!(
+                header(&head, "content-encoding").as_deref(),
+                Some(coding),
+                "{what}: {head}"
+            );
+            assert_eq!(
+                header(&head, "vary").map(|v| v.to_ascii_lowercase()),
+                Some("accept-encoding".to_string())
+            );
+            assert_eq!(
+                header(&head, "content-length"),
+                Some(body.len().to_string()),
+                "{what}"
+            );
+            assert_eq!(decompress(coding, &body), identity, "{what}: decompressed");
+            assert!(
+                body.len() < identity.len() / 2,
+                "{what}: {} bytes",
+                body.len()
+            );
+            let etag = header(&head, "etag").expect("an ETag");
+            assert!(
+                etag.starts_with("W/\"") && etag.ends_with(&format!("-{}\"", &coding[..2])),
+                "{what}: {etag}"
+            );
+            assert_ne!(etag, plain_etag, "{what}");
+            etags.push(etag.clone());
+            // The second answer is the same cached bytes.
+            let (_, again) = raw_get(&url, &[("Accept-Encoding", accept)]);
+            assert_eq!(again, body, "{what}: a second request");
+            let (head, body) = raw_get(
+                &url,
+                &[("Accept-Encoding", accept), ("If-None-Match", &etag)],
+            );
+            assert!(
+                head.starts_with("HTTP/1.1 304"),
+                "{what}, If-None-Match: {head}"
+            );
+            assert!(body.is_empty(), "{what}: a 304 has no body");
+            assert_eq!(header(&head, "etag"), Some(etag.clone()));
+            let (head, _) = raw_get(
+                &url,
+                &[("Accept-Encoding", accept), ("If-None-Match", &plain_etag)],
+            );
+            assert!(
+                head.starts_with("HTTP/1.1 200"),
+                "{what}, the identity ETag: {head}"
+            );
+        }
+        etags.sort();
+        etags.dedup();
+        assert_eq!(etags.len(), 3, "{path}: one ETag per coding: {etags:?}");
+        assert_eq!(
+            feed_queries(&stack),
+            before,
+            "{path}: a cached answer ran a query"
+        );
+    }
+}
+
+fn decompress(coding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "gzip" => flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .expect("valid gzip"),
+        _ => brotli::Decompressor::new(body, 4096)
+            .read_to_end(&mut out)
+            .expect("valid brotli"),
+    };
+    out
+}
+
+/// The value of header `name` in a response head.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
 /// The status line and headers of a GET sent with `Accept-Encoding: encoding`.
 fn raw_get_head(url: &str, encoding: &str) -> String {
+    raw_get(url, &[("Accept-Encoding", encoding)]).0
+}
+
+/// A GET over a fresh connection with exactly `headers` (and Host): the response head and the
+/// body's bytes as sent (no decompression).
+fn raw_get(url: &str, headers: &[(&str, &str)]) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let url = url::Url::parse(url).expect("a URL");
     let addr = format!(
@@ -246,19 +364,24 @@ fn raw_get_head(url: &str, encoding: &str) -> String {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: {encoding}\r\nConnection: close\r\n\r\n",
+    let mut request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\n",
         url.host_str().unwrap_or("")
-    )
-    .expect("sending");
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("sending");
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let end = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(response.len());
-    String::from_utf8_lossy(&response[..end]).into_owned()
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    let body = response.get(end + 4..).unwrap_or_default().to_vec();
+    (head, body)
 }
 
 /// Chinese full-text search: `?q=碳中和` and `tributary search 碳中和` find the article that
