@@ -17,6 +17,7 @@
 //!
 //! Everything here is pure: no I/O, no clock.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashSet};
 
 use unicode_normalization::UnicodeNormalization;
@@ -155,72 +156,199 @@ pub fn candidate_keys(fp: &Fingerprint, t: &Thresholds) -> Vec<i64> {
 /// shares figures and wording, or a short headline item whose title the other entry's title
 /// and lead cover.
 pub fn compare(a: &Fingerprint, b: &Fingerprint, t: &Thresholds) -> Option<Match> {
-    let s = scores(a, b);
-    if s.title_numbers_unmatched.0 > 0 && s.title_numbers_unmatched.1 > 0 {
+    compare_features(&Features::new(a), &Features::new(b), t)
+}
+
+/// A fingerprint with the sets [`compare`] reads, each built on first use. The store compares
+/// one new entry with several candidates: its sets are built once, and most pairs are settled
+/// by their figures before any text set is built at all.
+pub struct Features<'a> {
+    fp: &'a Fingerprint,
+    numbers: OnceCell<BTreeSet<String>>,
+    significant: OnceCell<BTreeSet<String>>,
+    title_numbers: OnceCell<BTreeSet<String>>,
+    chars: OnceCell<usize>,
+    shingles: OnceCell<HashSet<u64>>,
+    bigrams: OnceCell<HashSet<u64>>,
+    title_bigrams: OnceCell<HashSet<u64>>,
+    title_and_lead: OnceCell<HashSet<u64>>,
+}
+
+impl<'a> Features<'a> {
+    pub fn new(fp: &'a Fingerprint) -> Self {
+        Features {
+            fp,
+            numbers: OnceCell::new(),
+            significant: OnceCell::new(),
+            title_numbers: OnceCell::new(),
+            chars: OnceCell::new(),
+            shingles: OnceCell::new(),
+            bigrams: OnceCell::new(),
+            title_bigrams: OnceCell::new(),
+            title_and_lead: OnceCell::new(),
+        }
+    }
+
+    /// Every figure of the title and body.
+    fn numbers(&self) -> &BTreeSet<String> {
+        self.numbers.get_or_init(|| {
+            numbers(&self.fp.title)
+                .into_iter()
+                .chain(numbers(&self.fp.body))
+                .collect()
+        })
+    }
+
+    fn significant(&self) -> &BTreeSet<String> {
+        self.significant.get_or_init(|| {
+            self.numbers()
+                .iter()
+                .filter(|n| significant(n))
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn title_numbers(&self) -> &BTreeSet<String> {
+        self.title_numbers.get_or_init(|| numbers(&self.fp.title))
+    }
+
+    fn chars(&self) -> usize {
+        *self.chars.get_or_init(|| self.fp.body.chars().count())
+    }
+
+    fn shingles(&self) -> &HashSet<u64> {
+        self.shingles.get_or_init(|| shingles(&self.fp.body))
+    }
+
+    fn bigrams(&self) -> &HashSet<u64> {
+        self.bigrams.get_or_init(|| bigrams(&self.fp.body))
+    }
+
+    fn title_bigrams(&self) -> &HashSet<u64> {
+        self.title_bigrams.get_or_init(|| bigrams(&self.fp.title))
+    }
+
+    fn title_and_lead(&self) -> &HashSet<u64> {
+        self.title_and_lead.get_or_init(|| {
+            let lead: String = self.fp.body.chars().take(LEAD_CHARS).collect();
+            bigrams(&format!("{} {lead}", self.fp.title))
+        })
+    }
+
+    /// Figures of this title that `other` does not state.
+    fn title_unmatched(&self, other: &Features) -> usize {
+        self.title_numbers()
+            .iter()
+            .filter(|n| !agrees(n, other.numbers()))
+            .count()
+    }
+
+    /// Significant figures of this entry that `other` does not state.
+    fn only(&self, other: &Features) -> usize {
+        self.significant()
+            .iter()
+            .filter(|n| !agrees(n, other.numbers()))
+            .count()
+    }
+
+    fn shared(&self, other: &Features) -> usize {
+        self.significant()
+            .iter()
+            .filter(|n| agrees(n, other.significant()))
+            .count()
+    }
+
+    /// Share of this title's bigrams found in the other's title and lead.
+    fn cover(&self, other: &Features) -> f64 {
+        let mine = self.title_bigrams();
+        if mine.is_empty() {
+            return 0.0;
+        }
+        round(mine.intersection(other.title_and_lead()).count() as f64 / mine.len() as f64)
+    }
+}
+
+/// [`compare`] on prepared features. The measures are those of [`scores`], each computed only
+/// when a rule reaches it.
+pub fn compare_features(a: &Features, b: &Features, t: &Thresholds) -> Option<Match> {
+    let title_numbers_unmatched = (a.title_unmatched(b), b.title_unmatched(a));
+    if title_numbers_unmatched.0 > 0 && title_numbers_unmatched.1 > 0 {
         return None;
     }
-    let (la, lb) = s.body_chars;
+    let (la, lb) = (a.chars(), b.chars());
     let short_is_a = la <= lb;
+    let numbers_only = (a.only(b), b.only(a));
     let (only_short, only_long) = if short_is_a {
-        s.numbers_only
+        numbers_only
     } else {
-        (s.numbers_only.1, s.numbers_only.0)
+        (numbers_only.1, numbers_only.0)
     };
+    let numbers_shared = a.shared(b);
     // One stray figure is forgiven when many agree (a rounded or re-expressed amount).
-    if only_short > usize::from(s.numbers_shared >= 5) {
+    if only_short > usize::from(numbers_shared >= 5) {
         return None;
     }
-    let title_unmatched = s.title_numbers_unmatched.0 + s.title_numbers_unmatched.1;
+    let title_unmatched = title_numbers_unmatched.0 + title_numbers_unmatched.1;
     if la.min(lb) >= t.min_body_chars {
+        let simhash_distance = (a.fp.simhash ^ b.fp.simhash).count_ones();
         if la.min(lb) >= t.long_body_chars
-            && s.simhash_distance <= t.simhash_distance
+            && simhash_distance <= t.simhash_distance
             && title_unmatched == 0
         {
             return Some(Match {
                 rule: Rule::SimHash,
-                score: f64::from(s.simhash_distance),
+                score: f64::from(simhash_distance),
             });
         }
         // A trimmed or re-headlined copy may drop one title figure, if the texts share another.
-        if s.body_containment >= t.body_containment
-            && (title_unmatched == 0 || (title_unmatched == 1 && s.numbers_shared >= 1))
-        {
-            return Some(Match {
-                rule: Rule::BodyContainment,
-                score: s.body_containment,
-            });
+        if title_unmatched == 0 || (title_unmatched == 1 && numbers_shared >= 1) {
+            let body_containment = round(containment(a.shingles(), b.shingles()));
+            if body_containment >= t.body_containment {
+                return Some(Match {
+                    rule: Rule::BodyContainment,
+                    score: body_containment,
+                });
+            }
         }
         // A rewrite restates the story's figures in other words: several figures shared (a
         // headline may round or add one), or, for a story without figures, more of the wording.
-        let cover = s.title_cover.0.max(s.title_cover.1);
-        let no_figures = s.numbers_shared == 0 && s.numbers_only == (0, 0);
-        let figures_agree = (s.numbers_shared >= 2 && title_unmatched == 0)
-            || (s.numbers_shared >= 3 && title_unmatched <= 1)
+        let no_figures = numbers_shared == 0 && numbers_only == (0, 0);
+        let figures_may_agree = (numbers_shared >= 2 && title_unmatched == 0)
+            || (numbers_shared >= 3 && title_unmatched <= 1)
+            || (numbers_shared >= 1 && only_long <= 1 && title_unmatched == 0);
+        if !figures_may_agree && !no_figures {
+            return None;
+        }
+        let cover = a.cover(b).max(b.cover(a));
+        let body_bigram_jaccard = round(jaccard(a.bigrams(), b.bigrams()));
+        let figures_agree = (numbers_shared >= 2 && title_unmatched == 0)
+            || (numbers_shared >= 3 && title_unmatched <= 1)
             // One shared figure (a stock code, an amount) is enough when neither text states
             // other figures and the wording is close.
-            || (s.numbers_shared >= 1
+            || (numbers_shared >= 1
                 && only_long <= 1
                 && title_unmatched == 0
-                && s.body_bigram_jaccard >= 1.25 * t.rewrite_body_bigrams
+                && body_bigram_jaccard >= 1.25 * t.rewrite_body_bigrams
                 && cover >= t.headline_title_cover);
         if (figures_agree
-            && s.body_bigram_jaccard >= t.rewrite_body_bigrams
+            && body_bigram_jaccard >= t.rewrite_body_bigrams
             && cover >= t.rewrite_title_cover)
             || (no_figures
-                && s.body_bigram_jaccard >= 2.0 * t.rewrite_body_bigrams
+                && body_bigram_jaccard >= 2.0 * t.rewrite_body_bigrams
                 && cover >= t.headline_title_cover)
         {
             return Some(Match {
                 rule: Rule::Rewrite,
-                score: s.body_bigram_jaccard,
+                score: body_bigram_jaccard,
             });
         }
         return None;
     }
     let (cover, unmatched) = if short_is_a {
-        (s.title_cover.0, s.title_numbers_unmatched.0)
+        (a.cover(b), title_numbers_unmatched.0)
     } else {
-        (s.title_cover.1, s.title_numbers_unmatched.1)
+        (b.cover(a), title_numbers_unmatched.1)
     };
     (cover >= t.headline_title_cover && unmatched == 0).then_some(Match {
         rule: Rule::Headline,
@@ -251,48 +379,17 @@ pub struct PairScores {
 const LEAD_CHARS: usize = 200;
 
 pub fn scores(a: &Fingerprint, b: &Fingerprint) -> PairScores {
-    let (sa, sb) = (shingles(&a.body), shingles(&b.body));
-    let (ga, gb) = (bigrams(&a.body), bigrams(&b.body));
-    let cover = |title: &str, other: &Fingerprint| {
-        let mine = bigrams(title);
-        if mine.is_empty() {
-            return 0.0;
-        }
-        let lead: String = other.body.chars().take(LEAD_CHARS).collect();
-        let theirs = bigrams(&format!("{} {lead}", other.title));
-        round(mine.intersection(&theirs).count() as f64 / mine.len() as f64)
-    };
-    let (na, nb) = (all_numbers(a), all_numbers(b));
-    let significant = |set: &BTreeSet<String>| -> Vec<String> {
-        set.iter().filter(|n| significant(n)).cloned().collect()
-    };
-    let (sig_a, sig_b) = (significant(&na), significant(&nb));
-    let unmatched = |title: &str, other: &BTreeSet<String>| {
-        numbers(title).iter().filter(|n| !agrees(n, other)).count()
-    };
+    let (a, b) = (Features::new(a), Features::new(b));
     PairScores {
-        body_chars: (a.body.chars().count(), b.body.chars().count()),
-        simhash_distance: (a.simhash ^ b.simhash).count_ones(),
-        body_containment: round(containment(&sa, &sb)),
-        body_bigram_jaccard: round(jaccard(&ga, &gb)),
-        title_cover: (cover(&a.title, b), cover(&b.title, a)),
-        numbers_shared: sig_a
-            .iter()
-            .filter(|n| agrees(n, &sig_b.iter().cloned().collect()))
-            .count(),
-        numbers_only: (
-            sig_a.iter().filter(|n| !agrees(n, &nb)).count(),
-            sig_b.iter().filter(|n| !agrees(n, &na)).count(),
-        ),
-        title_numbers_unmatched: (unmatched(&a.title, &nb), unmatched(&b.title, &na)),
+        body_chars: (a.chars(), b.chars()),
+        simhash_distance: (a.fp.simhash ^ b.fp.simhash).count_ones(),
+        body_containment: round(containment(a.shingles(), b.shingles())),
+        body_bigram_jaccard: round(jaccard(a.bigrams(), b.bigrams())),
+        title_cover: (a.cover(&b), b.cover(&a)),
+        numbers_shared: a.shared(&b),
+        numbers_only: (a.only(&b), b.only(&a)),
+        title_numbers_unmatched: (a.title_unmatched(&b), b.title_unmatched(&a)),
     }
-}
-
-fn all_numbers(fp: &Fingerprint) -> BTreeSet<String> {
-    numbers(&fp.title)
-        .into_iter()
-        .chain(numbers(&fp.body))
-        .collect()
 }
 
 /// A figure that identifies news: with decimals, or above 31 (days and months are everywhere)

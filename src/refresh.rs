@@ -14,11 +14,11 @@ use url::Url;
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::decode::{self, Provenance};
-use crate::fetch::{self, Access, FetchError, FetchOutcome, Fetched, Fetcher};
+use crate::fetch::{self, Access, FetchError, FetchOutcome, Fetcher};
 use crate::metrics;
 use crate::model::{Entry, Validators};
 use crate::normalize::{self, Context};
-use crate::parse::{self, ParseError, ParsedFeed};
+use crate::parse::{self, ParseError, ParsedFeed, ParsedItem};
 use crate::store::{ArticleNeed, FetchRecord, Store, StoreError, UpsertCounts};
 
 /// `check` reads at most this many article pages: enough to see the selectors work without
@@ -166,7 +166,8 @@ async fn run(
     hints.fresh_for = fetched.hints.cache_for;
     remember_move(store, source, url, fetched.hints.moved_to.clone()).await?;
 
-    let (mut feed, _) = match read_document(source, &fetched, body) {
+    let read = read_document(source, &fetched.url, fetched.content_type.as_deref(), body);
+    let (mut feed, _) = match read {
         Ok(read) => read,
         Err(e) => return Err(record_failure(store, source, now, e.into()).await),
     };
@@ -187,12 +188,7 @@ async fn run(
         warnings.append(&mut article_warnings);
     }
 
-    let ctx = context(source, &fetched.url, now);
-    let entries: Vec<Entry> = feed
-        .items
-        .into_iter()
-        .map(|item| normalize::normalize(&ctx, item))
-        .collect();
+    let entries = normalize_items(source, &fetched.url, feed.items, now);
 
     let id = source.id.clone();
     let validators = fetched.validators;
@@ -242,7 +238,8 @@ pub async fn check_source(
         }
     };
     let body = std::mem::take(&mut fetched.body);
-    let (mut feed, (encoding, provenance, had_errors)) = read_document(source, &fetched, body)?;
+    let (mut feed, (encoding, provenance, had_errors)) =
+        read_document(source, &fetched.url, fetched.content_type.as_deref(), body)?;
     let mut warnings = std::mem::take(&mut feed.warnings);
     if had_errors {
         warnings.push(format!(
@@ -256,13 +253,7 @@ pub async fn check_source(
         warnings.extend(fetch_articles(fetcher, source, &fetched.url, &mut feed, &wanted).await);
         articles_read = feed.items.iter().filter(|i| i.article.is_some()).count();
     }
-    let now = Utc::now();
-    let ctx = context(source, &fetched.url, now);
-    let entries = feed
-        .items
-        .into_iter()
-        .map(|item| normalize::normalize(&ctx, item))
-        .collect();
+    let entries = normalize_items(source, &fetched.url, feed.items, Utc::now());
     Ok(CheckReport {
         url: fetched.url,
         encoding,
@@ -289,6 +280,20 @@ async fn remember_move(
     blocking(store, move |s| s.set_moved_to(&id, moved.as_str())).await
 }
 
+/// Normalizes a document's items as read from `base` (links resolve against it).
+pub fn normalize_items(
+    source: &SourceConfig,
+    base: &Url,
+    items: Vec<ParsedItem>,
+    now: DateTime<Utc>,
+) -> Vec<Entry> {
+    let ctx = context(source, base, now);
+    items
+        .into_iter()
+        .map(|item| normalize::normalize(&ctx, item))
+        .collect()
+}
+
 fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> Context<'a> {
     Context {
         source_id: &source.id,
@@ -305,12 +310,14 @@ fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> C
 /// keeping at most the source's `max_items` items (see [`parse::keep_newest`]). Takes the body
 /// so that it is freed once decoded, before the parse builds its items. Returns the encoding
 /// used, where that came from, and whether bytes were malformed.
-fn read_document(
+///
+/// Public for the ingest benchmark, which reads documents from disk.
+pub fn read_document(
     source: &SourceConfig,
-    fetched: &Fetched,
+    url: &Url,
+    content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<(ParsedFeed, (&'static str, Provenance, bool)), ParseError> {
-    let content_type = fetched.content_type.as_deref();
     let (mut feed, how) = match (source.kind, &source.html, &source.json) {
         (SourceKind::Html, Some(rules), _) => {
             let page = decode::decode(&body, content_type);
@@ -348,8 +355,8 @@ fn read_document(
                 {
                     let page = String::from_utf8_lossy(&doc.bytes);
                     let feed = parse::html::feed_link(&page)
-                        .and_then(|href| fetched.url.join(&href).ok())
-                        .filter(|feed| feed != &fetched.url)
+                        .and_then(|href| url.join(&href).ok())
+                        .filter(|feed| feed != url)
                         .map(String::from);
                     return Err(ParseError::HtmlPage { feed });
                 }

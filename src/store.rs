@@ -8,6 +8,7 @@
 //! feeds never waits behind a fetch's transaction. Calls block: async callers use
 //! `spawn_blocking`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -154,6 +155,24 @@ CREATE TABLE hosts (
 CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'trigram');
 INSERT INTO entries_fts (rowid, title, body) SELECT id, title, fp_body FROM entries;
 "#,
+    r#"
+-- Candidate lookups ask for one key in one category and time window: key the table that way,
+-- so a lookup reads only the rows it wants (and can stop after the first few).
+CREATE TABLE dedupe_keys_new (
+    key        INTEGER NOT NULL,
+    category   TEXT NOT NULL,
+    published  INTEGER NOT NULL,
+    entry_id   INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    seen       INTEGER NOT NULL,
+    PRIMARY KEY (key, category, published, entry_id)
+) WITHOUT ROWID;
+INSERT INTO dedupe_keys_new (key, category, published, entry_id, seen)
+    SELECT key, category, published, entry_id, seen FROM dedupe_keys;
+DROP TABLE dedupe_keys;
+ALTER TABLE dedupe_keys_new RENAME TO dedupe_keys;
+CREATE INDEX dedupe_keys_by_seen ON dedupe_keys (seen);
+CREATE INDEX dedupe_keys_by_entry ON dedupe_keys (entry_id);
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -241,9 +260,15 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many
+            // commits touch are copied into the database once instead of once per 4 MB.
+            conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
             Ok(conn)
         };
         let mut writer = open()?;
+        // The writer walks the indexes of every new entry (keys, dedupe buckets, search): a
+        // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
+        writer.pragma_update(None, "cache_size", -16_384)?;
         migrate(&mut writer)?;
         let reader = open()?;
         Ok(Store {
@@ -546,6 +571,10 @@ impl Store {
             let mut own_guid = tx.prepare_cached(
                 "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
             )?;
+            // New and edited entries, indexed for search in one statement at the end: FTS5
+            // writes its pending terms out at every statement that changes it, so one
+            // statement per fetch instead of one per entry is most of the saving.
+            let mut searchable = Vec::new();
             for e in entries {
                 let mut found = None;
                 for key in &e.keys {
@@ -640,6 +669,7 @@ impl Store {
                     add_key.execute(params![key, entry_id])?;
                 }
                 if let Some(edited) = place {
+                    searchable.push((entry_id, edited));
                     let started = std::time::Instant::now();
                     let published = e.published.unwrap_or(now).timestamp();
                     let joined = place_in_cluster(
@@ -657,6 +687,7 @@ impl Store {
                     counts.dedupe_time += started.elapsed();
                 }
             }
+            index_for_search(&tx, &searchable)?;
         }
         tx.commit()?;
         Ok(counts)
@@ -982,9 +1013,14 @@ pub struct ExportEntry {
     pub tags: Vec<String>,
 }
 
+/// Entries one candidate key may name before it counts as too common to say anything.
+const BUCKET_CAP: usize = 32;
+/// Candidates compared per entry, those sharing the most keys first.
+const MAX_COMPARED: usize = 16;
+
 /// Finds the cluster a new or edited entry belongs to and records it. Candidates are recent
 /// entries of the same category that share a candidate key and come from other sources; the
-/// first (oldest) that `dedupe::compare` accepts decides. Returns whether the entry joined
+/// first that `dedupe::compare` accepts, in order of keys shared (then age), decides. Returns whether the entry joined
 /// another entry's cluster.
 #[allow(clippy::too_many_arguments)]
 fn place_in_cluster(
@@ -1005,42 +1041,50 @@ fn place_in_cluster(
         "UPDATE entries SET fp_title = ?2, fp_body = ?3, simhash = ?4 WHERE id = ?1",
     )?
     .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
-    // Search sees the entry as it is now.
-    tx.prepare_cached("DELETE FROM entries_fts WHERE rowid = ?1")?
-        .execute([entry_id])?;
-    tx.prepare_cached(
-        "INSERT INTO entries_fts (rowid, title, body)
-         SELECT id, title, fp_body FROM entries WHERE id = ?1",
-    )?
-    .execute([entry_id])?;
     let keys = if t.enabled {
         dedupe::candidate_keys(fp, t)
     } else {
         Vec::new()
     };
     let window = t.window_hours * 3600;
-    let mut candidates = std::collections::BTreeSet::new();
+    // Candidates by how many keys they share: a copy shares most of its keys, a chance
+    // collision one or two. A key found in more than BUCKET_CAP recent entries of the category
+    // says nothing (text every item shares: a site's boilerplate, a common figure) and is
+    // neither used nor extended.
+    let mut shared: HashMap<i64, usize> = HashMap::new();
+    let mut useful = Vec::with_capacity(keys.len());
     {
         let mut find = tx.prepare_cached(
             "SELECT entry_id FROM dedupe_keys
-             WHERE key = ?1 AND category = ?2 AND published BETWEEN ?3 AND ?4 AND entry_id != ?5",
+             WHERE key = ?1 AND category = ?2 AND published BETWEEN ?3 AND ?4 AND entry_id != ?5
+             LIMIT ?6",
         )?;
         for key in &keys {
-            let rows = find.query_map(
-                params![
-                    key,
-                    category,
-                    published - window,
-                    published + window,
-                    entry_id
-                ],
-                |r| r.get::<_, i64>(0),
-            )?;
-            for id in rows {
-                candidates.insert(id?);
+            let ids = find
+                .query_map(
+                    params![
+                        key,
+                        category,
+                        published - window,
+                        published + window,
+                        entry_id,
+                        BUCKET_CAP + 1
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .collect::<Result<Vec<i64>, _>>()?;
+            if ids.len() > BUCKET_CAP {
+                continue;
+            }
+            useful.push(*key);
+            for id in ids {
+                *shared.entry(id).or_default() += 1;
             }
         }
     }
+    let mut candidates: Vec<(i64, usize)> = shared.into_iter().collect();
+    candidates.sort_by_key(|&(id, n)| (std::cmp::Reverse(n), id));
+    candidates.truncate(MAX_COMPARED);
     let mut found = None;
     {
         let mut load = tx.prepare_cached(
@@ -1049,7 +1093,8 @@ fn place_in_cluster(
                AND NOT EXISTS (SELECT 1 FROM entry_sources es
                                WHERE es.entry_id = e.id AND es.source_id = ?2)",
         )?;
-        for candidate in candidates {
+        let mine = dedupe::Features::new(fp);
+        for (candidate, _) in candidates {
             let row = load
                 .query_row(params![candidate, source_id], |r| {
                     Ok((
@@ -1065,7 +1110,7 @@ fn place_in_cluster(
             let Some((other, cluster)) = row else {
                 continue;
             };
-            if let Some(m) = dedupe::compare(fp, &other, t) {
+            if let Some(m) = dedupe::compare_features(&mine, &dedupe::Features::new(&other), t) {
                 found = Some((candidate, cluster.unwrap_or(candidate), m));
                 break;
             }
@@ -1092,10 +1137,29 @@ fn place_in_cluster(
         "INSERT OR IGNORE INTO dedupe_keys (key, entry_id, category, published, seen)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for key in &keys {
+    for key in &useful {
         add.execute(params![key, entry_id, category, published, now])?;
     }
     Ok(joined)
+}
+
+/// Makes search see `entries` (id, edited) as they are now.
+fn index_for_search(
+    tx: &rusqlite::Transaction<'_>,
+    entries: &[(i64, bool)],
+) -> Result<(), StoreError> {
+    let mut delete = tx.prepare_cached("DELETE FROM entries_fts WHERE rowid = ?1")?;
+    for (id, _) in entries.iter().filter(|(_, edited)| *edited) {
+        delete.execute([id])?;
+    }
+    let ids = serde_json::to_string(&entries.iter().map(|(id, _)| id).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO entries_fts (rowid, title, body)
+         SELECT id, title, fp_body FROM entries WHERE id IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute([ids])?;
+    Ok(())
 }
 
 /// Takes an entry out of its cluster (before an edited version is placed again). When it was
