@@ -19,7 +19,7 @@ use crate::metrics;
 use crate::model::{Entry, Validators};
 use crate::normalize::{self, Context};
 use crate::parse::{self, ParseError, ParsedFeed, ParsedItem};
-use crate::store::{ArticleNeed, FetchRecord, Store, StoreError, UpsertCounts};
+use crate::store::{ArticleNeed, FetchRecord, Store, StoreError, StoreFetch, UpsertCounts};
 
 /// `check` reads at most this many article pages: enough to see the selectors work without
 /// crawling a whole channel.
@@ -190,23 +190,14 @@ async fn run(
 
     let entries = normalize_items(source, &fetched.url, feed.items, now);
 
-    let id = source.id.clone();
-    let validators = fetched.validators;
-    let thresholds = source.dedupe.clone();
-    let counts = blocking(store, move |s| {
-        let counts = s.upsert_entries(&id, &entries, &thresholds, now)?;
-        s.record_fetch(
-            &id,
-            &FetchRecord {
-                at: now,
-                status: "ok",
-                error: None,
-                validators: Some(&validators),
-            },
-        )?;
-        Ok(counts)
-    })
-    .await?;
+    let fetch = StoreFetch {
+        source_id: source.id.clone(),
+        entries,
+        thresholds: source.dedupe.clone(),
+        now,
+        validators: fetched.validators,
+    };
+    let counts = blocking(store, move |s| s.store_fetch(fetch)).await?;
     Ok(Refreshed::Stored(counts))
 }
 

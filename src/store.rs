@@ -42,6 +42,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("database lock poisoned by a panic in another thread")]
     Poisoned,
+    /// A group commit failed; every fetch in the group gets the cause.
+    #[error("database: {0}")]
+    Group(String),
 }
 
 /// Each migration runs once, in order; `PRAGMA user_version` records how many have run.
@@ -233,8 +236,27 @@ pub struct FetchRecord<'a> {
     pub validators: Option<&'a Validators>,
 }
 
+/// One fetch's outcome, handed to [`Store::store_fetch`].
+#[derive(Debug, Clone)]
+pub struct StoreFetch {
+    pub source_id: String,
+    pub entries: Vec<Entry>,
+    pub thresholds: Thresholds,
+    pub now: DateTime<Utc>,
+    pub validators: Validators,
+}
+
+#[derive(Default)]
+struct WriteQueue {
+    next: u64,
+    pending: Vec<(u64, StoreFetch)>,
+    done: HashMap<u64, Result<UpsertCounts, StoreError>>,
+}
+
 pub struct Store {
     writer: Mutex<Connection>,
+    /// Fetches waiting for the writer (see [`Store::store_fetch`]).
+    queue: Mutex<WriteQueue>,
     reader: Mutex<Connection>,
     /// Feed queries run (GET /metrics shows it; a cached 304 must not move it).
     queries: std::sync::atomic::AtomicU64,
@@ -273,6 +295,7 @@ impl Store {
         let reader = open()?;
         Ok(Store {
             writer: Mutex::new(writer),
+            queue: Mutex::default(),
             reader: Mutex::new(reader),
             queries: Default::default(),
             generation: Default::default(),
@@ -454,22 +477,7 @@ impl Store {
 
     pub fn record_fetch(&self, source_id: &str, rec: &FetchRecord<'_>) -> Result<(), StoreError> {
         let conn = self.writer()?;
-        let failed = rec.error.is_some();
-        conn.execute(
-            "UPDATE sources SET last_fetch_at = ?2, last_status = ?3, last_error = ?4,
-                 last_success_at = CASE WHEN ?5 THEN last_success_at ELSE ?2 END,
-                 disabled_reason = CASE WHEN ?5 THEN disabled_reason END,
-                 consecutive_failures = CASE WHEN ?5 THEN consecutive_failures + 1 ELSE 0 END
-             WHERE id = ?1",
-            params![source_id, rec.at.timestamp(), rec.status, rec.error, failed],
-        )?;
-        if let Some(v) = rec.validators {
-            conn.execute(
-                "UPDATE sources SET etag = ?2, last_modified = ?3 WHERE id = ?1",
-                params![source_id, v.etag, v.last_modified],
-            )?;
-        }
-        Ok(())
+        record_fetch_in(&conn, source_id, rec)
     }
 
     /// For each item's identity keys, whether its article page still has to be fetched.
@@ -509,188 +517,57 @@ impl Store {
     ) -> Result<UpsertCounts, StoreError> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
-        let mut counts = UpsertCounts::default();
-        let now_ts = now.timestamp();
-        let category: String = tx
-            .query_row(
-                "SELECT category FROM sources WHERE id = ?1",
-                [source_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or_default();
-        // Keys of entries seen and published well outside the window are unlikely to match
-        // anything new. A backfill (old dates, seen now) keeps its keys, so two sources'
-        // histories still merge.
-        let horizon = now_ts - thresholds.window_hours * 2 * 3600;
-        tx.execute(
-            "DELETE FROM dedupe_keys WHERE seen < ?2 AND category = ?1 AND published < ?2",
-            params![category, horizon],
-        )?;
-        {
-            let mut find_key =
-                tx.prepare_cached("SELECT entry_id FROM entry_keys WHERE key = ?1")?;
-            let mut add_key = tx.prepare_cached(
-                "INSERT OR IGNORE INTO entry_keys (key, entry_id) VALUES (?1, ?2)",
-            )?;
-            let mut link_version = tx.prepare_cached(
-                "SELECT (SELECT version FROM entry_sources
-                         WHERE entry_id = ?1 AND source_id = ?2),
-                        article_pending
-                 FROM entries WHERE id = ?1",
-            )?;
-            let mut insert_entry = tx.prepare_cached(
-                "INSERT INTO entries (title, link, summary, content, authors, categories,
-                     published, updated, first_seen, date_source, article_pending)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            // An edit seen on a list page carries no article text: keep the text we have.
-            let mut update_entry = tx.prepare_cached(
-                "UPDATE entries SET title = ?2, link = COALESCE(?3, link),
-                     summary = COALESCE(?4, summary), content = COALESCE(?5, content),
-                     authors = ?6, categories = ?7, updated = ?8
-                 WHERE id = ?1",
-            )?;
-            // The article arrived after a failed first try: its text, author and date win.
-            let mut complete_article = tx.prepare_cached(
-                "UPDATE entries SET content = ?2, authors = ?3,
-                     published = COALESCE(?4, published), date_source = ?5,
-                     article_pending = 0, updated = ?6
-                 WHERE id = ?1",
-            )?;
-            let mut upsert_link = tx.prepare_cached(
-                "INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
-                     last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (entry_id, source_id) DO UPDATE SET guid = ?3, link = ?4,
-                     version = ?5, last_seen = ?6",
-            )?;
-
-            // The guid this source gave an entry, to keep apart two items of one feed that
-            // share a link (podcast items linking to the show's home page, `#fragment` links).
-            let mut own_guid = tx.prepare_cached(
-                "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
-            )?;
-            // New and edited entries, indexed for search in one statement at the end: FTS5
-            // writes its pending terms out at every statement that changes it, so one
-            // statement per fetch instead of one per entry is most of the saving.
-            let mut searchable = Vec::new();
-            for e in entries {
-                let mut found = None;
-                for key in &e.keys {
-                    let Some(id) = find_key
-                        .query_row([key], |r| r.get::<_, i64>(0))
-                        .optional()?
-                    else {
-                        continue;
-                    };
-                    let other_guid: Option<String> = own_guid
-                        .query_row(params![id, source_id], |r| r.get(0))
-                        .optional()?
-                        .flatten();
-                    let same_source_other_item = matches!(
-                        (&e.guid, &other_guid),
-                        (Some(mine), Some(theirs)) if mine != theirs
-                    );
-                    if !same_source_other_item {
-                        found = Some(id);
-                        break;
-                    }
-                }
-                let authors = json(&e.authors);
-                let categories = json(&e.categories);
-                // Whether (and as an edit or not) to place the entry in a cluster, once its
-                // source link is written: the canonical choice reads the sources' priorities.
-                let mut place = None;
-                let entry_id = match found {
-                    Some(id) => {
-                        let (previous, pending): (Option<String>, bool) = link_version
-                            .query_row(params![id, source_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                        let completed = pending && !e.article_pending && e.content.is_some();
-                        if completed {
-                            complete_article.execute(params![
-                                id,
-                                e.content,
-                                authors,
-                                e.published.map(|p| p.timestamp()),
-                                e.date_source.as_str(),
-                                now_ts
-                            ])?;
-                        }
-                        let edited = match previous {
-                            Some(v) if v == e.version && completed => true,
-                            Some(v) if v == e.version => false,
-                            // Another source already carries it: a duplicate, not news.
-                            None => false,
-                            Some(_) => {
-                                // The edit is news to readers now, whatever date the
-                                // feed claims.
-                                update_entry.execute(params![
-                                    id, e.title, e.link, e.summary, e.content, authors, categories,
-                                    now_ts
-                                ])?;
-                                true
-                            }
-                        };
-                        if edited {
-                            counts.updated += 1;
-                            // An edit may move the entry into, out of, or between clusters.
-                            place = Some(true);
-                        } else {
-                            counts.unchanged += 1;
-                        }
-                        id
-                    }
-                    None => {
-                        let published = e.published.unwrap_or(now).timestamp();
-                        let updated = e.updated.map_or(published, |u| u.timestamp());
-                        insert_entry.execute(params![
-                            e.title,
-                            e.link,
-                            e.summary,
-                            e.content,
-                            authors,
-                            categories,
-                            published,
-                            updated,
-                            now_ts,
-                            e.date_source.as_str(),
-                            e.article_pending
-                        ])?;
-                        counts.new += 1;
-                        place = Some(false);
-                        tx.last_insert_rowid()
-                    }
-                };
-                upsert_link.execute(params![
-                    entry_id, source_id, e.guid, e.link, e.version, now_ts
-                ])?;
-                for key in &e.keys {
-                    add_key.execute(params![key, entry_id])?;
-                }
-                if let Some(edited) = place {
-                    searchable.push((entry_id, edited));
-                    let started = std::time::Instant::now();
-                    let published = e.published.unwrap_or(now).timestamp();
-                    let joined = place_in_cluster(
-                        &tx,
-                        entry_id,
-                        source_id,
-                        &category,
-                        published,
-                        &e.fingerprint,
-                        thresholds,
-                        edited,
-                        now_ts,
-                    )?;
-                    counts.merged += usize::from(joined);
-                    counts.dedupe_time += started.elapsed();
-                }
-            }
-            index_for_search(&tx, &searchable)?;
-        }
+        let mut searchable = Vec::new();
+        let counts = upsert_in(&tx, source_id, entries, thresholds, now, &mut searchable)?;
+        index_for_search(&tx, &searchable)?;
         tx.commit()?;
         Ok(counts)
+    }
+
+    /// Stores one fetch's outcome (its entries, as [`Store::upsert_entries`] does, and the
+    /// record on the source), committed together with whatever other fetches are waiting.
+    ///
+    /// Group commit: the caller that gets the writer runs every queued fetch in one
+    /// transaction, and those callers find their result ready when they get the writer in
+    /// turn. A commit per fetch rewrote the same index pages (and flushed the search index)
+    /// once per source; now that happens once per group. A group that fails is rolled back
+    /// whole and each of its fetches gets the error: stored entries are never lost, and every
+    /// source in it simply tries again.
+    pub fn store_fetch(&self, fetch: StoreFetch) -> Result<UpsertCounts, StoreError> {
+        let ticket = {
+            let mut q = self.queue()?;
+            q.next += 1;
+            let ticket = q.next;
+            q.pending.push((ticket, fetch));
+            ticket
+        };
+        let mut conn = self.writer()?;
+        let group = {
+            let mut q = self.queue()?;
+            if let Some(done) = q.done.remove(&ticket) {
+                return done;
+            }
+            std::mem::take(&mut q.pending)
+        };
+        let results = run_group(&mut conn, &group);
+        // The others' results are handed over before the writer is let go: whoever takes it
+        // next looks for its result first.
+        let mut q = self.queue()?;
+        let mut mine = Err(StoreError::Poisoned);
+        for ((t, _), result) in group.iter().zip(results) {
+            if *t == ticket {
+                mine = result;
+            } else {
+                q.done.insert(*t, result);
+            }
+        }
+        drop(q);
+        drop(conn);
+        mine
+    }
+
+    fn queue(&self) -> Result<MutexGuard<'_, WriteQueue>, StoreError> {
+        self.queue.lock().map_err(|_| StoreError::Poisoned)
     }
 
     /// The title of `scope`'s feed (the category, or the source's name), or None when no
@@ -1141,6 +1018,263 @@ fn place_in_cluster(
         add.execute(params![key, entry_id, category, published, now])?;
     }
     Ok(joined)
+}
+
+/// The work of [`Store::upsert_entries`] inside a transaction. New and edited entries are
+/// added to `searchable`, for [`index_for_search`] once the whole group is written: FTS5
+/// writes its pending terms out at every statement that changes it, so one statement per
+/// group instead of one per entry.
+fn upsert_in(
+    tx: &rusqlite::Transaction<'_>,
+    source_id: &str,
+    entries: &[Entry],
+    thresholds: &Thresholds,
+    now: DateTime<Utc>,
+    searchable: &mut Vec<(i64, bool)>,
+) -> Result<UpsertCounts, StoreError> {
+    let mut counts = UpsertCounts::default();
+    let now_ts = now.timestamp();
+    let category: String = tx
+        .query_row(
+            "SELECT category FROM sources WHERE id = ?1",
+            [source_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    // Keys of entries seen and published well outside the window are unlikely to match
+    // anything new. A backfill (old dates, seen now) keeps its keys, so two sources'
+    // histories still merge.
+    let horizon = now_ts - thresholds.window_hours * 2 * 3600;
+    tx.execute(
+        "DELETE FROM dedupe_keys WHERE seen < ?2 AND category = ?1 AND published < ?2",
+        params![category, horizon],
+    )?;
+    {
+        let mut find_key = tx.prepare_cached("SELECT entry_id FROM entry_keys WHERE key = ?1")?;
+        let mut add_key =
+            tx.prepare_cached("INSERT OR IGNORE INTO entry_keys (key, entry_id) VALUES (?1, ?2)")?;
+        let mut link_version = tx.prepare_cached(
+            "SELECT (SELECT version FROM entry_sources
+                         WHERE entry_id = ?1 AND source_id = ?2),
+                        article_pending
+                 FROM entries WHERE id = ?1",
+        )?;
+        let mut insert_entry = tx.prepare_cached(
+            "INSERT INTO entries (title, link, summary, content, authors, categories,
+                     published, updated, first_seen, date_source, article_pending)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        // An edit seen on a list page carries no article text: keep the text we have.
+        let mut update_entry = tx.prepare_cached(
+            "UPDATE entries SET title = ?2, link = COALESCE(?3, link),
+                     summary = COALESCE(?4, summary), content = COALESCE(?5, content),
+                     authors = ?6, categories = ?7, updated = ?8
+                 WHERE id = ?1",
+        )?;
+        // The article arrived after a failed first try: its text, author and date win.
+        let mut complete_article = tx.prepare_cached(
+            "UPDATE entries SET content = ?2, authors = ?3,
+                     published = COALESCE(?4, published), date_source = ?5,
+                     article_pending = 0, updated = ?6
+                 WHERE id = ?1",
+        )?;
+        let mut upsert_link = tx.prepare_cached(
+            "INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
+                     last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (entry_id, source_id) DO UPDATE SET guid = ?3, link = ?4,
+                     version = ?5, last_seen = ?6",
+        )?;
+
+        // The guid this source gave an entry, to keep apart two items of one feed that
+        // share a link (podcast items linking to the show's home page, `#fragment` links).
+        let mut own_guid = tx.prepare_cached(
+            "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
+        )?;
+        for e in entries {
+            let mut found = None;
+            for key in &e.keys {
+                let Some(id) = find_key
+                    .query_row([key], |r| r.get::<_, i64>(0))
+                    .optional()?
+                else {
+                    continue;
+                };
+                let other_guid: Option<String> = own_guid
+                    .query_row(params![id, source_id], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                let same_source_other_item = matches!(
+                    (&e.guid, &other_guid),
+                    (Some(mine), Some(theirs)) if mine != theirs
+                );
+                if !same_source_other_item {
+                    found = Some(id);
+                    break;
+                }
+            }
+            let authors = json(&e.authors);
+            let categories = json(&e.categories);
+            // Whether (and as an edit or not) to place the entry in a cluster, once its
+            // source link is written: the canonical choice reads the sources' priorities.
+            let mut place = None;
+            let entry_id = match found {
+                Some(id) => {
+                    let (previous, pending): (Option<String>, bool) = link_version
+                        .query_row(params![id, source_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let completed = pending && !e.article_pending && e.content.is_some();
+                    if completed {
+                        complete_article.execute(params![
+                            id,
+                            e.content,
+                            authors,
+                            e.published.map(|p| p.timestamp()),
+                            e.date_source.as_str(),
+                            now_ts
+                        ])?;
+                    }
+                    let edited = match previous {
+                        Some(v) if v == e.version && completed => true,
+                        Some(v) if v == e.version => false,
+                        // Another source already carries it: a duplicate, not news.
+                        None => false,
+                        Some(_) => {
+                            // The edit is news to readers now, whatever date the
+                            // feed claims.
+                            update_entry.execute(params![
+                                id, e.title, e.link, e.summary, e.content, authors, categories,
+                                now_ts
+                            ])?;
+                            true
+                        }
+                    };
+                    if edited {
+                        counts.updated += 1;
+                        // An edit may move the entry into, out of, or between clusters.
+                        place = Some(true);
+                    } else {
+                        counts.unchanged += 1;
+                    }
+                    id
+                }
+                None => {
+                    let published = e.published.unwrap_or(now).timestamp();
+                    let updated = e.updated.map_or(published, |u| u.timestamp());
+                    insert_entry.execute(params![
+                        e.title,
+                        e.link,
+                        e.summary,
+                        e.content,
+                        authors,
+                        categories,
+                        published,
+                        updated,
+                        now_ts,
+                        e.date_source.as_str(),
+                        e.article_pending
+                    ])?;
+                    counts.new += 1;
+                    place = Some(false);
+                    tx.last_insert_rowid()
+                }
+            };
+            upsert_link.execute(params![
+                entry_id, source_id, e.guid, e.link, e.version, now_ts
+            ])?;
+            for key in &e.keys {
+                add_key.execute(params![key, entry_id])?;
+            }
+            if let Some(edited) = place {
+                searchable.push((entry_id, edited));
+                let started = std::time::Instant::now();
+                let published = e.published.unwrap_or(now).timestamp();
+                let joined = place_in_cluster(
+                    tx,
+                    entry_id,
+                    source_id,
+                    &category,
+                    published,
+                    &e.fingerprint,
+                    thresholds,
+                    edited,
+                    now_ts,
+                )?;
+                counts.merged += usize::from(joined);
+                counts.dedupe_time += started.elapsed();
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Runs a group of fetches in one transaction; one result per fetch, in order.
+fn run_group(
+    conn: &mut Connection,
+    group: &[(u64, StoreFetch)],
+) -> Vec<Result<UpsertCounts, StoreError>> {
+    let attempt = |conn: &mut Connection| -> Result<Vec<UpsertCounts>, StoreError> {
+        let tx = conn.transaction()?;
+        let mut searchable = Vec::new();
+        let mut counts = Vec::with_capacity(group.len());
+        for (_, f) in group {
+            counts.push(upsert_in(
+                &tx,
+                &f.source_id,
+                &f.entries,
+                &f.thresholds,
+                f.now,
+                &mut searchable,
+            )?);
+            record_fetch_in(
+                &tx,
+                &f.source_id,
+                &FetchRecord {
+                    at: f.now,
+                    status: "ok",
+                    error: None,
+                    validators: Some(&f.validators),
+                },
+            )?;
+        }
+        index_for_search(&tx, &searchable)?;
+        tx.commit()?;
+        Ok(counts)
+    };
+    match attempt(conn) {
+        Ok(counts) => counts.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let cause = e.to_string();
+            group
+                .iter()
+                .map(|_| Err(StoreError::Group(cause.clone())))
+                .collect()
+        }
+    }
+}
+
+/// The fetch's outcome on the source row: status, error, failure count, validators.
+fn record_fetch_in(
+    conn: &Connection,
+    source_id: &str,
+    rec: &FetchRecord<'_>,
+) -> Result<(), StoreError> {
+    let failed = rec.error.is_some();
+    conn.execute(
+        "UPDATE sources SET last_fetch_at = ?2, last_status = ?3, last_error = ?4,
+             last_success_at = CASE WHEN ?5 THEN last_success_at ELSE ?2 END,
+             disabled_reason = CASE WHEN ?5 THEN disabled_reason END,
+             consecutive_failures = CASE WHEN ?5 THEN consecutive_failures + 1 ELSE 0 END
+         WHERE id = ?1",
+        params![source_id, rec.at.timestamp(), rec.status, rec.error, failed],
+    )?;
+    if let Some(v) = rec.validators {
+        conn.execute(
+            "UPDATE sources SET etag = ?2, last_modified = ?3 WHERE id = ?1",
+            params![source_id, v.etag, v.last_modified],
+        )?;
+    }
+    Ok(())
 }
 
 /// Makes search see `entries` (id, edited) as they are now.

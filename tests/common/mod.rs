@@ -1520,13 +1520,14 @@ pub fn source_until(
     let start = Instant::now();
     loop {
         let all = api_sources(serve);
-        let source = source_in(&all, id).clone();
-        if done(&source) {
-            return source;
+        // A source added by a reload appears once the daemon has read the new file.
+        let source = all.iter().find(|s| s["id"] == id).cloned();
+        if let Some(source) = source.as_ref().filter(|s| done(s)) {
+            return source.clone();
         }
         if start.elapsed() > API_DEADLINE {
             panic!(
-                "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {source}\n{}",
+                "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {source:?}\n{}",
                 serve.logs()
             );
         }
