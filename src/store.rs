@@ -176,6 +176,15 @@ ALTER TABLE dedupe_keys_new RENAME TO dedupe_keys;
 CREATE INDEX dedupe_keys_by_seen ON dedupe_keys (seen);
 CREATE INDEX dedupe_keys_by_entry ON dedupe_keys (entry_id);
 "#,
+    r#"
+-- Search, smaller: one column (the normalized title and body), and no token positions
+-- (detail=none). Terms are looked up with LIKE, which FTS5 narrows by the trigram index and
+-- then checks against the text itself, so matches stay exact while the index holds only which
+-- rows contain each trigram. Writing positions was most of the cost of storing an entry.
+DROP TABLE entries_fts;
+CREATE VIRTUAL TABLE entries_fts USING fts5(text, tokenize = 'trigram', detail = 'none');
+INSERT INTO entries_fts (rowid, text) SELECT id, fp_title || ' ' || fp_body FROM entries;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -914,10 +923,13 @@ fn place_in_cluster(
     if edited {
         leave_cluster(tx, entry_id)?;
     }
-    tx.prepare_cached(
-        "UPDATE entries SET fp_title = ?2, fp_body = ?3, simhash = ?4 WHERE id = ?1",
-    )?
-    .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
+    if edited {
+        // A new entry was inserted with its fingerprint; an edited one gets its new one.
+        tx.prepare_cached(
+            "UPDATE entries SET fp_title = ?2, fp_body = ?3, simhash = ?4 WHERE id = ?1",
+        )?
+        .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
+    }
     let keys = if t.enabled {
         dedupe::candidate_keys(fp, t)
     } else {
@@ -994,21 +1006,17 @@ fn place_in_cluster(
         }
     }
     let joined = found.is_some();
-    match found {
-        Some((matched, cluster, m)) => {
-            tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?
-                .execute(params![entry_id, cluster])?;
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO cluster_merges (entry_id, matched_entry, rule, score, merged_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![entry_id, matched, m.rule.as_str(), m.score, now])?;
-            choose_canonical(tx, cluster)?;
-        }
-        None => {
-            tx.prepare_cached("UPDATE entries SET cluster_id = id, canonical = 1 WHERE id = ?1")?
-                .execute([entry_id])?;
-        }
+    // Unmatched, the entry stays where it is: a new one was inserted in its own cluster, and
+    // leave_cluster put an edited one back in its own.
+    if let Some((matched, cluster, m)) = found {
+        tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?
+            .execute(params![entry_id, cluster])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO cluster_merges (entry_id, matched_entry, rule, score, merged_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![entry_id, matched, m.rule.as_str(), m.score, now])?;
+        choose_canonical(tx, cluster)?;
     }
     let mut add = tx.prepare_cached(
         "INSERT OR IGNORE INTO dedupe_keys (key, entry_id, category, published, seen)
@@ -1060,10 +1068,17 @@ fn upsert_in(
                         article_pending
                  FROM entries WHERE id = ?1",
         )?;
+        // A new entry is written whole, in its own cluster, with its fingerprint: rows carry
+        // the text twice (content, fingerprint), so each later UPDATE of one small column
+        // would rewrite kilobytes. The id is chosen here (what SQLite would choose) so the
+        // row can name its own cluster.
+        let mut next_id = tx.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM entries")?;
         let mut insert_entry = tx.prepare_cached(
-            "INSERT INTO entries (title, link, summary, content, authors, categories,
-                     published, updated, first_seen, date_source, article_pending)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO entries (id, cluster_id, canonical, title, link, summary, content,
+                     authors, categories, published, updated, first_seen, date_source,
+                     article_pending, fp_title, fp_body, simhash)
+                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                     ?15)",
         )?;
         // An edit seen on a list page carries no article text: keep the text we have.
         let mut update_entry = tx.prepare_cached(
@@ -1161,7 +1176,9 @@ fn upsert_in(
                 None => {
                     let published = e.published.unwrap_or(now).timestamp();
                     let updated = e.updated.map_or(published, |u| u.timestamp());
+                    let id: i64 = next_id.query_row([], |r| r.get(0))?;
                     insert_entry.execute(params![
+                        id,
                         e.title,
                         e.link,
                         e.summary,
@@ -1172,11 +1189,14 @@ fn upsert_in(
                         updated,
                         now_ts,
                         e.date_source.as_str(),
-                        e.article_pending
+                        e.article_pending,
+                        e.fingerprint.title,
+                        e.fingerprint.body,
+                        e.fingerprint.simhash as i64
                     ])?;
                     counts.new += 1;
                     place = Some(false);
-                    tx.last_insert_rowid()
+                    id
                 }
             };
             upsert_link.execute(params![
@@ -1289,8 +1309,9 @@ fn index_for_search(
     let ids = serde_json::to_string(&entries.iter().map(|(id, _)| id).collect::<Vec<_>>())
         .unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
-        "INSERT INTO entries_fts (rowid, title, body)
-         SELECT id, title, fp_body FROM entries WHERE id IN (SELECT value FROM json_each(?1))",
+        "INSERT INTO entries_fts (rowid, text)
+         SELECT id, fp_title || ' ' || fp_body FROM entries
+         WHERE id IN (SELECT value FROM json_each(?1))",
     )?
     .execute([ids])?;
     Ok(())
@@ -1359,9 +1380,9 @@ fn search_terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every term must occur. Terms of three or more characters use the trigram index (each a
-/// quoted phrase, so FTS5 syntax in a query is just text); shorter ones ("央行") fall back to a
-/// substring match.
+/// Every term must occur, as a substring of the entry's normalized title and text. FTS5 narrows
+/// a term of three or more characters by the trigram index and checks the text itself; a
+/// shorter one ("央行") is checked on every row.
 fn fts_condition(
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
@@ -1369,17 +1390,10 @@ fn fts_condition(
     let conds: Vec<String> = terms
         .iter()
         .map(|t| {
-            if t.chars().count() >= 3 {
-                let phrase = format!("\"{}\"", t.replace('"', "\"\""));
-                let p = arg(Box::new(phrase));
-                format!("e.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH {p})")
-            } else {
-                let pattern = format!("%{}%", t.replace(['%', '_'], ""));
-                let p = arg(Box::new(pattern));
-                format!(
-                    "e.id IN (SELECT rowid FROM entries_fts WHERE title LIKE {p} OR body LIKE {p})"
-                )
-            }
+            // Terms are letters, digits and decimal points (normalize drops everything else),
+            // so a query holds no LIKE wildcard. A LIKE with ESCAPE would not reach the index.
+            let p = arg(Box::new(format!("%{t}%")));
+            format!("e.id IN (SELECT rowid FROM entries_fts WHERE text LIKE {p})")
         })
         .collect();
     conds.join(" AND ")

@@ -385,7 +385,8 @@ fn raw_get(url: &str, headers: &[(&str, &str)]) -> (String, Vec<u8>) {
 }
 
 /// Chinese full-text search: `?q=碳中和` and `tributary search 碳中和` find the article that
-/// mentions it, and only that one; two-character terms work too.
+/// mentions it, and only that one; two-character terms work too, and a longer term matches
+/// only as a whole.
 #[test]
 fn chinese_search_finds_the_article() {
     let server = FixtureServer::start();
@@ -399,6 +400,10 @@ fn chinese_search_finds_the_article() {
           <link>https://www.cs.com.cn/xwzx/hg/202110/t20211021_6212346.html</link>
           <guid isPermaLink="false">seed-2</guid><pubDate>Thu, 21 Oct 2021 09:30:00 +0800</pubDate>
           <description>人民银行以利率招标方式开展逆回购操作，保持流动性合理充裕。</description></item>
+        <item><title>市场观察</title>
+          <link>https://www.cs.com.cn/xwzx/hg/202110/t20211021_6212347.html</link>
+          <guid isPermaLink="false">seed-3</guid><pubDate>Thu, 21 Oct 2021 08:00:00 +0800</pubDate>
+          <description>流动性一般；灵动性合作；个性合理化。</description></item>
         </channel></rss>"#;
     server.set("/seed.xml", feed);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -433,6 +438,9 @@ fn chinese_search_finds_the_article() {
     );
     assert_eq!(titles("央行"), vec!["央行开展逆回购操作"]);
     assert_eq!(titles("流动性 逆回购"), vec!["央行开展逆回购操作"]);
+    // The third item holds every trigram of 流动性合理, but not the phrase: the index only
+    // narrows, the text decides.
+    assert_eq!(titles("流动性合理"), vec!["央行开展逆回购操作"]);
     assert!(titles("碳中和 逆回购").is_empty());
 
     let mut cmd = tributary_command(&config);
