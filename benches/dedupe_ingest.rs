@@ -10,9 +10,13 @@
 //! The history is filled with near-duplicate detection off except for its last few days (its
 //! keys would have been pruned by now anyway), which keeps a 1 M fill to minutes.
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use rng::Rng;
 use tributary::config::Config;
 use tributary::dedupe::{self, Thresholds};
 use tributary::model::{DateSource, Entry};
@@ -22,21 +26,6 @@ use tributary::store::Store;
 const BATCH: usize = 2_000;
 const RUNS: usize = 5;
 const FILL_BATCH: usize = 5_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Text of `chars` CJK characters drawn from 2,500 common ones (skewed towards the first
 /// few hundred, as real text is), with an amount every so often.
@@ -156,7 +145,7 @@ fn main() {
                     id += 1;
                     let published = now + chrono::Duration::seconds((run * BATCH + i) as i64);
                     if i % 5 == 0 && !recent.is_empty() {
-                        let (title, content) = &recent[rng.below(recent.len() as u64) as usize];
+                        let (title, content) = &recent[rng.below(recent.len())];
                         let body = content
                             .clone()
                             .unwrap_or_default()

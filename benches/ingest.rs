@@ -13,6 +13,8 @@
 
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/rng.rs"]
+mod rng;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
