@@ -31,18 +31,18 @@ if [ -f "$work/db/tributary.db" ]; then
 fi
 # A store grown by an earlier run (to at least ENTRIES) is used again: growing takes minutes.
 if [ "$have" -lt "$target" ]; then
-rm -rf "$work"
-mkdir -p "$work/db"
-# Bring the cycle's store up to this build's schema first (it may have run an older build).
-"$bin" --config "$src/tributary.toml" sources >/dev/null
-sqlite3 "$src/db/tributary.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
-cp "$src/db/tributary.db" "$work/db/tributary.db"
+  rm -rf "$work"
+  mkdir -p "$work/db"
+  # Bring the cycle's store up to this build's schema first (it may have run an older build).
+  "$bin" --config "$src/tributary.toml" sources >/dev/null
+  sqlite3 "$src/db/tributary.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+  cp "$src/db/tributary.db" "$work/db/tributary.db"
 
-base=$(sqlite3 "$work/db/tributary.db" 'SELECT count(*) FROM entries;')
-copies=$(( (target + base - 1) / base - 1 ))
-echo "store: $base entries, adding $copies copies of each" >&2
-# The copies go in without a journal (a failure here just means running the script again).
-sqlite3 -bail "$work/db/tributary.db" <<EOF
+  base=$(sqlite3 "$work/db/tributary.db" 'SELECT count(*) FROM entries;')
+  copies=$(( (target + base - 1) / base - 1 ))
+  echo "store: $base entries, adding $copies copies of each" >&2
+  # The copies go in without a journal (a failure here just means running the script again).
+  sqlite3 -bail "$work/db/tributary.db" <<EOF
 PRAGMA journal_mode = OFF;
 PRAGMA synchronous = OFF;
 BEGIN;
@@ -99,7 +99,7 @@ while [ $SECONDS -lt $end ]; do
   sleep 1
 done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-fetched=$(grep -c '"fetched"\|fetched' "$work/serve.log" || true)
+fetched=$(grep -c 'fetched' "$work/serve.log" || true)
 sort -n "$samples" | awk -v hwm="$hwm" -v n="$fetched" '
   {v[NR] = $1}
   END {printf "RSS over %d samples: median %.1f MB, max %.1f MB; peak (VmHWM) %.1f MB; %d fetch log lines\n",

@@ -314,21 +314,18 @@ pub fn compare_features(a: &Features, b: &Features, t: &Thresholds) -> Option<Ma
         // A rewrite restates the story's figures in other words: several figures shared (a
         // headline may round or add one), or, for a story without figures, more of the wording.
         let no_figures = numbers_shared == 0 && numbers_only == (0, 0);
-        let figures_may_agree = (numbers_shared >= 2 && title_unmatched == 0)
-            || (numbers_shared >= 3 && title_unmatched <= 1)
-            || (numbers_shared >= 1 && only_long <= 1 && title_unmatched == 0);
-        if !figures_may_agree && !no_figures {
+        // Several figures shared is enough on its own; one shared figure (a stock code, an
+        // amount) only when neither text states other figures and the wording is close.
+        let many_figures = (numbers_shared >= 2 && title_unmatched == 0)
+            || (numbers_shared >= 3 && title_unmatched <= 1);
+        let one_figure = numbers_shared >= 1 && only_long <= 1 && title_unmatched == 0;
+        if !many_figures && !one_figure && !no_figures {
             return None;
         }
         let cover = a.cover(b).max(b.cover(a));
         let body_bigram_jaccard = round(jaccard(a.bigrams(), b.bigrams()));
-        let figures_agree = (numbers_shared >= 2 && title_unmatched == 0)
-            || (numbers_shared >= 3 && title_unmatched <= 1)
-            // One shared figure (a stock code, an amount) is enough when neither text states
-            // other figures and the wording is close.
-            || (numbers_shared >= 1
-                && only_long <= 1
-                && title_unmatched == 0
+        let figures_agree = many_figures
+            || (one_figure
                 && body_bigram_jaccard >= 1.25 * t.rewrite_body_bigrams
                 && cover >= t.headline_title_cover);
         if (figures_agree

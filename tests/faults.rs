@@ -681,20 +681,7 @@ fn every_fault_gets_its_own_outcome_and_loses_nothing() {
     );
 
     // 5. What is served: nothing stored before is lost, and what the faults added is sane.
-    let listen = common::free_addr();
-    let text = std::fs::read_to_string(&config).expect("reading the config");
-    let listen_line = text
-        .lines()
-        .find(|l| l.starts_with("listen = "))
-        .expect("the config has a listen line")
-        .to_string();
-    std::fs::write(
-        &config,
-        text.replacen(&listen_line, &format!("listen = \"{listen}\""), 1),
-    )
-    .expect("rewriting the config");
-    let mut serve = common::spawn_serve(&config, listen);
-    serve.wait_healthz();
+    let serve = serve_on_a_free_port(&config);
 
     let started_at = Utc::now();
     for id in ids {
@@ -904,20 +891,7 @@ fn a_hundred_thousand_items_store_only_the_newest() {
         size / 1024
     );
 
-    let listen = common::free_addr();
-    let text = std::fs::read_to_string(&config).expect("reading the config");
-    let listen_line = text
-        .lines()
-        .find(|l| l.starts_with("listen = "))
-        .expect("the config has a listen line")
-        .to_string();
-    std::fs::write(
-        &config,
-        text.replacen(&listen_line, &format!("listen = \"{listen}\""), 1),
-    )
-    .expect("rewriting the config");
-    let mut serve = common::spawn_serve(&config, listen);
-    serve.wait_healthz();
+    let serve = serve_on_a_free_port(&config);
     let items = served_items(&serve, "huge");
     let got = titles(&items);
     let want: Vec<String> = (ITEMS - KEEP..ITEMS)
@@ -925,4 +899,24 @@ fn a_hundred_thousand_items_store_only_the_newest() {
         .map(|i| format!("Item {i}"))
         .collect();
     assert_eq!(got, want, "the newest {KEEP} items, newest first");
+}
+
+/// Starts the daemon on `config` listening on a free port (the config's listen line is
+/// rewritten to it) and waits until it answers.
+fn serve_on_a_free_port(config: &std::path::Path) -> common::ServeGuard {
+    let listen = common::free_addr();
+    let text = std::fs::read_to_string(config).expect("reading the config");
+    let listen_line = text
+        .lines()
+        .find(|l| l.starts_with("listen = "))
+        .expect("the config has a listen line")
+        .to_string();
+    std::fs::write(
+        config,
+        text.replacen(&listen_line, &format!("listen = \"{listen}\""), 1),
+    )
+    .expect("rewriting the config");
+    let mut serve = common::spawn_serve(config, listen);
+    serve.wait_healthz();
+    serve
 }

@@ -1174,8 +1174,13 @@ impl HttpResponse {
     }
 }
 
-/// GET `url` with extra request headers; `Err` describes a transport failure.
-pub fn try_http_get(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
+/// One request through a fresh client (no proxy, 20 s timeout): status, headers, raw body.
+/// `Err` describes a transport failure.
+fn request(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1186,53 +1191,48 @@ pub fn try_http_get(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse,
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        let mut req = client.get(url);
+        let mut req = client.request(method.clone(), url);
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        let resp = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{method} {url}: {e}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| format!("reading body of {url}: {e}"))?;
-        let body = String::from_utf8(bytes.to_vec())
-            .map_err(|e| format!("body of {url} is not UTF-8: {e}"))?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok((status, headers, bytes.to_vec()))
     })
+}
+
+/// A request whose body must be UTF-8 text.
+fn text_request(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse, String> {
+    let (status, headers, bytes) = request(method, url, headers)?;
+    let body = String::from_utf8(bytes).map_err(|e| format!("body of {url} is not UTF-8: {e}"))?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// GET `url` with extra request headers; `Err` describes a transport failure.
+pub fn try_http_get(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
+    text_request(reqwest::Method::GET, url, headers)
 }
 
 /// GET `url` and return (status, headers, raw body bytes), for bodies that are not UTF-8
 /// (the GBK pages of the fixture site); panics on a transport failure.
 pub fn http_get_bytes(url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building a client runtime");
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("building the HTTP client");
-        let resp = client
-            .get(url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("reading body of {url}: {e}"));
-        (status, headers, body.to_vec())
-    })
+    request(reqwest::Method::GET, url, &[]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// GET `url`; panics on a transport failure.
@@ -1247,33 +1247,7 @@ pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
 
 /// POST `url` (empty body) with extra request headers; `Err` describes a transport failure.
 pub fn try_http_post(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("building a client runtime: {e}"))?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
-        let mut req = client.post(url);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| format!("reading body of {url}: {e}"))?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
-    })
+    text_request(reqwest::Method::POST, url, headers)
 }
 
 /// POST `url` with extra request headers; panics on a transport failure.
