@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::SourceConfig;
+use crate::dedupe::index::{self as candidates, CandidateIndex, Signature};
 use crate::dedupe::{self, Fingerprint, Thresholds};
 use crate::model::{
     Cursor, Entry, EntrySource, FeedQuery, Scope, SourceStatus, StoredEntry, Validators,
@@ -185,6 +186,26 @@ DROP TABLE entries_fts;
 CREATE VIRTUAL TABLE entries_fts USING fts5(text, tokenize = 'trigram', detail = 'none');
 INSERT INTO entries_fts (rowid, text) SELECT id, fp_title || ' ' || fp_body FROM entries;
 "#,
+    r#"
+-- Candidate keys, one row per entry instead of one per key: the writer looks keys up in memory
+-- (dedupe::index), loading a category's day of rows at a time. Each key row was an insert at
+-- a random place of a large B-tree, and those scattered pages were most of what a commit
+-- wrote. Keys: 8 bytes each, big-endian.
+CREATE TABLE dedupe_sigs (
+    entry_id   INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    category   TEXT NOT NULL,
+    published  INTEGER NOT NULL,
+    seen       INTEGER NOT NULL,
+    keys       BLOB NOT NULL
+);
+CREATE INDEX dedupe_sigs_by_published ON dedupe_sigs (category, published);
+CREATE INDEX dedupe_sigs_by_seen ON dedupe_sigs (category, seen);
+INSERT INTO dedupe_sigs (entry_id, category, published, seen, keys)
+    SELECT entry_id, MIN(category), MIN(published), MAX(seen),
+           unhex(group_concat(printf('%016X', key), ''))
+    FROM dedupe_keys GROUP BY entry_id;
+DROP TABLE dedupe_keys;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -262,8 +283,45 @@ struct WriteQueue {
     done: HashMap<u64, Result<UpsertCounts, StoreError>>,
 }
 
+/// The one connection that writes, and what it keeps in memory for placing entries.
+struct Writer {
+    conn: Connection,
+    /// Candidate keys of the days placements needed lately (see `dedupe::index`).
+    candidates: CandidateIndex,
+    /// `PRAGMA data_version` when `candidates` was last known to mirror the database.
+    data_version: i64,
+}
+
+/// Entries whose candidate keys stay in memory between groups of writes: about 20 MB.
+const RESIDENT_CANDIDATES: usize = 32_768;
+
+impl Writer {
+    /// Starts a group of writes. Another connection's commit (another `tributary` process)
+    /// may have stored entries the index does not hold: it is dropped and reloaded as needed.
+    fn begin(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if version != self.data_version {
+            self.candidates.clear();
+            self.data_version = version;
+        }
+        self.candidates.begin();
+        Ok(())
+    }
+
+    /// Ends a group: a rolled-back one leaves the index ahead of the database, so it is
+    /// dropped.
+    fn end<T>(&mut self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => self.candidates.trim(),
+            Err(_) => self.candidates.clear(),
+        }
+    }
+}
+
 pub struct Store {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// Fetches waiting for the writer (see [`Store::store_fetch`]).
     queue: Mutex<WriteQueue>,
     reader: Mutex<Connection>,
@@ -302,6 +360,11 @@ impl Store {
         writer.pragma_update(None, "cache_size", -16_384)?;
         migrate(&mut writer)?;
         let reader = open()?;
+        let writer = Writer {
+            conn: writer,
+            candidates: CandidateIndex::new(RESIDENT_CANDIDATES),
+            data_version: -1,
+        };
         Ok(Store {
             writer: Mutex::new(writer),
             queue: Mutex::default(),
@@ -311,7 +374,7 @@ impl Store {
         })
     }
 
-    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
         // Whoever takes the writer may change what feeds show.
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -343,8 +406,8 @@ impl Store {
     /// categories updated, sources no longer configured (or disabled) marked inactive. Their
     /// entries are kept.
     pub fn sync_sources(&self, sources: &[SourceConfig]) -> Result<(), StoreError> {
-        let mut conn = self.writer()?;
-        let tx = conn.transaction()?;
+        let mut writer = self.writer()?;
+        let tx = writer.conn.transaction()?;
         tx.execute("UPDATE sources SET active = 0", [])?;
         {
             let mut upsert = tx.prepare(
@@ -419,7 +482,7 @@ impl Store {
     }
 
     pub fn set_next_run(&self, source_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.writer()?.execute(
+        self.writer()?.conn.execute(
             "UPDATE sources SET next_run = ?2 WHERE id = ?1",
             params![source_id, at.timestamp()],
         )?;
@@ -428,7 +491,7 @@ impl Store {
 
     /// Stops fetching a source until a success or a config change (HTTP 410 Gone).
     pub fn disable_source(&self, source_id: &str, reason: &str) -> Result<(), StoreError> {
-        self.writer()?.execute(
+        self.writer()?.conn.execute(
             "UPDATE sources SET disabled_reason = ?2 WHERE id = ?1",
             params![source_id, reason],
         )?;
@@ -437,7 +500,7 @@ impl Store {
 
     /// Records a permanent redirect: later fetches go to `url`.
     pub fn set_moved_to(&self, source_id: &str, url: &str) -> Result<(), StoreError> {
-        self.writer()?.execute(
+        self.writer()?.conn.execute(
             "UPDATE sources SET moved_to = ?2 WHERE id = ?1",
             params![source_id, url],
         )?;
@@ -451,7 +514,7 @@ impl Store {
         until: DateTime<Utc>,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.writer()?.execute(
+        self.writer()?.conn.execute(
             "INSERT INTO hosts (host, deferred_until, reason) VALUES (?1, ?2, ?3)
              ON CONFLICT (host) DO UPDATE SET deferred_until = MAX(deferred_until, ?2),
                  reason = ?3",
@@ -485,8 +548,8 @@ impl Store {
     }
 
     pub fn record_fetch(&self, source_id: &str, rec: &FetchRecord<'_>) -> Result<(), StoreError> {
-        let conn = self.writer()?;
-        record_fetch_in(&conn, source_id, rec)
+        let writer = self.writer()?;
+        record_fetch_in(&writer.conn, source_id, rec)
     }
 
     /// For each item's identity keys, whether its article page still has to be fetched.
@@ -524,13 +587,27 @@ impl Store {
         thresholds: &Thresholds,
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        let mut conn = self.writer()?;
-        let tx = conn.transaction()?;
-        let mut searchable = Vec::new();
-        let counts = upsert_in(&tx, source_id, entries, thresholds, now, &mut searchable)?;
-        index_for_search(&tx, &searchable)?;
-        tx.commit()?;
-        Ok(counts)
+        let mut writer = self.writer()?;
+        writer.begin()?;
+        let w = &mut *writer;
+        let result = (|| {
+            let tx = w.conn.transaction()?;
+            let mut searchable = Vec::new();
+            let counts = upsert_in(
+                &tx,
+                &mut w.candidates,
+                source_id,
+                entries,
+                thresholds,
+                now,
+                &mut searchable,
+            )?;
+            index_for_search(&tx, &searchable)?;
+            tx.commit()?;
+            Ok(counts)
+        })();
+        writer.end(&result);
+        result
     }
 
     /// Stores one fetch's outcome (its entries, as [`Store::upsert_entries`] does, and the
@@ -550,7 +627,7 @@ impl Store {
             q.pending.push((ticket, fetch));
             ticket
         };
-        let mut conn = self.writer()?;
+        let mut writer = self.writer()?;
         let group = {
             let mut q = self.queue()?;
             if let Some(done) = q.done.remove(&ticket) {
@@ -558,7 +635,7 @@ impl Store {
             }
             std::mem::take(&mut q.pending)
         };
-        let results = run_group(&mut conn, &group);
+        let results = run_group(&mut writer, &group);
         // The others' results are handed over before the writer is let go: whoever takes it
         // next looks for its result first.
         let mut q = self.queue()?;
@@ -571,7 +648,7 @@ impl Store {
             }
         }
         drop(q);
-        drop(conn);
+        drop(writer);
         mine
     }
 
@@ -911,6 +988,7 @@ const MAX_COMPARED: usize = 16;
 #[allow(clippy::too_many_arguments)]
 fn place_in_cluster(
     tx: &rusqlite::Transaction<'_>,
+    candidates: &mut CandidateIndex,
     entry_id: i64,
     source_id: &str,
     category: &str,
@@ -921,7 +999,7 @@ fn place_in_cluster(
     now: i64,
 ) -> Result<bool, StoreError> {
     if edited {
-        leave_cluster(tx, entry_id)?;
+        leave_cluster(tx, candidates, entry_id)?;
     }
     if edited {
         // A new entry was inserted with its fingerprint; an edited one gets its new one.
@@ -936,44 +1014,28 @@ fn place_in_cluster(
         Vec::new()
     };
     let window = t.window_hours * 3600;
+    let (from, to) = (published - window, published + window);
+    if !keys.is_empty() {
+        load_candidate_days(tx, candidates, category, from, to)?;
+    }
     // Candidates by how many keys they share: a copy shares most of its keys, a chance
     // collision one or two. A key found in more than BUCKET_CAP recent entries of the category
     // says nothing (text every item shares: a site's boilerplate, a common figure) and is
     // neither used nor extended.
     let mut shared: HashMap<i64, usize> = HashMap::new();
     let mut useful = Vec::with_capacity(keys.len());
-    {
-        let mut find = tx.prepare_cached(
-            "SELECT entry_id FROM dedupe_keys
-             WHERE key = ?1 AND category = ?2 AND published BETWEEN ?3 AND ?4 AND entry_id != ?5
-             LIMIT ?6",
-        )?;
-        for key in &keys {
-            let ids = find
-                .query_map(
-                    params![
-                        key,
-                        category,
-                        published - window,
-                        published + window,
-                        entry_id,
-                        BUCKET_CAP + 1
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?
-                .collect::<Result<Vec<i64>, _>>()?;
-            if ids.len() > BUCKET_CAP {
-                continue;
-            }
-            useful.push(*key);
-            for id in ids {
-                *shared.entry(id).or_default() += 1;
-            }
+    for key in &keys {
+        let Some(ids) = candidates.lookup(category, from, to, *key, entry_id, BUCKET_CAP) else {
+            continue;
+        };
+        useful.push(*key);
+        for id in ids {
+            *shared.entry(id).or_default() += 1;
         }
     }
-    let mut candidates: Vec<(i64, usize)> = shared.into_iter().collect();
-    candidates.sort_by_key(|&(id, n)| (std::cmp::Reverse(n), id));
-    candidates.truncate(MAX_COMPARED);
+    let mut ranked: Vec<(i64, usize)> = shared.into_iter().collect();
+    ranked.sort_by_key(|&(id, n)| (std::cmp::Reverse(n), id));
+    ranked.truncate(MAX_COMPARED);
     let mut found = None;
     {
         let mut load = tx.prepare_cached(
@@ -983,7 +1045,7 @@ fn place_in_cluster(
                                WHERE es.entry_id = e.id AND es.source_id = ?2)",
         )?;
         let mine = dedupe::Features::new(fp);
-        for (candidate, _) in candidates {
+        for (candidate, _) in ranked {
             let row = load
                 .query_row(params![candidate, source_id], |r| {
                     Ok((
@@ -1018,14 +1080,53 @@ fn place_in_cluster(
         .execute(params![entry_id, matched, m.rule.as_str(), m.score, now])?;
         choose_canonical(tx, cluster)?;
     }
-    let mut add = tx.prepare_cached(
-        "INSERT OR IGNORE INTO dedupe_keys (key, entry_id, category, published, seen)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for key in &useful {
-        add.execute(params![key, entry_id, category, published, now])?;
+    if !useful.is_empty() {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO dedupe_sigs (entry_id, category, published, seen, keys)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            entry_id,
+            category,
+            published,
+            now,
+            candidates::encode_keys(&useful)
+        ])?;
+        candidates.insert(category, entry_id, published, now, &useful);
     }
     Ok(joined)
+}
+
+/// Brings into the index the days of `[from, to]` it does not hold for `category`.
+fn load_candidate_days(
+    tx: &rusqlite::Transaction<'_>,
+    candidates: &mut CandidateIndex,
+    category: &str,
+    from: i64,
+    to: i64,
+) -> Result<(), StoreError> {
+    let missing = candidates.missing(category, from, to);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut day = tx.prepare_cached(
+        "SELECT entry_id, published, seen, keys FROM dedupe_sigs
+         WHERE category = ?1 AND published BETWEEN ?2 AND ?3",
+    )?;
+    for (start, end) in missing {
+        let rows = day
+            .query_map(params![category, start, end], |r| {
+                Ok(Signature {
+                    entry: r.get(0)?,
+                    published: r.get(1)?,
+                    seen: r.get(2)?,
+                    keys: candidates::decode_keys(&r.get::<_, Vec<u8>>(3)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        candidates.load(category, start, rows);
+    }
+    Ok(())
 }
 
 /// The work of [`Store::upsert_entries`] inside a transaction. New and edited entries are
@@ -1034,6 +1135,7 @@ fn place_in_cluster(
 /// group instead of one per entry.
 fn upsert_in(
     tx: &rusqlite::Transaction<'_>,
+    candidates: &mut CandidateIndex,
     source_id: &str,
     entries: &[Entry],
     thresholds: &Thresholds,
@@ -1054,10 +1156,11 @@ fn upsert_in(
     // anything new. A backfill (old dates, seen now) keeps its keys, so two sources'
     // histories still merge.
     let horizon = now_ts - thresholds.window_hours * 2 * 3600;
-    tx.execute(
-        "DELETE FROM dedupe_keys WHERE seen < ?2 AND category = ?1 AND published < ?2",
-        params![category, horizon],
-    )?;
+    tx.prepare_cached(
+        "DELETE FROM dedupe_sigs WHERE category = ?1 AND seen < ?2 AND published < ?2",
+    )?
+    .execute(params![category, horizon])?;
+    candidates.prune(&category, horizon);
     {
         let mut find_key = tx.prepare_cached("SELECT entry_id FROM entry_keys WHERE key = ?1")?;
         let mut add_key =
@@ -1211,6 +1314,7 @@ fn upsert_in(
                 let published = e.published.unwrap_or(now).timestamp();
                 let joined = place_in_cluster(
                     tx,
+                    candidates,
                     entry_id,
                     source_id,
                     &category,
@@ -1230,16 +1334,18 @@ fn upsert_in(
 
 /// Runs a group of fetches in one transaction; one result per fetch, in order.
 fn run_group(
-    conn: &mut Connection,
+    writer: &mut Writer,
     group: &[(u64, StoreFetch)],
 ) -> Vec<Result<UpsertCounts, StoreError>> {
-    let attempt = |conn: &mut Connection| -> Result<Vec<UpsertCounts>, StoreError> {
-        let tx = conn.transaction()?;
+    let attempt = |w: &mut Writer| -> Result<Vec<UpsertCounts>, StoreError> {
+        w.begin()?;
+        let tx = w.conn.transaction()?;
         let mut searchable = Vec::new();
         let mut counts = Vec::with_capacity(group.len());
         for (_, f) in group {
             counts.push(upsert_in(
                 &tx,
+                &mut w.candidates,
                 &f.source_id,
                 &f.entries,
                 &f.thresholds,
@@ -1261,7 +1367,9 @@ fn run_group(
         tx.commit()?;
         Ok(counts)
     };
-    match attempt(conn) {
+    let result = attempt(writer);
+    writer.end(&result);
+    match result {
         Ok(counts) => counts.into_iter().map(Ok).collect(),
         Err(e) => {
             let cause = e.to_string();
@@ -1319,7 +1427,11 @@ fn index_for_search(
 
 /// Takes an entry out of its cluster (before an edited version is placed again). When it was
 /// the cluster's label, the others take the smallest remaining id as theirs.
-fn leave_cluster(tx: &rusqlite::Transaction<'_>, entry_id: i64) -> Result<(), StoreError> {
+fn leave_cluster(
+    tx: &rusqlite::Transaction<'_>,
+    candidates: &mut CandidateIndex,
+    entry_id: i64,
+) -> Result<(), StoreError> {
     let cluster: Option<i64> = tx
         .query_row(
             "SELECT cluster_id FROM entries WHERE id = ?1",
@@ -1328,7 +1440,8 @@ fn leave_cluster(tx: &rusqlite::Transaction<'_>, entry_id: i64) -> Result<(), St
         )
         .optional()?
         .flatten();
-    tx.execute("DELETE FROM dedupe_keys WHERE entry_id = ?1", [entry_id])?;
+    tx.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", [entry_id])?;
+    candidates.remove(entry_id);
     tx.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", [entry_id])?;
     tx.execute(
         "UPDATE entries SET cluster_id = id, canonical = 1 WHERE id = ?1",
@@ -1427,4 +1540,56 @@ fn from_json(text: &str) -> Vec<String> {
 
 fn from_unix(ts: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(ts, 0).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 8 turns the key rows of a version-7 store into one row per entry.
+    #[test]
+    fn candidate_keys_survive_the_move_to_one_row_per_entry() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("v7.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).expect("migration");
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 7;
+                 INSERT INTO entries (id, title, published, updated, first_seen)
+                     VALUES (1, 'a', 100, 100, 100), (2, 'b', 300, 300, 300);
+                 INSERT INTO dedupe_keys (key, category, published, entry_id, seen) VALUES
+                     (-9223372036854775808, 'news', 100, 1, 150),
+                     (-1, 'news', 100, 1, 150),
+                     (42, 'news', 100, 1, 150),
+                     (42, 'tech', 300, 2, 350);",
+            )
+            .expect("a version-7 store");
+        }
+        let store = Store::open(&path).expect("migrated");
+        let writer = store.writer().expect("writer");
+        let mut rows = writer
+            .conn
+            .prepare("SELECT entry_id, category, published, seen, keys FROM dedupe_sigs")
+            .expect("query");
+        let mut got: Vec<(i64, String, i64, i64, Vec<i64>)> = rows
+            .query_map([], |r| {
+                let mut keys = candidates::decode_keys(&r.get::<_, Vec<u8>>(4)?);
+                keys.sort_unstable();
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, keys))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (1, "news".into(), 100, 150, vec![i64::MIN, -1, 42]),
+                (2, "tech".into(), 300, 350, vec![42]),
+            ]
+        );
+    }
 }

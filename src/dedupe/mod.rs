@@ -22,6 +22,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use unicode_normalization::UnicodeNormalization;
 
+pub mod index;
+
 pub use crate::model::Fingerprint;
 
 /// Thresholds, configurable per category. The defaults were tuned on the labeled pairs in

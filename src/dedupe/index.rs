@@ -1,0 +1,376 @@
+//! Candidate keys of stored entries, in memory, by category and day of publication.
+//!
+//! Placing an entry asks, for each of its ~20 candidate keys, which entries of its category
+//! published within the window share it. Asked of an SQLite index, that was ~20 lookups and
+//! ~20 inserts into a B-tree of random keys per entry; each insert dirtied a page of its own,
+//! and those pages were most of what a commit wrote. Here a lookup is a hash probe.
+//!
+//! The store keeps one row of keys per entry (`dedupe_sigs`) and loads the days a placement
+//! needs. For every day it holds, this index is exactly those rows: the store applies each
+//! insert, removal and prune to both, and clears the index when a transaction rolls back or
+//! another connection wrote. So the decisions are the ones SQLite would give.
+//!
+//! Pure: no I/O, no clock.
+
+use std::collections::HashMap;
+
+const DAY: i64 = 86_400;
+/// End of a chain of links.
+const END: u32 = u32::MAX;
+
+/// The keys of the days loaded so far, bounded by a number of entries (see [`Self::trim`]).
+pub struct CandidateIndex {
+    categories: HashMap<String, HashMap<i64, Partition>>,
+    members: usize,
+    limit: usize,
+    /// Advanced by [`Self::begin`]; partitions used since then are not evicted.
+    tick: u64,
+}
+
+/// One category's entries published on one UTC day.
+#[derive(Default)]
+struct Partition {
+    used: u64,
+    members: Vec<Member>,
+    /// Key → first link of its chain.
+    heads: HashMap<i64, u32>,
+    links: Vec<Link>,
+}
+
+struct Member {
+    entry: i64,
+    published: i64,
+    seen: i64,
+    gone: bool,
+}
+
+struct Link {
+    member: u32,
+    next: u32,
+}
+
+/// A stored entry's keys, as the store loads them.
+pub struct Signature {
+    pub entry: i64,
+    pub published: i64,
+    pub seen: i64,
+    pub keys: Vec<i64>,
+}
+
+impl CandidateIndex {
+    /// An empty index that keeps about `limit` entries once a group of writes is done.
+    pub fn new(limit: usize) -> Self {
+        CandidateIndex {
+            categories: HashMap::new(),
+            members: 0,
+            limit,
+            tick: 0,
+        }
+    }
+
+    /// Entries held (including removed ones not yet evicted).
+    pub fn len(&self) -> usize {
+        self.members
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members == 0
+    }
+
+    /// Starts a group of writes: what it uses stays until the next group.
+    pub fn begin(&mut self) {
+        self.tick += 1;
+    }
+
+    pub fn clear(&mut self) {
+        self.categories.clear();
+        self.members = 0;
+    }
+
+    /// The days (as `[start, end]` second ranges) of `[from, to]` not held for `category`.
+    pub fn missing(&self, category: &str, from: i64, to: i64) -> Vec<(i64, i64)> {
+        let held = self.categories.get(category);
+        days(from, to)
+            .filter(|d| !held.is_some_and(|parts| parts.contains_key(d)))
+            .map(|d| (d * DAY, d * DAY + DAY - 1))
+            .collect()
+    }
+
+    /// Holds the day starting at `day_start`: `rows` must be every stored signature of
+    /// `category` published that day.
+    pub fn load(&mut self, category: &str, day_start: i64, rows: Vec<Signature>) {
+        let day = day_start.div_euclid(DAY);
+        let mut part = Partition {
+            used: self.tick,
+            ..Partition::default()
+        };
+        for row in rows {
+            part.add(row.entry, row.published, row.seen, &row.keys);
+            self.members += 1;
+        }
+        if let Some(old) = self
+            .categories
+            .entry(category.to_string())
+            .or_default()
+            .insert(day, part)
+        {
+            self.members -= old.members.len();
+        }
+    }
+
+    /// The entries of `category` published in `[from, to]` (other than `exclude`) that have
+    /// `key`, or None when there are more than `cap` of them. Every day of the range must be
+    /// held (see [`Self::missing`]).
+    pub fn lookup(
+        &mut self,
+        category: &str,
+        from: i64,
+        to: i64,
+        key: i64,
+        exclude: i64,
+        cap: usize,
+    ) -> Option<Vec<i64>> {
+        let mut found = Vec::new();
+        let Some(parts) = self.categories.get_mut(category) else {
+            return Some(found);
+        };
+        for day in days(from, to) {
+            let Some(part) = parts.get_mut(&day) else {
+                continue;
+            };
+            part.used = self.tick;
+            let mut at = part.heads.get(&key).copied().unwrap_or(END);
+            while at != END {
+                let link = &part.links[at as usize];
+                let m = &part.members[link.member as usize];
+                if !m.gone && m.entry != exclude && (from..=to).contains(&m.published) {
+                    found.push(m.entry);
+                    if found.len() > cap {
+                        return None;
+                    }
+                }
+                at = link.next;
+            }
+        }
+        Some(found)
+    }
+
+    /// Adds an entry's keys, if its day is held (otherwise loading the day will find them).
+    pub fn insert(&mut self, category: &str, entry: i64, published: i64, seen: i64, keys: &[i64]) {
+        let day = published.div_euclid(DAY);
+        if let Some(part) = self
+            .categories
+            .get_mut(category)
+            .and_then(|parts| parts.get_mut(&day))
+        {
+            part.add(entry, published, seen, keys);
+            self.members += 1;
+        }
+    }
+
+    /// Forgets an entry's keys.
+    pub fn remove(&mut self, entry: i64) {
+        for part in self.categories.values_mut().flat_map(|p| p.values_mut()) {
+            for m in part.members.iter_mut().filter(|m| m.entry == entry) {
+                m.gone = true;
+            }
+        }
+    }
+
+    /// Forgets the entries of `category` both published and seen before `horizon`, as the
+    /// store prunes its rows.
+    pub fn prune(&mut self, category: &str, horizon: i64) {
+        let last_day = horizon.div_euclid(DAY);
+        if let Some(parts) = self.categories.get_mut(category) {
+            for (_, part) in parts.iter_mut().filter(|(d, _)| **d <= last_day) {
+                for m in part.members.iter_mut() {
+                    if m.published < horizon && m.seen < horizon {
+                        m.gone = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evicts the days least recently used until at most `limit` entries are held, keeping
+    /// those the current group used.
+    pub fn trim(&mut self) {
+        if self.members <= self.limit {
+            return;
+        }
+        let mut by_age: Vec<(u64, String, i64, usize)> = self
+            .categories
+            .iter()
+            .flat_map(|(c, parts)| {
+                parts
+                    .iter()
+                    .filter(|(_, p)| p.used < self.tick)
+                    .map(move |(d, p)| (p.used, c.clone(), *d, p.members.len()))
+            })
+            .collect();
+        by_age.sort_unstable_by_key(|(used, _, _, _)| *used);
+        for (_, category, day, n) in by_age {
+            if self.members <= self.limit {
+                break;
+            }
+            if let Some(parts) = self.categories.get_mut(&category) {
+                parts.remove(&day);
+                self.members -= n;
+                if parts.is_empty() {
+                    self.categories.remove(&category);
+                }
+            }
+        }
+    }
+}
+
+impl Partition {
+    fn add(&mut self, entry: i64, published: i64, seen: i64, keys: &[i64]) {
+        let member = self.members.len() as u32;
+        self.members.push(Member {
+            entry,
+            published,
+            seen,
+            gone: false,
+        });
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let next = self.links.len() as u32;
+            let head = self.heads.entry(key).or_insert(END);
+            self.links.push(Link {
+                member,
+                next: *head,
+            });
+            *head = next;
+        }
+    }
+}
+
+fn days(from: i64, to: i64) -> impl Iterator<Item = i64> {
+    from.div_euclid(DAY)..=to.div_euclid(DAY)
+}
+
+/// Keys as stored: 8 bytes each, big-endian.
+pub fn encode_keys(keys: &[i64]) -> Vec<u8> {
+    keys.iter().flat_map(|k| k.to_be_bytes()).collect()
+}
+
+pub fn decode_keys(blob: &[u8]) -> Vec<i64> {
+    blob.chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            i64::from_be_bytes(b)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(entry: i64, published: i64, keys: &[i64]) -> Signature {
+        Signature {
+            entry,
+            published,
+            seen: published,
+            keys: keys.to_vec(),
+        }
+    }
+
+    fn loaded(rows: Vec<(&str, Signature)>, from: i64, to: i64) -> CandidateIndex {
+        let mut index = CandidateIndex::new(1000);
+        for category in ["news", "tech"] {
+            for (start, _) in index.missing(category, from, to) {
+                let day: Vec<Signature> = rows
+                    .iter()
+                    .filter(|(c, s)| *c == category && s.published.div_euclid(DAY) == start / DAY)
+                    .map(|(_, s)| sig(s.entry, s.published, &s.keys))
+                    .collect();
+                index.load(category, start, day);
+            }
+        }
+        index
+    }
+
+    #[test]
+    fn lookup_honours_category_window_exclusion_and_cap() {
+        let t = 10 * DAY;
+        let mut index = loaded(
+            vec![
+                ("news", sig(1, t, &[7, 8])),
+                ("news", sig(2, t + DAY, &[7])),
+                ("news", sig(3, t + 5 * DAY, &[7])),
+                ("tech", sig(4, t, &[7])),
+            ],
+            t - 6 * DAY,
+            t + 6 * DAY,
+        );
+        let mut got = index.lookup("news", t - DAY, t + 2 * DAY, 7, 0, 8).unwrap();
+        got.sort();
+        assert_eq!(got, vec![1, 2], "window and category");
+        assert_eq!(
+            index.lookup("news", t - DAY, t + 2 * DAY, 7, 2, 8),
+            Some(vec![1])
+        );
+        assert_eq!(
+            index.lookup("news", t - DAY, t + 6 * DAY, 7, 0, 2),
+            None,
+            "over cap"
+        );
+        assert_eq!(
+            index.lookup("news", t - DAY, t + 6 * DAY, 99, 0, 2),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn inserts_reach_held_days_only_and_removal_and_prune_hide_entries() {
+        let t = 10 * DAY;
+        let mut index = loaded(vec![], t, t);
+        index.insert("news", 1, t + 5, t + 5, &[3, 3]);
+        index.insert("news", 2, t + 3 * DAY, t, &[3]);
+        assert_eq!(index.len(), 1, "the day of entry 2 is not held");
+        assert_eq!(
+            index.lookup("news", t, t + DAY - 1, 3, 0, 8),
+            Some(vec![1]),
+            "a repeated key counts once"
+        );
+        index.remove(1);
+        assert_eq!(index.lookup("news", t, t + DAY - 1, 3, 0, 8), Some(vec![]));
+
+        index.insert("news", 5, t + 10, t + 10, &[4]);
+        index.insert("news", 6, t + 20, t + 3 * DAY, &[4]);
+        index.prune("news", t + 2 * DAY);
+        assert_eq!(
+            index.lookup("news", t, t + DAY - 1, 4, 0, 8),
+            Some(vec![6]),
+            "an entry seen recently stays"
+        );
+    }
+
+    #[test]
+    fn trim_evicts_least_recently_used_days_but_not_the_current_group() {
+        let t = 10 * DAY;
+        let mut index = CandidateIndex::new(2);
+        index.begin();
+        index.load("news", t, vec![sig(1, t, &[1]), sig(2, t, &[1])]);
+        index.begin();
+        index.load("news", t + DAY, vec![sig(3, t + DAY, &[1])]);
+        index.trim();
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.missing("news", t, t + DAY), vec![(t, t + DAY - 1)]);
+        index.load("news", t + 2 * DAY, vec![sig(4, t + 2 * DAY, &[1])]);
+        index.load("news", t + 3 * DAY, vec![sig(5, t + 3 * DAY, &[1])]);
+        index.trim();
+        assert_eq!(index.len(), 3, "days the current group uses stay");
+    }
+
+    #[test]
+    fn keys_round_trip_through_storage() {
+        let keys = vec![i64::MIN, -1, 0, 42, i64::MAX];
+        assert_eq!(decode_keys(&encode_keys(&keys)), keys);
+    }
+}
