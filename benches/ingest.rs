@@ -265,8 +265,13 @@ fn run_tributary(path: &Path, config: &Config, feeds: &[Feed]) -> Run {
                 let (Some(source), Some(f)) = (config.sources.get(i), feeds.get(i)) else {
                     return;
                 };
-                let entries = match refresh::read_document(source, &f.url, None, f.bytes.clone()) {
-                    Ok((feed, _)) => refresh::normalize_items(source, &f.url, feed.items, now),
+                let read = refresh::with_cpu_slot(|| {
+                    refresh::read_document(source, &f.url, None, f.bytes.clone())
+                });
+                let entries = match read {
+                    Ok((feed, _)) => refresh::with_cpu_slot(|| {
+                        refresh::normalize_items(source, &f.url, feed.items, now)
+                    }),
                     Err(e) => {
                         eprintln!("{}: {e}", source.id);
                         continue;
