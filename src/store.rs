@@ -206,6 +206,27 @@ INSERT INTO dedupe_sigs (entry_id, category, published, seen, keys)
     FROM dedupe_keys GROUP BY entry_id;
 DROP TABLE dedupe_keys;
 "#,
+    r#"
+-- Fingerprints in a table of their own. Comparing a new entry with its candidates (~15 of
+-- them) read each candidate's fingerprint from the end of its entries row, walking the row's
+-- overflow pages past its content. The search index reads its text from here too, through a
+-- view (an external-content FTS5 table), instead of keeping a copy of every text. The old
+-- entries.fp_* columns are no longer written; dropping them would rewrite every row.
+CREATE TABLE fingerprints (
+    entry_id  INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    title     TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    simhash   INTEGER NOT NULL
+);
+INSERT INTO fingerprints (entry_id, title, body, simhash)
+    SELECT id, fp_title, fp_body, simhash FROM entries;
+DROP TABLE entries_fts;
+CREATE VIEW search_text (entry_id, text) AS
+    SELECT entry_id, title || ' ' || body FROM fingerprints;
+CREATE VIRTUAL TABLE entries_fts USING fts5(text, content = 'search_text',
+    content_rowid = 'entry_id', tokenize = 'trigram', detail = 'none');
+INSERT INTO entries_fts (entries_fts) VALUES ('rebuild');
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -996,15 +1017,24 @@ fn place_in_cluster(
     fp: &Fingerprint,
     t: &Thresholds,
     edited: bool,
+    indexed: bool,
     now: i64,
 ) -> Result<bool, StoreError> {
     if edited {
         leave_cluster(tx, candidates, entry_id)?;
-    }
-    if edited {
-        // A new entry was inserted with its fingerprint; an edited one gets its new one.
+        // A new entry was inserted with its fingerprint; an edited one gets its new one. The
+        // search index reads its text from the fingerprint, and takes an entry out by being
+        // told the text it indexed: that is said before the text changes (unless the entry
+        // is not indexed yet, being new or already edited in this group).
+        if indexed {
+            tx.prepare_cached(
+                "INSERT INTO entries_fts (entries_fts, rowid, text)
+                 SELECT 'delete', entry_id, text FROM search_text WHERE entry_id = ?1",
+            )?
+            .execute([entry_id])?;
+        }
         tx.prepare_cached(
-            "UPDATE entries SET fp_title = ?2, fp_body = ?3, simhash = ?4 WHERE id = ?1",
+            "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",
         )?
         .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
     }
@@ -1039,29 +1069,29 @@ fn place_in_cluster(
     let mut found = None;
     {
         let mut load = tx.prepare_cached(
-            "SELECT fp_title, fp_body, simhash, cluster_id FROM entries e
-             WHERE id = ?1
+            "SELECT title, body, simhash FROM fingerprints f
+             WHERE entry_id = ?1
                AND NOT EXISTS (SELECT 1 FROM entry_sources es
-                               WHERE es.entry_id = e.id AND es.source_id = ?2)",
+                               WHERE es.entry_id = f.entry_id AND es.source_id = ?2)",
         )?;
         let mine = dedupe::Features::new(fp);
         for (candidate, _) in ranked {
-            let row = load
+            let other = load
                 .query_row(params![candidate, source_id], |r| {
-                    Ok((
-                        Fingerprint {
-                            title: r.get(0)?,
-                            body: r.get(1)?,
-                            simhash: r.get::<_, i64>(2)? as u64,
-                        },
-                        r.get::<_, Option<i64>>(3)?,
-                    ))
+                    Ok(Fingerprint {
+                        title: r.get(0)?,
+                        body: r.get(1)?,
+                        simhash: r.get::<_, i64>(2)? as u64,
+                    })
                 })
                 .optional()?;
-            let Some((other, cluster)) = row else {
+            let Some(other) = other else {
                 continue;
             };
             if let Some(m) = dedupe::compare_features(&mine, &dedupe::Features::new(&other), t) {
+                let cluster: Option<i64> = tx
+                    .prepare_cached("SELECT cluster_id FROM entries WHERE id = ?1")?
+                    .query_row([candidate], |r| r.get(0))?;
                 found = Some((candidate, cluster.unwrap_or(candidate), m));
                 break;
             }
@@ -1140,7 +1170,7 @@ fn upsert_in(
     entries: &[Entry],
     thresholds: &Thresholds,
     now: DateTime<Utc>,
-    searchable: &mut Vec<(i64, bool)>,
+    searchable: &mut Vec<i64>,
 ) -> Result<UpsertCounts, StoreError> {
     let mut counts = UpsertCounts::default();
     let now_ts = now.timestamp();
@@ -1171,17 +1201,18 @@ fn upsert_in(
                         article_pending
                  FROM entries WHERE id = ?1",
         )?;
-        // A new entry is written whole, in its own cluster, with its fingerprint: rows carry
-        // the text twice (content, fingerprint), so each later UPDATE of one small column
-        // would rewrite kilobytes. The id is chosen here (what SQLite would choose) so the
-        // row can name its own cluster.
+        // A new entry is written whole, in its own cluster: a row carries kilobytes of text,
+        // so a later UPDATE of one small column would rewrite them. The id is chosen here
+        // (what SQLite would choose) so the row can name its own cluster.
         let mut next_id = tx.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM entries")?;
         let mut insert_entry = tx.prepare_cached(
             "INSERT INTO entries (id, cluster_id, canonical, title, link, summary, content,
                      authors, categories, published, updated, first_seen, date_source,
-                     article_pending, fp_title, fp_body, simhash)
-                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-                     ?15)",
+                     article_pending)
+                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut insert_fingerprint = tx.prepare_cached(
+            "INSERT INTO fingerprints (entry_id, title, body, simhash) VALUES (?1, ?2, ?3, ?4)",
         )?;
         // An edit seen on a list page carries no article text: keep the text we have.
         let mut update_entry = tx.prepare_cached(
@@ -1292,7 +1323,10 @@ fn upsert_in(
                         updated,
                         now_ts,
                         e.date_source.as_str(),
-                        e.article_pending,
+                        e.article_pending
+                    ])?;
+                    insert_fingerprint.execute(params![
+                        id,
                         e.fingerprint.title,
                         e.fingerprint.body,
                         e.fingerprint.simhash as i64
@@ -1309,7 +1343,8 @@ fn upsert_in(
                 add_key.execute(params![key, entry_id])?;
             }
             if let Some(edited) = place {
-                searchable.push((entry_id, edited));
+                let indexed = edited && !searchable.contains(&entry_id);
+                searchable.push(entry_id);
                 let started = std::time::Instant::now();
                 let published = e.published.unwrap_or(now).timestamp();
                 let joined = place_in_cluster(
@@ -1322,6 +1357,7 @@ fn upsert_in(
                     &e.fingerprint,
                     thresholds,
                     edited,
+                    indexed,
                     now_ts,
                 )?;
                 counts.merged += usize::from(joined);
@@ -1405,21 +1441,14 @@ fn record_fetch_in(
     Ok(())
 }
 
-/// Makes search see `entries` (id, edited) as they are now.
-fn index_for_search(
-    tx: &rusqlite::Transaction<'_>,
-    entries: &[(i64, bool)],
-) -> Result<(), StoreError> {
-    let mut delete = tx.prepare_cached("DELETE FROM entries_fts WHERE rowid = ?1")?;
-    for (id, _) in entries.iter().filter(|(_, edited)| *edited) {
-        delete.execute([id])?;
-    }
-    let ids = serde_json::to_string(&entries.iter().map(|(id, _)| id).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into());
+/// Makes search see `entries` as they are now: new ones, and edited ones whose old text
+/// `place_in_cluster` took out of the index.
+fn index_for_search(tx: &rusqlite::Transaction<'_>, entries: &[i64]) -> Result<(), StoreError> {
+    let ids = serde_json::to_string(entries).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO entries_fts (rowid, text)
-         SELECT id, fp_title || ' ' || fp_body FROM entries
-         WHERE id IN (SELECT value FROM json_each(?1))",
+         SELECT entry_id, text FROM search_text
+         WHERE entry_id IN (SELECT value FROM json_each(?1))",
     )?
     .execute([ids])?;
     Ok(())
@@ -1546,9 +1575,10 @@ fn from_unix(ts: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
-    /// Migration 8 turns the key rows of a version-7 store into one row per entry.
+    /// Migration 8 turns the key rows of a version-7 store into one row per entry; migration 9
+    /// moves fingerprints to their own table and searches them there.
     #[test]
-    fn candidate_keys_survive_the_move_to_one_row_per_entry() {
+    fn a_version_7_store_keeps_its_candidate_keys_fingerprints_and_search() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("v7.db");
         {
@@ -1558,8 +1588,10 @@ mod tests {
             }
             conn.execute_batch(
                 "PRAGMA user_version = 7;
-                 INSERT INTO entries (id, title, published, updated, first_seen)
-                     VALUES (1, 'a', 100, 100, 100), (2, 'b', 300, 300, 300);
+                 INSERT INTO entries (id, title, published, updated, first_seen, fp_title,
+                                      fp_body, simhash)
+                     VALUES (1, 'a', 100, 100, 100, 'park', 'riverside plans', 7),
+                            (2, 'b', 300, 300, 300, 'library', 'weekend hours', 9);
                  INSERT INTO dedupe_keys (key, category, published, entry_id, seen) VALUES
                      (-9223372036854775808, 'news', 100, 1, 150),
                      (-1, 'news', 100, 1, 150),
@@ -1591,5 +1623,20 @@ mod tests {
                 (2, "tech".into(), 300, 350, vec![42]),
             ]
         );
+        let fingerprint: (String, String, i64) = writer
+            .conn
+            .query_row(
+                "SELECT title, body, simhash FROM fingerprints WHERE entry_id = 2",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("fingerprint");
+        assert_eq!(fingerprint, ("library".into(), "weekend hours".into(), 9));
+        let found: Vec<i64> = writer
+            .conn
+            .prepare("SELECT rowid FROM entries_fts WHERE text LIKE '%side pla%'")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .expect("search");
+        assert_eq!(found, vec![1]);
     }
 }

@@ -1315,8 +1315,11 @@ fn check_store(db_path: &Path, per_source: Option<usize>, what: &str) -> i64 {
         .and_then(|mut s| Ok(s.query_map([], |_| Ok(()))?.count() as i64))
         .unwrap_or_else(|e| panic!("{what}: PRAGMA foreign_key_check: {e}"));
     assert_eq!(fk, 0, "{what}: rows violating foreign keys");
+    // The search index reads its text from the fingerprints; with rank 1, FTS5's check
+    // compares its index with that text, so an entry indexed twice, missing, or indexed with
+    // another text fails it.
     db.execute(
-        "INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')",
+        "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
         [],
     )
     .unwrap_or_else(|e| panic!("{what}: FTS5 integrity-check: {e}"));
@@ -1352,8 +1355,10 @@ fn check_store(db_path: &Path, per_source: Option<usize>, what: &str) -> i64 {
             "search rows of no entry",
         ),
         (
-            "SELECT COUNT(*) FROM entries
-             WHERE title = '' OR fp_title = '' OR cluster_id IS NULL",
+            "SELECT COUNT(*) FROM entries e
+             WHERE title = '' OR cluster_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM fingerprints f
+                               WHERE f.entry_id = e.id AND f.title != '')",
             "entries without title, fingerprint or cluster",
         ),
         (
@@ -1378,10 +1383,7 @@ fn check_store(db_path: &Path, per_source: Option<usize>, what: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{what}: {sql}: {e}"));
         assert_eq!(n, 0, "{what}: {meaning}\n{sql}");
     }
-    let entries = query_i64(&db, "SELECT COUNT(*) FROM entries");
-    let fts = query_i64(&db, "SELECT COUNT(*) FROM entries_fts");
-    assert_eq!(entries, fts, "{what}: entries and search rows differ");
-    entries
+    query_i64(&db, "SELECT COUNT(*) FROM entries")
 }
 
 // =============================================================================================

@@ -1,6 +1,11 @@
-//! The store looks near-duplicate candidates up in memory (`dedupe::index`), loading the
-//! stored keys of the days it needs. Memory must never change a decision: a story stored by
-//! another process, or before a restart, is still found.
+//! What the store writes beside the entries, and reads back:
+//!
+//! - near-duplicate candidates are looked up in memory (`dedupe::index`), from the stored keys
+//!   of the days needed. Memory must never change a decision: a story stored by another
+//!   process, or before a restart, is still found;
+//! - the search index reads its text from the fingerprints (an external-content FTS5 table),
+//!   so an edit has to take the old text out before it changes: searches find the new words
+//!   only, and FTS5's own integrity check agrees with the table.
 
 use chrono::{TimeZone, Utc};
 use tributary::config::Config;
@@ -128,4 +133,75 @@ fn a_story_stored_before_a_restart_is_found() {
     let after = store(&config, &path);
     let copy = copy(&config);
     assert_eq!(put(&after, &config, "third", copy), 1);
+}
+
+/// FTS5's check of its index against the text it reads.
+fn search_index_is_sound(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute(
+        "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .expect("the search index matches the fingerprints");
+}
+
+fn search(path: &std::path::Path, term: &str) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let mut q = conn
+        .prepare("SELECT rowid FROM entries_fts WHERE text LIKE ?1")
+        .expect("query");
+    let found = q
+        .query_map([format!("%{term}%")], |r| r.get(0))
+        .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>())
+        .expect("search");
+    found
+}
+
+#[test]
+fn edits_leave_search_with_the_new_words_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let config = config(dir.path());
+    let store = store(&config, &path);
+    let thresholds = &config.source("second").expect("source").dedupe;
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 3, 12, 0, 0)
+        .single()
+        .expect("date");
+    // New and edited within one write: the entry is not indexed yet when it is edited.
+    let mut twice = story(&config);
+    twice.extend(item(
+        &config,
+        "second",
+        "Council delays riverside park plan",
+        BODY,
+    ));
+    let counts = store
+        .upsert_entries("second", &twice, thresholds, now)
+        .expect("stored");
+    assert_eq!((counts.new, counts.updated), (1, 1));
+    search_index_is_sound(&path);
+    assert_eq!(search(&path, "council approves"), Vec::<i64>::new());
+    let ids = search(&path, "council delays");
+    assert_eq!(ids.len(), 1);
+
+    // Edited again later: the indexed text is taken out first.
+    let again = item(
+        &config,
+        "second",
+        "Council rejects riverside park plan",
+        BODY,
+    );
+    let counts = store
+        .upsert_entries("second", &again, thresholds, now)
+        .expect("stored");
+    assert_eq!(counts.updated, 1);
+    search_index_is_sound(&path);
+    assert_eq!(search(&path, "council delays"), Vec::<i64>::new());
+    assert_eq!(search(&path, "council rejects"), ids);
+    assert_eq!(
+        search(&path, "boat launch"),
+        ids,
+        "the body is searched too"
+    );
 }
