@@ -44,11 +44,13 @@ fn text(rng: &mut Rng, chars: usize) -> String {
 
 fn entry(id: u64, title: String, body: String, published: DateTime<Utc>) -> Entry {
     let link = format!("https://bench.example/{id}.html");
+    let fingerprint = dedupe::fingerprint(&title, &body);
     let keys = normalize::identity_keys("bench", Some(&id.to_string()), Some(&link), &title, &body);
     Entry {
         guid: Some(id.to_string()),
         link: Some(link),
-        fingerprint: dedupe::fingerprint(&title, &body),
+        candidate_keys: dedupe::candidate_keys(&fingerprint, &Thresholds::default()),
+        fingerprint,
         title,
         summary: None,
         content: Some(format!("<p>{body}</p>")),

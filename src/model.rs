@@ -41,6 +41,10 @@ pub struct Entry {
     pub article_pending: bool,
     /// What near-duplicate detection compares (see `dedupe`).
     pub fingerprint: Fingerprint,
+    /// Where to look for near-duplicates (`dedupe::candidate_keys` with the source's
+    /// thresholds; empty when its dedupe is off), computed with the fingerprint so the store's
+    /// writer does not have to.
+    pub candidate_keys: Vec<i64>,
 }
 
 /// What is kept of an entry to compare it with others.

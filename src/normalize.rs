@@ -32,6 +32,8 @@ pub struct Context<'a> {
     pub wants_article: bool,
     /// First-seen time; also the reference for "in the future".
     pub now: DateTime<Utc>,
+    /// The source's near-duplicate settings (for the candidate keys).
+    pub dedupe: &'a crate::dedupe::Thresholds,
 }
 
 /// Dates further ahead than this are a site's mistake, not news from tomorrow.
@@ -118,6 +120,11 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         .map(html_to_text)
         .unwrap_or_default();
     let fingerprint = crate::dedupe::fingerprint(&title, &body_text);
+    let candidate_keys = if ctx.dedupe.enabled {
+        crate::dedupe::candidate_keys(&fingerprint, ctx.dedupe)
+    } else {
+        Vec::new()
+    };
     // The version covers what the list or feed says, not what an article page added: an entry
     // re-read from its list without fetching the article again is not an edit.
     let version = hash_hex(&[
@@ -143,6 +150,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         version,
         article_pending: ctx.wants_article && item.article.is_none(),
         fingerprint,
+        candidate_keys,
     }
 }
 
@@ -604,6 +612,9 @@ mod tests {
         assert!(keys[0].starts_with("hash:s:"));
     }
 
+    static DEFAULT_DEDUPE: std::sync::LazyLock<crate::dedupe::Thresholds> =
+        std::sync::LazyLock::new(Default::default);
+
     fn ctx<'a>(base: &'a Url, pattern: Option<&'a Regex>) -> Context<'a> {
         Context {
             source_id: "s",
@@ -613,6 +624,7 @@ mod tests {
             id_pattern: pattern,
             wants_article: false,
             now: Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+            dedupe: &DEFAULT_DEDUPE,
         }
     }
 

@@ -304,6 +304,7 @@ fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> C
         id_pattern: source.id_pattern(),
         wants_article: source.article.is_some(),
         now,
+        dedupe: &source.dedupe,
     }
 }
 

@@ -1015,6 +1015,7 @@ fn place_in_cluster(
     category: &str,
     published: i64,
     fp: &Fingerprint,
+    keys: &[i64],
     t: &Thresholds,
     edited: bool,
     indexed: bool,
@@ -1038,11 +1039,7 @@ fn place_in_cluster(
         )?
         .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
     }
-    let keys = if t.enabled {
-        dedupe::candidate_keys(fp, t)
-    } else {
-        Vec::new()
-    };
+    let keys = if t.enabled { keys } else { &[] };
     let window = t.window_hours * 3600;
     let (from, to) = (published - window, published + window);
     if !keys.is_empty() {
@@ -1054,7 +1051,7 @@ fn place_in_cluster(
     // neither used nor extended.
     let mut shared: HashMap<i64, usize> = HashMap::new();
     let mut useful = Vec::with_capacity(keys.len());
-    for key in &keys {
+    for key in keys {
         let Some(ids) = candidates.lookup(category, from, to, *key, entry_id, BUCKET_CAP) else {
             continue;
         };
@@ -1355,6 +1352,7 @@ fn upsert_in(
                     &category,
                     published,
                     &e.fingerprint,
+                    &e.candidate_keys,
                     thresholds,
                     edited,
                     indexed,
