@@ -50,12 +50,14 @@ CREATE TEMP TABLE n (k INTEGER PRIMARY KEY);
 WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < $copies)
 INSERT INTO n SELECT k FROM c;
 INSERT INTO entries (id, title, link, summary, content, authors, categories, published,
-    updated, first_seen, date_source, article_pending, cluster_id, canonical, fp_title,
-    fp_body, simhash)
+    updated, first_seen, date_source, article_pending, cluster_id, canonical)
   SELECT id + k * 10000000, title, link || '#' || k, summary, content, authors, categories,
     published - k * 2592000, updated - k * 2592000, first_seen - k * 2592000, date_source, 0,
-    id + k * 10000000, 1, fp_title, fp_body, simhash
+    id + k * 10000000, 1
   FROM entries, n WHERE id < 10000000;
+INSERT INTO fingerprints (entry_id, title, body, simhash)
+  SELECT entry_id + k * 10000000, title, body, simhash
+  FROM fingerprints, n WHERE entry_id < 10000000;
 INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen, last_seen)
   SELECT entry_id + k * 10000000, source_id, guid || '#' || k, link, version, first_seen,
     last_seen
@@ -63,7 +65,7 @@ INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
 INSERT INTO entry_keys (key, entry_id)
   SELECT key || '#' || k, entry_id + k * 10000000 FROM entry_keys, n WHERE entry_id < 10000000;
 INSERT INTO entries_fts (rowid, text)
-  SELECT id, fp_title || ' ' || fp_body FROM entries WHERE id >= 10000000;
+  SELECT entry_id, text FROM search_text WHERE entry_id >= 10000000;
 COMMIT;
 PRAGMA journal_mode = WAL;
 EOF

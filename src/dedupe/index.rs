@@ -13,6 +13,9 @@
 //! Pure: no I/O, no clock.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::Prehashed;
 
 const DAY: i64 = 86_400;
 /// End of a chain of links.
@@ -32,8 +35,8 @@ pub struct CandidateIndex {
 struct Partition {
     used: u64,
     members: Vec<Member>,
-    /// Key → first link of its chain.
-    heads: HashMap<i64, u32>,
+    /// Key → first link of its chain (keys are hashes already).
+    heads: HashMap<i64, u32, BuildHasherDefault<Prehashed>>,
     links: Vec<Link>,
 }
 

@@ -32,8 +32,9 @@ pub use crate::model::Fingerprint;
 /// with SipHash, which was a good part of building the sets.
 type HashSet<T> = std::collections::HashSet<T, BuildHasherDefault<Prehashed>>;
 
+/// Hashes a u64 that is already a good hash (candidate keys, shingle hashes) as itself.
 #[derive(Default)]
-struct Prehashed(u64);
+pub(crate) struct Prehashed(u64);
 
 impl Hasher for Prehashed {
     fn finish(&self) -> u64 {
