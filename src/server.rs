@@ -52,11 +52,28 @@ pub struct AppState {
 /// Rendered feeds by request, valid while the store's generation and the configuration are
 /// unchanged and for at most [`CACHE_MAX_AGE`] (writes by another process, such as a one-off
 /// `tributary fetch`, are not seen through the generation).
-#[derive(Default)]
 pub struct FeedCache {
-    entries: std::sync::Mutex<HashMap<String, Slot>>,
+    slots: std::sync::Mutex<Slots>,
     /// Held while a feed is queried and rendered.
     rendering: tokio::sync::Mutex<()>,
+    /// At most this many renders, and this many bytes (see [`charge`]).
+    capacity: usize,
+    max_bytes: usize,
+}
+
+impl Default for FeedCache {
+    fn default() -> Self {
+        FeedCache::with_limits(CACHE_CAPACITY, CACHE_BYTES)
+    }
+}
+
+#[derive(Default)]
+struct Slots {
+    by_key: HashMap<String, Slot>,
+    /// Sum of the slots' charges.
+    bytes: usize,
+    /// Puts so far: orders the slots, oldest first out.
+    puts: u64,
 }
 
 /// One cached feed: the render, and what it was made from.
@@ -65,6 +82,15 @@ struct Slot {
     config: Arc<crate::config::Config>,
     made: std::time::Instant,
     rendered: Arc<Rendered>,
+    charge: usize,
+    /// `Slots::puts` when it was stored.
+    order: u64,
+}
+
+/// What a render may come to hold: its body, and at most as much again for each compressed
+/// form (made later, on demand); feed XML compresses to a fraction, so this is an upper bound.
+fn charge(key: &str, rendered: &Rendered) -> usize {
+    key.len() + rendered.body.len() * 3
 }
 
 /// A rendered feed with everything a cached answer needs, so a hit touches neither the store
@@ -88,8 +114,11 @@ struct Rendered {
 }
 
 const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
-/// Distinct feed requests kept; past this the cache starts over (queries and pages are many).
+/// Distinct feed requests kept (queries and pages are many); the oldest renders go first.
 const CACHE_CAPACITY: usize = 512;
+/// Bytes the cached renders may hold: a count alone let `limit=500` pages with their
+/// compressed forms reach a gigabyte.
+const CACHE_BYTES: usize = 32 << 20;
 
 /// What a cache lookup found.
 enum Lookup {
@@ -101,9 +130,18 @@ enum Lookup {
 }
 
 impl FeedCache {
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> Self {
+        FeedCache {
+            slots: Default::default(),
+            rendering: Default::default(),
+            capacity,
+            max_bytes,
+        }
+    }
+
     fn get(&self, key: &str, generation: u64, config: &Arc<crate::config::Config>) -> Lookup {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(key) {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        match slots.by_key.get(key) {
             Some(slot)
                 if slot.generation == generation
                     && Arc::ptr_eq(&slot.config, config)
@@ -123,19 +161,49 @@ impl FeedCache {
         config: Arc<crate::config::Config>,
         rendered: Arc<Rendered>,
     ) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHE_CAPACITY && !entries.contains_key(&key) {
-            entries.clear();
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let charge = charge(&key, &rendered);
+        if let Some(old) = slots.by_key.remove(&key) {
+            slots.bytes -= old.charge;
         }
-        entries.insert(
+        if charge > self.max_bytes {
+            // Served, not kept: it would push out everything else.
+            return;
+        }
+        while slots.by_key.len() >= self.capacity || slots.bytes + charge > self.max_bytes {
+            let Some(oldest) = slots
+                .by_key
+                .iter()
+                .min_by_key(|(_, slot)| slot.order)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(old) = slots.by_key.remove(&oldest) {
+                slots.bytes -= old.charge;
+            }
+        }
+        slots.bytes += charge;
+        slots.puts += 1;
+        let order = slots.puts;
+        slots.by_key.insert(
             key,
             Slot {
                 generation,
                 config,
                 made: std::time::Instant::now(),
                 rendered,
+                charge,
+                order,
             },
         );
+    }
+
+    /// Renders held, and the bytes they are charged.
+    #[cfg(test)]
+    fn usage(&self) -> (usize, usize) {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        (slots.by_key.len(), slots.bytes)
     }
 }
 
@@ -922,6 +990,60 @@ async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rendered(body_len: usize) -> Arc<Rendered> {
+        let value = HeaderValue::from_static("x");
+        Arc::new(Rendered {
+            body: Bytes::from(vec![b'<'; body_len]),
+            gzip: Default::default(),
+            br: Default::default(),
+            hash: String::new(),
+            etags: [value.clone(), value.clone(), value.clone()],
+            last_modified: Utc::now(),
+            last_modified_header: value.clone(),
+            content_type: value.clone(),
+            cache_control: value,
+        })
+    }
+
+    fn empty_config() -> Arc<crate::config::Config> {
+        let path = std::path::Path::new("tributary.toml");
+        Arc::new(crate::config::Config::from_toml(path, "").expect("an empty config"))
+    }
+
+    #[test]
+    fn the_feed_cache_keeps_within_its_bytes_and_drops_the_oldest() {
+        let cache = FeedCache::with_limits(100, 10_000);
+        let config = empty_config();
+        for i in 0..10 {
+            cache.put(format!("k{i}"), 1, config.clone(), rendered(1_000));
+            let (_, bytes) = cache.usage();
+            assert!(bytes <= 10_000, "{bytes} bytes after {} puts", i + 1);
+        }
+        // 3,002 bytes charged each: three fit, the newest three.
+        assert_eq!(cache.usage(), (3, 3 * 3_002));
+        for (key, kept) in [("k6", false), ("k7", true), ("k9", true)] {
+            let found = matches!(cache.get(key, 1, &config), Lookup::Fresh(_));
+            assert_eq!(found, kept, "{key}");
+        }
+        // Replacing a render charges it once; one bigger than the whole cache is not kept.
+        cache.put("k9".into(), 2, config.clone(), rendered(1_000));
+        assert_eq!(cache.usage(), (3, 3 * 3_002));
+        cache.put("huge".into(), 1, config.clone(), rendered(5_000));
+        assert!(matches!(cache.get("huge", 1, &config), Lookup::Stale(None)));
+        assert_eq!(cache.usage().0, 3);
+    }
+
+    #[test]
+    fn the_feed_cache_keeps_within_its_count() {
+        let cache = FeedCache::with_limits(4, usize::MAX);
+        let config = empty_config();
+        for i in 0..9 {
+            cache.put(format!("k{i}"), 1, config.clone(), rendered(10));
+        }
+        assert_eq!(cache.usage().0, 4);
+        assert!(matches!(cache.get("k8", 1, &config), Lookup::Fresh(_)));
+    }
 
     fn auth(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
