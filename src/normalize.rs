@@ -83,7 +83,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
     let feed_content = item.content.as_ref().and_then(|t| sanitize_text(t, &page));
     let article_content = item.article.as_ref().and_then(|a| {
         let html = sanitize_html(&a.content, &page);
-        (!html_to_text(&html).is_empty()).then_some(html)
+        (!sanitized_text(&html).is_empty()).then_some(html)
     });
     let content = article_content.or_else(|| feed_content.clone());
 
@@ -117,7 +117,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
     let body_text = content
         .as_deref()
         .or(summary.as_deref())
-        .map(html_to_text)
+        .map(sanitized_text)
         .unwrap_or_default();
     let fingerprint = crate::dedupe::fingerprint(&title, &body_text);
     let candidate_keys = if ctx.dedupe.enabled {
@@ -452,6 +452,36 @@ pub fn html_to_text(html: &str) -> String {
     clean_text(&strip.clean(html).to_string())
 }
 
+/// [`html_to_text`] of HTML this module sanitized, without parsing it again: ammonia's output
+/// is serialized by html5ever, so every attribute value is double-quoted and every `<`, `>`
+/// and `&` of the text is escaped. The text is what lies outside the tags, decoded by
+/// [`clean_text`] exactly as `html_to_text` decodes the re-serialized text.
+fn sanitized_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let mut quoted = false;
+        let close = rest[open..].char_indices().find_map(|(i, c)| match c {
+            '"' => {
+                quoted = !quoted;
+                None
+            }
+            '>' if !quoted => Some(open + i),
+            _ => None,
+        });
+        match close {
+            Some(close) => rest = &rest[close + 1..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    text.push_str(rest);
+    clean_text(&text)
+}
+
 /// Text that stays text wherever it is shown. Titles, authors and categories are plain text
 /// in every output, but some readers show RSS titles (and JSON Feed summaries) as HTML: text
 /// an HTML parser would read as markup (`<img src=x onerror=…>`, also when a feed escaped it
@@ -555,6 +585,31 @@ mod tests {
     fn titles_are_plain_text() {
         assert_eq!(clean_text("  A &amp;amp; B\n  C "), "A & B C");
         assert_eq!(html_to_text("<b>央行</b> &lt;降准&gt;"), "央行 <降准>");
+    }
+
+    #[test]
+    fn sanitized_text_is_html_to_text_of_sanitized_html() {
+        let page = Url::parse("https://example.com/a/").unwrap();
+        for raw in [
+            "<p>央行 <b>降准</b> 50bp &amp; more</p>",
+            "<a href=\"x?a=1&b=2\" title=\"a > b\">link</a> after",
+            "<img src=x alt=\"<p>not text</p>\" onerror=alert(1)>caption",
+            "<script>alert(1)</script><style>p{}</style>kept",
+            "<p>&amp;amp; double &amp;lt;b&amp;gt;</p>\u{a0}nbsp",
+            "<pre>\nline one\n  line two</pre><table>fostered<tr><td>cell</td></tr></table>",
+            "<!-- comment --><textarea>typed</textarea><noscript>ns</noscript>",
+            "plain text without tags",
+            "<p>unclosed <b>bold",
+        ] {
+            let clean = sanitize_html(raw, &page);
+            assert_eq!(
+                sanitized_text(&clean),
+                html_to_text(&clean),
+                "{raw:?} → {clean:?}"
+            );
+        }
+        let plain = plain_to_html("a < b & c > d\n\nsecond &quot;para&quot;");
+        assert_eq!(sanitized_text(&plain), html_to_text(&plain));
     }
 
     #[test]
