@@ -7,11 +7,11 @@
 //!   so an edit has to take the old text out before it changes: searches find the new words
 //!   only, and FTS5's own integrity check agrees with the table.
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use tributary::config::Config;
 use tributary::model::Entry;
 use tributary::refresh;
-use tributary::store::Store;
+use tributary::store::{Store, UpsertCounts};
 
 const BODY: &str = "The city council approved the new riverside park plan on Tuesday after a \
     long public hearing. The plan adds walking paths, a playground and a small boat launch \
@@ -41,12 +41,23 @@ fn item(config: &Config, source: &str, title: &str, body: &str) -> Vec<Entry> {
          <description>{body}</description></item></channel></rss>",
         id = source.id
     );
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 3, 12, 0, 0)
-        .single()
-        .expect("date");
     let (feed, _) = refresh::read_document(source, &url, None, rss.into_bytes()).expect("feed");
-    refresh::normalize_items(source, &url, feed.items, now)
+    refresh::normalize_items(source, &url, feed.items, now())
+}
+
+/// When every fetch of these tests happens.
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 3, 12, 0, 0)
+        .single()
+        .expect("date")
+}
+
+/// A scratch folder (kept while the test runs), its database path and the sources.
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, Config) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let config = config(dir.path());
+    (dir, path, config)
 }
 
 fn store(config: &Config, path: &std::path::Path) -> Store {
@@ -55,27 +66,29 @@ fn store(config: &Config, path: &std::path::Path) -> Store {
     store
 }
 
-fn put(store: &Store, config: &Config, source: &str, entries: Vec<Entry>) -> usize {
+/// Stores `entries` as one fetch of `source`.
+fn write(store: &Store, config: &Config, source: &str, entries: &[Entry]) -> UpsertCounts {
     let thresholds = &config.source(source).expect("source").dedupe;
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 3, 12, 0, 0)
-        .single()
-        .expect("date");
-    let counts = store
-        .upsert_entries(source, &entries, thresholds, now)
-        .expect("stored");
+    store
+        .upsert_entries(source, entries, thresholds, now())
+        .expect("stored")
+}
+
+/// Stores one new entry; whether it joined another's story.
+fn put(store: &Store, config: &Config, source: &str, entries: Vec<Entry>) -> usize {
+    let counts = write(store, config, source, &entries);
     assert_eq!(counts.new, 1, "{source}: a new entry");
     counts.merged
 }
 
+/// The second source's story under another headline (an edit of it).
+fn retitled(config: &Config, title: &str) -> Vec<Entry> {
+    item(config, "second", title, BODY)
+}
+
 /// The story, as the second source tells it.
 fn story(config: &Config) -> Vec<Entry> {
-    item(
-        config,
-        "second",
-        "Council approves riverside park plan",
-        BODY,
-    )
+    retitled(config, "Council approves riverside park plan")
 }
 
 /// The third source's version: another title, one more sentence.
@@ -101,9 +114,7 @@ fn unrelated(config: &Config) -> Vec<Entry> {
 
 #[test]
 fn a_story_another_process_stored_is_found() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    let config = config(dir.path());
+    let (_dir, path, config) = setup();
     let daemon = store(&config, &path);
     let other = store(&config, &path);
     // The daemon holds the day in memory once it has placed something in it...
@@ -122,9 +133,7 @@ fn a_story_another_process_stored_is_found() {
 
 #[test]
 fn a_story_stored_before_a_restart_is_found() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    let config = config(dir.path());
+    let (_dir, path, config) = setup();
     {
         let before = store(&config, &path);
         let story = story(&config);
@@ -159,26 +168,12 @@ fn search(path: &std::path::Path, term: &str) -> Vec<i64> {
 
 #[test]
 fn edits_leave_search_with_the_new_words_only() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    let config = config(dir.path());
+    let (_dir, path, config) = setup();
     let store = store(&config, &path);
-    let thresholds = &config.source("second").expect("source").dedupe;
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 3, 12, 0, 0)
-        .single()
-        .expect("date");
     // New and edited within one write: the entry is not indexed yet when it is edited.
     let mut twice = story(&config);
-    twice.extend(item(
-        &config,
-        "second",
-        "Council delays riverside park plan",
-        BODY,
-    ));
-    let counts = store
-        .upsert_entries("second", &twice, thresholds, now)
-        .expect("stored");
+    twice.extend(retitled(&config, "Council delays riverside park plan"));
+    let counts = write(&store, &config, "second", &twice);
     assert_eq!((counts.new, counts.updated), (1, 1));
     search_index_is_sound(&path);
     assert_eq!(search(&path, "council approves"), Vec::<i64>::new());
@@ -186,15 +181,8 @@ fn edits_leave_search_with_the_new_words_only() {
     assert_eq!(ids.len(), 1);
 
     // Edited again later: the indexed text is taken out first.
-    let again = item(
-        &config,
-        "second",
-        "Council rejects riverside park plan",
-        BODY,
-    );
-    let counts = store
-        .upsert_entries("second", &again, thresholds, now)
-        .expect("stored");
+    let again = retitled(&config, "Council rejects riverside park plan");
+    let counts = write(&store, &config, "second", &again);
     assert_eq!(counts.updated, 1);
     search_index_is_sound(&path);
     assert_eq!(search(&path, "council delays"), Vec::<i64>::new());
