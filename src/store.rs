@@ -318,17 +318,20 @@ const RESIDENT_CANDIDATES: usize = 32_768;
 
 impl Writer {
     /// Starts a group of writes. Another connection's commit (another `tributary` process)
-    /// may have stored entries the index does not hold: it is dropped and reloaded as needed.
-    fn begin(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self
+    /// may have stored entries the index does not hold: then it is dropped, and reloaded as
+    /// needed. The write lock is taken first, so that nothing can commit between the check and
+    /// the group's reads.
+    fn begin(&mut self) -> Result<(rusqlite::Transaction<'_>, &mut CandidateIndex), StoreError> {
+        let tx = self
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if version != self.data_version {
             self.candidates.clear();
             self.data_version = version;
         }
         self.candidates.begin();
-        Ok(())
+        Ok((tx, &mut self.candidates))
     }
 
     /// Ends a group: a rolled-back one leaves the index ahead of the database, so it is
@@ -609,14 +612,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         let mut writer = self.writer()?;
-        writer.begin()?;
-        let w = &mut *writer;
         let result = (|| {
-            let tx = w.conn.transaction()?;
+            let (tx, candidates) = writer.begin()?;
             let mut searchable = Vec::new();
             let counts = upsert_in(
                 &tx,
-                &mut w.candidates,
+                candidates,
                 source_id,
                 entries,
                 thresholds,
@@ -1372,14 +1373,13 @@ fn run_group(
     group: &[(u64, StoreFetch)],
 ) -> Vec<Result<UpsertCounts, StoreError>> {
     let attempt = |w: &mut Writer| -> Result<Vec<UpsertCounts>, StoreError> {
-        w.begin()?;
-        let tx = w.conn.transaction()?;
+        let (tx, candidates) = w.begin()?;
         let mut searchable = Vec::new();
         let mut counts = Vec::with_capacity(group.len());
         for (_, f) in group {
             counts.push(upsert_in(
                 &tx,
-                &mut w.candidates,
+                candidates,
                 &f.source_id,
                 &f.entries,
                 &f.thresholds,
