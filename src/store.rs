@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::SourceConfig;
-use crate::dedupe::index::{self as candidates, CandidateIndex, Signature};
+use crate::dedupe::index::{self as dedupe_index, CandidateIndex, Signature};
 use crate::dedupe::{self, Fingerprint, Thresholds};
 use crate::model::{
     Cursor, Entry, EntrySource, FeedQuery, Scope, SourceStatus, StoredEntry, Validators,
@@ -1118,7 +1118,7 @@ fn place_in_cluster(
             category,
             published,
             now,
-            candidates::encode_keys(&useful)
+            dedupe_index::encode_keys(&useful)
         ])?;
         candidates.insert(category, entry_id, published, now, &useful);
     }
@@ -1148,7 +1148,7 @@ fn load_candidate_days(
                     entry: r.get(0)?,
                     published: r.get(1)?,
                     seen: r.get(2)?,
-                    keys: candidates::decode_keys(&r.get::<_, Vec<u8>>(3)?),
+                    keys: dedupe_index::decode_keys(&r.get::<_, Vec<u8>>(3)?),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -1606,7 +1606,7 @@ mod tests {
             .expect("query");
         let mut got: Vec<(i64, String, i64, i64, Vec<i64>)> = rows
             .query_map([], |r| {
-                let mut keys = candidates::decode_keys(&r.get::<_, Vec<u8>>(4)?);
+                let mut keys = dedupe_index::decode_keys(&r.get::<_, Vec<u8>>(4)?);
                 keys.sort_unstable();
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, keys))
             })
