@@ -510,19 +510,25 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, RefreshError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|e| RefreshError::Task(e.to_string()))?
+    off_runtime(move || f(&store))
+        .await?
         .map_err(RefreshError::from)
+}
+
+/// Runs blocking work (a store call, parsing) on a blocking thread, off the runtime's.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RefreshError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| RefreshError::Task(e.to_string()))
 }
 
 /// Runs CPU work of a fetch (reading, normalizing) on a blocking thread, in a CPU slot.
 async fn on_cpu<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RefreshError> {
-    tokio::task::spawn_blocking(move || with_cpu_slot(work))
-        .await
-        .map_err(|e| RefreshError::Task(e.to_string()))
+    off_runtime(move || with_cpu_slot(work)).await
 }
 
 /// Runs `work` when one of `cores − 1` slots is free (one when there is a single core).
