@@ -50,6 +50,7 @@ fn entry(id: u64, title: String, body: String, published: DateTime<Utc>) -> Entr
         guid: Some(id.to_string()),
         link: Some(link),
         candidate_keys: dedupe::candidate_keys(&fingerprint, &Thresholds::default()),
+        figures: dedupe::Figures::of(&fingerprint),
         fingerprint,
         title,
         summary: None,

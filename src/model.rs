@@ -45,6 +45,8 @@ pub struct Entry {
     /// thresholds; empty when its dedupe is off), computed with the fingerprint so the store's
     /// writer does not have to.
     pub candidate_keys: Vec<i64>,
+    /// The fingerprint's figures (`dedupe::Figures::of`), also computed off the writer.
+    pub figures: Figures,
 }
 
 /// What is kept of an entry to compare it with others.
@@ -56,6 +58,18 @@ pub struct Fingerprint {
     pub body: String,
     /// SimHash of the body's shingles; 0 for an empty body.
     pub simhash: u64,
+}
+
+/// What the figures rules of near-duplicate detection read of an entry: the numbers its title
+/// states, every number it states, and its body's length. A few dozen bytes, so the candidate
+/// index keeps them for every entry it holds and turns most chance candidates down before their
+/// text is read. Built and read by `dedupe`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub(crate) chars: usize,
+    /// The title's figures, a tab, then all figures; each list sorted, space-separated, and
+    /// without repeats (figures are digits and at most one point).
+    pub(crate) lists: Box<str>,
 }
 
 /// Where an entry's date came from, kept so a wrong date can be explained.

@@ -149,6 +149,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         keys,
         version,
         article_pending: ctx.wants_article && item.article.is_none(),
+        figures: crate::dedupe::Figures::of(&fingerprint),
         fingerprint,
         candidate_keys,
     }

@@ -227,6 +227,12 @@ CREATE VIRTUAL TABLE entries_fts USING fts5(text, content = 'search_text',
     content_rowid = 'entry_id', tokenize = 'trigram', detail = 'none');
 INSERT INTO entries_fts (entries_fts) VALUES ('rebuild');
 "#,
+    r#"
+-- Each candidate's figures (dedupe::Figures), kept in memory with its keys: most candidates
+-- share a key by chance and their figures alone turn them down, so their fingerprints are not
+-- read. Rows stored before this have none and are compared on their fingerprints.
+ALTER TABLE dedupe_sigs ADD COLUMN figures TEXT;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -1016,6 +1022,7 @@ fn place_in_cluster(
     category: &str,
     published: i64,
     fp: &Fingerprint,
+    figures: &dedupe::Figures,
     keys: &[i64],
     t: &Thresholds,
     edited: bool,
@@ -1045,24 +1052,26 @@ fn place_in_cluster(
     let (from, to) = (published - window, published + window);
     if !keys.is_empty() {
         load_candidate_days(tx, candidates, category, from, to)?;
+        candidates.touch(category, from, to);
     }
     // Candidates by how many keys they share: a copy shares most of its keys, a chance
     // collision one or two. A key found in more than BUCKET_CAP recent entries of the category
     // says nothing (text every item shares: a site's boilerplate, a common figure) and is
     // neither used nor extended.
-    let mut shared: HashMap<i64, usize> = HashMap::new();
+    let mut shared: HashMap<i64, (usize, Option<&dedupe::Figures>)> = HashMap::new();
     let mut useful = Vec::with_capacity(keys.len());
     for key in keys {
-        let Some(ids) = candidates.lookup(category, from, to, *key, entry_id, BUCKET_CAP) else {
+        let Some(hits) = candidates.lookup(category, from, to, *key, entry_id, BUCKET_CAP) else {
             continue;
         };
         useful.push(*key);
-        for id in ids {
-            *shared.entry(id).or_default() += 1;
+        for hit in hits {
+            shared.entry(hit.entry).or_insert((0, hit.figures)).0 += 1;
         }
     }
-    let mut ranked: Vec<(i64, usize)> = shared.into_iter().collect();
-    ranked.sort_by_key(|&(id, n)| (std::cmp::Reverse(n), id));
+    let mut ranked: Vec<(i64, usize, Option<&dedupe::Figures>)> =
+        shared.into_iter().map(|(id, (n, f))| (id, n, f)).collect();
+    ranked.sort_by_key(|&(id, n, _)| (std::cmp::Reverse(n), id));
     ranked.truncate(MAX_COMPARED);
     let mut found = None;
     {
@@ -1072,8 +1081,13 @@ fn place_in_cluster(
                AND NOT EXISTS (SELECT 1 FROM entry_sources es
                                WHERE es.entry_id = f.entry_id AND es.source_id = ?2)",
         )?;
-        let mine = dedupe::Features::new(fp);
-        for (candidate, _) in ranked {
+        let mine = dedupe::Features::with_figures(fp, figures);
+        for (candidate, _, theirs) in ranked {
+            // Most candidates share a key by chance, and their figures alone say so: their
+            // text is not read.
+            if theirs.is_some_and(|theirs| dedupe::figures_differ(figures, theirs)) {
+                continue;
+            }
             let other = load
                 .query_row(params![candidate, source_id], |r| {
                     Ok(Fingerprint {
@@ -1110,17 +1124,27 @@ fn place_in_cluster(
     }
     if !useful.is_empty() {
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO dedupe_sigs (entry_id, category, published, seen, keys)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO dedupe_sigs (entry_id, category, published, seen, keys, figures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
             entry_id,
             category,
             published,
             now,
-            dedupe_index::encode_keys(&useful)
+            dedupe_index::encode_keys(&useful),
+            figures.to_stored()
         ])?;
-        candidates.insert(category, entry_id, published, now, &useful);
+        candidates.insert(
+            category,
+            Signature {
+                entry: entry_id,
+                published,
+                seen: now,
+                keys: useful,
+                figures: Some(figures.clone()),
+            },
+        );
     }
     Ok(joined)
 }
@@ -1138,7 +1162,7 @@ fn load_candidate_days(
         return Ok(());
     }
     let mut day = tx.prepare_cached(
-        "SELECT entry_id, published, seen, keys FROM dedupe_sigs
+        "SELECT entry_id, published, seen, keys, figures FROM dedupe_sigs
          WHERE category = ?1 AND published BETWEEN ?2 AND ?3",
     )?;
     for (start, end) in missing {
@@ -1149,6 +1173,10 @@ fn load_candidate_days(
                     published: r.get(1)?,
                     seen: r.get(2)?,
                     keys: dedupe_index::decode_keys(&r.get::<_, Vec<u8>>(3)?),
+                    figures: r
+                        .get_ref(4)?
+                        .as_str_or_null()?
+                        .and_then(dedupe::Figures::parse),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -1353,6 +1381,7 @@ fn upsert_in(
                     &category,
                     published,
                     &e.fingerprint,
+                    &e.figures,
                     &e.candidate_keys,
                     thresholds,
                     edited,

@@ -3,6 +3,8 @@
 //! - near-duplicate candidates are looked up in memory (`dedupe::index`), from the stored keys
 //!   of the days needed. Memory must never change a decision: a story stored by another
 //!   process, or before a restart, is still found;
+//! - each candidate's figures are kept in memory too, and turn most candidates down before
+//!   their text is read: an edit that changes the figures is judged on the new ones;
 //! - the search index reads its text from the fingerprints (an external-content FTS5 table),
 //!   so an edit has to take the old text out before it changes: searches find the new words
 //!   only, and FTS5's own integrity check agrees with the table.
@@ -77,7 +79,7 @@ fn write(store: &Store, config: &Config, source: &str, entries: &[Entry]) -> Ups
 /// Stores one new entry; whether it joined another's story.
 fn put(store: &Store, config: &Config, source: &str, entries: Vec<Entry>) -> usize {
     let counts = write(store, config, source, &entries);
-    assert_eq!(counts.new, 1, "{source}: a new entry");
+    assert_eq!(counts.new, 1, "{source}: a new entry {counts:?}");
     counts.merged
 }
 
@@ -142,6 +144,70 @@ fn a_story_stored_before_a_restart_is_found() {
     let after = store(&config, &path);
     let copy = copy(&config);
     assert_eq!(put(&after, &config, "third", copy), 1);
+}
+
+/// The story at a cost of `amount`, as `source` tells it: the figure in the title and body.
+fn costed(config: &Config, source: &str, title: &str, amount: &str) -> Vec<Entry> {
+    item(
+        config,
+        source,
+        &title.replace("AMOUNT", amount),
+        &format!("{BODY} The plan costs {amount} million dollars."),
+    )
+}
+
+#[test]
+fn an_edit_that_changes_the_figures_is_judged_on_the_new_ones() {
+    let (_dir, path, config) = setup();
+    let copy = |source, amount| {
+        costed(
+            &config,
+            source,
+            "Riverside park plan of $AMOUNT million approved",
+            amount,
+        )
+    };
+    {
+        let store = store(&config, &path);
+        let first = "Council approves $AMOUNT million riverside park plan";
+        assert_eq!(
+            put(
+                &store,
+                &config,
+                "second",
+                costed(&config, "second", first, "4.2")
+            ),
+            0
+        );
+        let counts = write(
+            &store,
+            &config,
+            "second",
+            &costed(&config, "second", first, "5.1"),
+        );
+        assert_eq!(counts.updated, 1, "the figure was corrected");
+        assert_eq!(
+            put(&store, &config, "third", copy("third", "4.2")),
+            0,
+            "the old figure"
+        );
+        assert_eq!(
+            put(&store, &config, "first", copy("first", "5.1")),
+            1,
+            "the new figure"
+        );
+    }
+    // The same, from what the store kept, after a restart.
+    let store = store(&config, &path);
+    let again = costed(
+        &config,
+        "third",
+        "Park plan: $AMOUNT million approved",
+        "5.1",
+    );
+    let counts = write(&store, &config, "third", &again);
+    assert_eq!(counts.updated, 1);
+    assert_eq!(counts.merged, 1, "joins the corrected story");
 }
 
 /// FTS5's check of its index against the text it reads.

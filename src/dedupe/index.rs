@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
-use super::Prehashed;
+use super::{Figures, Prehashed};
 
 const DAY: i64 = 86_400;
 /// End of a chain of links.
@@ -45,6 +45,8 @@ struct Member {
     published: i64,
     seen: i64,
     gone: bool,
+    /// None for entries stored before figures were (they are compared on their text).
+    figures: Option<Figures>,
 }
 
 struct Link {
@@ -52,12 +54,19 @@ struct Link {
     next: u32,
 }
 
-/// A stored entry's keys, as the store loads them.
+/// A stored entry's keys and figures, as the store loads them.
 pub struct Signature {
     pub entry: i64,
     pub published: i64,
     pub seen: i64,
     pub keys: Vec<i64>,
+    pub figures: Option<Figures>,
+}
+
+/// An entry that shares a key, with its figures when they are known.
+pub struct Hit<'a> {
+    pub entry: i64,
+    pub figures: Option<&'a Figures>,
 }
 
 impl CandidateIndex {
@@ -108,7 +117,7 @@ impl CandidateIndex {
             ..Partition::default()
         };
         for row in rows {
-            part.add(row.entry, row.published, row.seen, &row.keys);
+            part.add(row);
             self.members += 1;
         }
         if let Some(old) = self
@@ -121,33 +130,46 @@ impl CandidateIndex {
         }
     }
 
+    /// Marks the days of `[from, to]` as used by the current group (see [`Self::trim`]).
+    pub fn touch(&mut self, category: &str, from: i64, to: i64) {
+        if let Some(parts) = self.categories.get_mut(category) {
+            for day in days(from, to) {
+                if let Some(part) = parts.get_mut(&day) {
+                    part.used = self.tick;
+                }
+            }
+        }
+    }
+
     /// The entries of `category` published in `[from, to]` (other than `exclude`) that have
     /// `key`, or None when there are more than `cap` of them. Every day of the range must be
     /// held (see [`Self::missing`]).
     pub fn lookup(
-        &mut self,
+        &self,
         category: &str,
         from: i64,
         to: i64,
         key: i64,
         exclude: i64,
         cap: usize,
-    ) -> Option<Vec<i64>> {
+    ) -> Option<Vec<Hit<'_>>> {
         let mut found = Vec::new();
-        let Some(parts) = self.categories.get_mut(category) else {
+        let Some(parts) = self.categories.get(category) else {
             return Some(found);
         };
         for day in days(from, to) {
-            let Some(part) = parts.get_mut(&day) else {
+            let Some(part) = parts.get(&day) else {
                 continue;
             };
-            part.used = self.tick;
             let mut at = part.heads.get(&key).copied().unwrap_or(END);
             while at != END {
                 let link = &part.links[at as usize];
                 let m = &part.members[link.member as usize];
                 if !m.gone && m.entry != exclude && (from..=to).contains(&m.published) {
-                    found.push(m.entry);
+                    found.push(Hit {
+                        entry: m.entry,
+                        figures: m.figures.as_ref(),
+                    });
                     if found.len() > cap {
                         return None;
                     }
@@ -158,15 +180,15 @@ impl CandidateIndex {
         Some(found)
     }
 
-    /// Adds an entry's keys, if its day is held (otherwise loading the day will find them).
-    pub fn insert(&mut self, category: &str, entry: i64, published: i64, seen: i64, keys: &[i64]) {
-        let day = published.div_euclid(DAY);
+    /// Adds an entry, if its day is held (otherwise loading the day will find it).
+    pub fn insert(&mut self, category: &str, sig: Signature) {
+        let day = sig.published.div_euclid(DAY);
         if let Some(part) = self
             .categories
             .get_mut(category)
             .and_then(|parts| parts.get_mut(&day))
         {
-            part.add(entry, published, seen, keys);
+            part.add(sig);
             self.members += 1;
         }
     }
@@ -228,15 +250,16 @@ impl CandidateIndex {
 }
 
 impl Partition {
-    fn add(&mut self, entry: i64, published: i64, seen: i64, keys: &[i64]) {
+    fn add(&mut self, sig: Signature) {
         let member = self.members.len() as u32;
         self.members.push(Member {
-            entry,
-            published,
-            seen,
+            entry: sig.entry,
+            published: sig.published,
+            seen: sig.seen,
             gone: false,
+            figures: sig.figures,
         });
-        let mut keys = keys.to_vec();
+        let mut keys = sig.keys;
         keys.sort_unstable();
         keys.dedup();
         for key in keys {
@@ -275,12 +298,22 @@ mod tests {
     use super::*;
 
     fn sig(entry: i64, published: i64, keys: &[i64]) -> Signature {
+        seen(entry, published, published, keys)
+    }
+
+    fn seen(entry: i64, published: i64, seen: i64, keys: &[i64]) -> Signature {
         Signature {
             entry,
             published,
-            seen: published,
+            seen,
             keys: keys.to_vec(),
+            figures: None,
         }
+    }
+
+    /// The entries a lookup found.
+    fn ids(hits: Option<Vec<Hit>>) -> Option<Vec<i64>> {
+        hits.map(|h| h.iter().map(|h| h.entry).collect())
     }
 
     fn loaded(rows: Vec<(&str, Signature)>, from: i64, to: i64) -> CandidateIndex {
@@ -301,7 +334,7 @@ mod tests {
     #[test]
     fn lookup_honours_category_window_exclusion_and_cap() {
         let t = 10 * DAY;
-        let mut index = loaded(
+        let index = loaded(
             vec![
                 ("news", sig(1, t, &[7, 8])),
                 ("news", sig(2, t + DAY, &[7])),
@@ -311,20 +344,20 @@ mod tests {
             t - 6 * DAY,
             t + 6 * DAY,
         );
-        let mut got = index.lookup("news", t - DAY, t + 2 * DAY, 7, 0, 8).unwrap();
+        let mut got = ids(index.lookup("news", t - DAY, t + 2 * DAY, 7, 0, 8)).unwrap();
         got.sort();
         assert_eq!(got, vec![1, 2], "window and category");
         assert_eq!(
-            index.lookup("news", t - DAY, t + 2 * DAY, 7, 2, 8),
+            ids(index.lookup("news", t - DAY, t + 2 * DAY, 7, 2, 8)),
             Some(vec![1])
         );
         assert_eq!(
-            index.lookup("news", t - DAY, t + 6 * DAY, 7, 0, 2),
+            ids(index.lookup("news", t - DAY, t + 6 * DAY, 7, 0, 2)),
             None,
             "over cap"
         );
         assert_eq!(
-            index.lookup("news", t - DAY, t + 6 * DAY, 99, 0, 2),
+            ids(index.lookup("news", t - DAY, t + 6 * DAY, 99, 0, 2)),
             Some(vec![])
         );
     }
@@ -333,22 +366,25 @@ mod tests {
     fn inserts_reach_held_days_only_and_removal_and_prune_hide_entries() {
         let t = 10 * DAY;
         let mut index = loaded(vec![], t, t);
-        index.insert("news", 1, t + 5, t + 5, &[3, 3]);
-        index.insert("news", 2, t + 3 * DAY, t, &[3]);
+        index.insert("news", seen(1, t + 5, t + 5, &[3, 3]));
+        index.insert("news", seen(2, t + 3 * DAY, t, &[3]));
         assert_eq!(index.len(), 1, "the day of entry 2 is not held");
         assert_eq!(
-            index.lookup("news", t, t + DAY - 1, 3, 0, 8),
+            ids(index.lookup("news", t, t + DAY - 1, 3, 0, 8)),
             Some(vec![1]),
             "a repeated key counts once"
         );
         index.remove(1);
-        assert_eq!(index.lookup("news", t, t + DAY - 1, 3, 0, 8), Some(vec![]));
+        assert_eq!(
+            ids(index.lookup("news", t, t + DAY - 1, 3, 0, 8)),
+            Some(vec![])
+        );
 
-        index.insert("news", 5, t + 10, t + 10, &[4]);
-        index.insert("news", 6, t + 20, t + 3 * DAY, &[4]);
+        index.insert("news", seen(5, t + 10, t + 10, &[4]));
+        index.insert("news", seen(6, t + 20, t + 3 * DAY, &[4]));
         index.prune("news", t + 2 * DAY);
         assert_eq!(
-            index.lookup("news", t, t + DAY - 1, 4, 0, 8),
+            ids(index.lookup("news", t, t + DAY - 1, 4, 0, 8)),
             Some(vec![6]),
             "an entry seen recently stays"
         );

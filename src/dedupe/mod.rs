@@ -25,7 +25,7 @@ use unicode_normalization::UnicodeNormalization;
 
 pub mod index;
 
-pub use crate::model::Fingerprint;
+pub use crate::model::{Figures, Fingerprint};
 
 /// A set of hashed text pieces. Its members are already well-mixed 64-bit hashes (FNV, then
 /// splitmix's finalizer), so the set uses them as they are instead of hashing them again
@@ -186,15 +186,130 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint, t: &Thresholds) -> Option<Match
     compare_features(&Features::new(a), &Features::new(b), t)
 }
 
+/// A change to [`numbers`] changes what [`Figures`] should hold: stored figures must then be
+/// dropped (the store falls back to the fingerprint when they are missing).
+impl Figures {
+    pub fn of(fp: &Fingerprint) -> Figures {
+        let title = numbers(&fp.title);
+        let mut all = numbers(&fp.body);
+        all.extend(title.iter().cloned());
+        let join =
+            |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+        Figures {
+            chars: fp.body.chars().count(),
+            lists: format!("{}\t{}", join(&title), join(&all)).into_boxed_str(),
+        }
+    }
+
+    /// The stored form, read back by [`Self::parse`].
+    pub fn to_stored(&self) -> String {
+        format!("{}\t{}", self.chars, self.lists)
+    }
+
+    /// None for anything [`Self::to_stored`] could not have written.
+    pub fn parse(stored: &str) -> Option<Figures> {
+        let (chars, lists) = stored.split_once('\t')?;
+        let (title, all) = lists.split_once('\t')?;
+        let figure = |n: &str| {
+            n.starts_with(|c: char| c.is_ascii_digit())
+                && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        };
+        let well_formed = |list: &str| list.is_empty() || list.split(' ').all(figure);
+        let chars = chars.parse().ok()?;
+        (well_formed(title) && well_formed(all)).then(|| Figures {
+            chars,
+            lists: lists.into(),
+        })
+    }
+
+    fn title(&self) -> impl Iterator<Item = &str> + Clone {
+        self.lists
+            .split('\t')
+            .next()
+            .unwrap_or("")
+            .split_ascii_whitespace()
+    }
+
+    fn all(&self) -> impl Iterator<Item = &str> + Clone {
+        self.lists
+            .split('\t')
+            .nth(1)
+            .unwrap_or("")
+            .split_ascii_whitespace()
+    }
+
+    fn significant(&self) -> impl Iterator<Item = &str> + Clone {
+        self.all().filter(|n| significant(n))
+    }
+
+    /// Figures of this title that `other` does not state.
+    fn title_unmatched(&self, other: &Figures) -> usize {
+        self.title().filter(|n| !agrees(n, other.all())).count()
+    }
+
+    /// Significant figures of this entry that `other` does not state.
+    fn only(&self, other: &Figures) -> usize {
+        self.significant()
+            .filter(|n| !agrees(n, other.all()))
+            .count()
+    }
+
+    fn shared(&self, other: &Figures) -> usize {
+        self.significant()
+            .filter(|n| agrees(n, other.significant()))
+            .count()
+    }
+}
+
+/// What two entries' figures say, before any text is compared.
+struct FigureCheck {
+    title_unmatched: (usize, usize),
+    only: (usize, usize),
+    shared: usize,
+    short_is_a: bool,
+}
+
+impl FigureCheck {
+    fn of(a: &Figures, b: &Figures) -> FigureCheck {
+        FigureCheck {
+            title_unmatched: (a.title_unmatched(b), b.title_unmatched(a)),
+            only: (a.only(b), b.only(a)),
+            shared: a.shared(b),
+            short_is_a: a.chars <= b.chars,
+        }
+    }
+
+    /// Figures of the shorter entry, then of the longer, that the other does not state.
+    fn only_short_long(&self) -> (usize, usize) {
+        if self.short_is_a {
+            self.only
+        } else {
+            (self.only.1, self.only.0)
+        }
+    }
+
+    /// Other news whatever the texts say: each title states a figure the other entry lacks,
+    /// or the shorter entry states figures the longer lacks (one stray figure is forgiven
+    /// when many agree: a rounded or re-expressed amount).
+    fn vetoes(&self) -> bool {
+        (self.title_unmatched.0 > 0 && self.title_unmatched.1 > 0)
+            || self.only_short_long().0 > usize::from(self.shared >= 5)
+    }
+}
+
+/// Whether two entries' figures alone say they are different news: [`compare`] would turn
+/// the pair down whatever their texts.
+pub fn figures_differ(a: &Figures, b: &Figures) -> bool {
+    FigureCheck::of(a, b).vetoes()
+}
+
 /// A fingerprint with the sets [`compare`] reads, each built on first use. The store compares
 /// one new entry with several candidates: its sets are built once, and most pairs are settled
 /// by their figures before any text set is built at all.
 pub struct Features<'a> {
     fp: &'a Fingerprint,
-    numbers: OnceCell<BTreeSet<String>>,
-    significant: OnceCell<BTreeSet<String>>,
-    title_numbers: OnceCell<BTreeSet<String>>,
-    chars: OnceCell<usize>,
+    given: Option<&'a Figures>,
+    figures: OnceCell<Figures>,
     shingles: OnceCell<HashSet<u64>>,
     bigrams: OnceCell<HashSet<u64>>,
     title_bigrams: OnceCell<HashSet<u64>>,
@@ -205,10 +320,8 @@ impl<'a> Features<'a> {
     pub fn new(fp: &'a Fingerprint) -> Self {
         Features {
             fp,
-            numbers: OnceCell::new(),
-            significant: OnceCell::new(),
-            title_numbers: OnceCell::new(),
-            chars: OnceCell::new(),
+            given: None,
+            figures: OnceCell::new(),
             shingles: OnceCell::new(),
             bigrams: OnceCell::new(),
             title_bigrams: OnceCell::new(),
@@ -216,32 +329,23 @@ impl<'a> Features<'a> {
         }
     }
 
-    /// Every figure of the title and body.
-    fn numbers(&self) -> &BTreeSet<String> {
-        self.numbers.get_or_init(|| {
-            numbers(&self.fp.title)
-                .into_iter()
-                .chain(numbers(&self.fp.body))
-                .collect()
-        })
+    /// With the fingerprint's figures already at hand (`Figures::of(fp)`).
+    pub fn with_figures(fp: &'a Fingerprint, figures: &'a Figures) -> Self {
+        Features {
+            given: Some(figures),
+            ..Features::new(fp)
+        }
     }
 
-    fn significant(&self) -> &BTreeSet<String> {
-        self.significant.get_or_init(|| {
-            self.numbers()
-                .iter()
-                .filter(|n| significant(n))
-                .cloned()
-                .collect()
-        })
-    }
-
-    fn title_numbers(&self) -> &BTreeSet<String> {
-        self.title_numbers.get_or_init(|| numbers(&self.fp.title))
+    pub fn figures(&self) -> &Figures {
+        match self.given {
+            Some(f) => f,
+            None => self.figures.get_or_init(|| Figures::of(self.fp)),
+        }
     }
 
     fn chars(&self) -> usize {
-        *self.chars.get_or_init(|| self.fp.body.chars().count())
+        self.figures().chars
     }
 
     fn shingles(&self) -> &HashSet<u64> {
@@ -263,29 +367,6 @@ impl<'a> Features<'a> {
         })
     }
 
-    /// Figures of this title that `other` does not state.
-    fn title_unmatched(&self, other: &Features) -> usize {
-        self.title_numbers()
-            .iter()
-            .filter(|n| !agrees(n, other.numbers()))
-            .count()
-    }
-
-    /// Significant figures of this entry that `other` does not state.
-    fn only(&self, other: &Features) -> usize {
-        self.significant()
-            .iter()
-            .filter(|n| !agrees(n, other.numbers()))
-            .count()
-    }
-
-    fn shared(&self, other: &Features) -> usize {
-        self.significant()
-            .iter()
-            .filter(|n| agrees(n, other.significant()))
-            .count()
-    }
-
     /// Share of this title's bigrams found in the other's title and lead.
     fn cover(&self, other: &Features) -> f64 {
         let mine = self.title_bigrams();
@@ -299,23 +380,16 @@ impl<'a> Features<'a> {
 /// [`compare`] on prepared features. The measures are those of [`scores`], each computed only
 /// when a rule reaches it.
 pub fn compare_features(a: &Features, b: &Features, t: &Thresholds) -> Option<Match> {
-    let title_numbers_unmatched = (a.title_unmatched(b), b.title_unmatched(a));
-    if title_numbers_unmatched.0 > 0 && title_numbers_unmatched.1 > 0 {
+    let figures = FigureCheck::of(a.figures(), b.figures());
+    if figures.vetoes() {
         return None;
     }
     let (la, lb) = (a.chars(), b.chars());
-    let short_is_a = la <= lb;
-    let numbers_only = (a.only(b), b.only(a));
-    let (only_short, only_long) = if short_is_a {
-        numbers_only
-    } else {
-        (numbers_only.1, numbers_only.0)
-    };
-    let numbers_shared = a.shared(b);
-    // One stray figure is forgiven when many agree (a rounded or re-expressed amount).
-    if only_short > usize::from(numbers_shared >= 5) {
-        return None;
-    }
+    let short_is_a = figures.short_is_a;
+    let title_numbers_unmatched = figures.title_unmatched;
+    let numbers_only = figures.only;
+    let (_, only_long) = figures.only_short_long();
+    let numbers_shared = figures.shared;
     let title_unmatched = title_numbers_unmatched.0 + title_numbers_unmatched.1;
     if la.min(lb) >= t.min_body_chars {
         let simhash_distance = (a.fp.simhash ^ b.fp.simhash).count_ones();
@@ -404,15 +478,16 @@ const LEAD_CHARS: usize = 200;
 
 pub fn scores(a: &Fingerprint, b: &Fingerprint) -> PairScores {
     let (a, b) = (Features::new(a), Features::new(b));
+    let figures = FigureCheck::of(a.figures(), b.figures());
     PairScores {
         body_chars: (a.chars(), b.chars()),
         simhash_distance: (a.fp.simhash ^ b.fp.simhash).count_ones(),
         body_containment: round(containment(a.shingles(), b.shingles())),
         body_bigram_jaccard: round(jaccard(a.bigrams(), b.bigrams())),
         title_cover: (a.cover(&b), b.cover(&a)),
-        numbers_shared: a.shared(&b),
-        numbers_only: (a.only(&b), b.only(&a)),
-        title_numbers_unmatched: (a.title_unmatched(&b), b.title_unmatched(&a)),
+        numbers_shared: figures.shared,
+        numbers_only: figures.only,
+        title_numbers_unmatched: figures.title_unmatched,
     }
 }
 
@@ -430,8 +505,8 @@ fn significant(n: &str) -> bool {
 
 /// Whether `x` is stated in `set`, allowing for rounding either way ("5870" for "5870.42",
 /// "0.6" for "0.63", "2.1" for "2.10").
-fn agrees(x: &str, set: &BTreeSet<String>) -> bool {
-    if set.contains(x) {
+fn agrees<'s>(x: &str, set: impl Iterator<Item = &'s str> + Clone) -> bool {
+    if set.clone().any(|y| y == x) {
         return true;
     }
     let Ok(fx) = x.parse::<f64>() else {
@@ -443,7 +518,7 @@ fn agrees(x: &str, set: &BTreeSet<String>) -> bool {
         ((v * scale).round() / scale - target).abs() < 1e-9
             || ((v * scale).trunc() / scale - target).abs() < 1e-9
     };
-    set.iter().any(|y| {
+    set.into_iter().any(|y| {
         let Ok(fy) = y.parse::<f64>() else {
             return false;
         };
@@ -696,6 +771,44 @@ mod tests {
             .map(String::from)
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn figures_round_trip_and_decide_as_compare_does() {
+        let t = Thresholds::default();
+        let a = fp(
+            "恒泰股份：全资子公司中标5870万元项目",
+            "合同金额5870万元，工期12个月。",
+        );
+        let b = fp(
+            "恒泰股份：全资子公司中标5780万元项目",
+            "合同金额5780万元，工期12个月。",
+        );
+        let (fa, fb) = (Figures::of(&a), Figures::of(&b));
+        assert_eq!(fa.to_stored(), "17\t5870\t12 5870");
+        assert_eq!(Figures::parse(&fa.to_stored()), Some(fa.clone()));
+        assert_eq!(
+            Figures::of(&fp("", "")),
+            Figures::parse("0\t\t").expect("empty")
+        );
+        for bad in [
+            "",
+            "15",
+            "15\t5870",
+            "x\t\t",
+            "1\t5870 \t5870",
+            "1\t\t-3",
+            "1\t\t3\t4",
+        ] {
+            assert_eq!(Figures::parse(bad), None, "{bad:?}");
+        }
+        assert!(figures_differ(&fa, &fb));
+        assert_eq!(compare(&a, &b, &t), None);
+        let c = fp("恒泰股份全资子公司中标5870万元智慧园区项目", "");
+        assert!(!figures_differ(&fa, &Figures::of(&c)));
+        // Given figures are used as they are.
+        let given = Features::with_figures(&a, &fb);
+        assert_eq!(given.figures(), &fb);
     }
 
     #[test]
