@@ -113,7 +113,13 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         .updated
         .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE && !before_epoch(u))
         .or(published);
-    let keys = keys_for(ctx, &item);
+    let keys = identity(
+        ctx,
+        &item,
+        link.as_deref(),
+        &title,
+        &sanitized_body_text(&item, summary.as_deref(), feed_content.as_deref()),
+    );
     let body_text = content
         .as_deref()
         .or(summary.as_deref())
@@ -164,18 +170,25 @@ pub fn item_link(ctx: &Context<'_>, item: &ParsedItem) -> Option<String> {
 /// fetched, so the store can say whether the item is new.
 pub fn keys_for(ctx: &Context<'_>, item: &ParsedItem) -> Vec<String> {
     let link = item_link(ctx, item);
-    let body = body_text(item);
-    let mut keys = identity_keys(
-        ctx.source_id,
-        item.id.as_deref(),
+    identity(
+        ctx,
+        item,
         link.as_deref(),
         &title_of(item),
-        &body,
-    );
-    if let Some(doc) = link
-        .as_deref()
-        .and_then(|l| document_key(l, ctx.id_pattern))
-    {
+        &body_text(item),
+    )
+}
+
+/// [`keys_for`] from the item's link, title and body text, when they are already at hand.
+fn identity(
+    ctx: &Context<'_>,
+    item: &ParsedItem,
+    link: Option<&str>,
+    title: &str,
+    body: &str,
+) -> Vec<String> {
+    let mut keys = identity_keys(ctx.source_id, item.id.as_deref(), link, title, body);
+    if let Some(doc) = link.and_then(|l| document_key(l, ctx.id_pattern)) {
         // The site's own document id is as strong as a guid, and holds across channels.
         keys.insert(usize::from(item.id.is_some()), doc);
     }
@@ -212,6 +225,28 @@ fn body_text(item: &ParsedItem) -> String {
         .or(item.summary.as_ref())
         .map(text_of)
         .unwrap_or_default()
+}
+
+/// [`body_text`] from the feed's content and summary as [`sanitize_text`] left them, without
+/// parsing the HTML again: both read the same parse of it, and the sanitizer drops the text
+/// of no element that `html_to_text` keeps (script and style go in both), so the text is the
+/// same. Plain text is read as `body_text` reads it.
+fn sanitized_body_text(
+    item: &ParsedItem,
+    summary: Option<&str>,
+    feed_content: Option<&str>,
+) -> String {
+    let (raw, clean) = match (&item.content, &item.summary) {
+        (Some(content), _) => (content, feed_content),
+        (None, Some(summary_text)) => (summary_text, summary),
+        (None, None) => return String::new(),
+    };
+    if raw.html {
+        // None: nothing but markup and white space was left, so no text either.
+        clean.map(sanitized_text).unwrap_or_default()
+    } else {
+        clean_text(&raw.body)
+    }
 }
 
 fn title_of(item: &ParsedItem) -> String {
@@ -681,6 +716,59 @@ mod tests {
             wants_article: false,
             now: Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
             dedupe: &DEFAULT_DEDUPE,
+        }
+    }
+
+    #[test]
+    fn identity_keys_are_the_same_read_raw_or_after_sanitizing() {
+        let base = base();
+        let c = ctx(&base, None);
+        let long = "央行今日开展逆回购操作，保持流动性合理充裕，市场利率平稳运行。";
+        let bodies = [
+            format!("<p>{long}</p><script>var x = '{long}';</script><style>p{{}}</style>"),
+            format!("<table>{long}<tr><td>表格</td></tr></table>尾"),
+            format!("<pre>\n\n{long}</pre><textarea>\n{long}</textarea>"),
+            format!("<noscript>{long}</noscript><template>{long}模板</template><!-- {long} -->"),
+            format!("<![CDATA[{long}]]> &amp;amp; &lt;b&gt; &nbsp; &#x4e2d;<b>{long}"),
+            format!("<iframe>{long}</iframe><xmp>{long} <b></xmp><plaintext>{long}"),
+            format!("<svg><title>{long}</title><style>{long}</style></svg><math>{long}</math>"),
+            format!("<select><option>{long}</option></select><object>{long}</object>"),
+            "<script>only script</script>   ".to_string(),
+        ];
+        let mut items: Vec<ParsedItem> = Vec::new();
+        for body in &bodies {
+            for (content, summary) in [
+                (Some(body.as_str()), None),
+                (None, Some(body.as_str())),
+                (Some("<script>x</script>"), Some(body.as_str())),
+            ] {
+                let text = |b: &str| Text {
+                    body: b.to_string(),
+                    html: true,
+                };
+                items.push(ParsedItem {
+                    title: Some(text("标题")),
+                    content: content.map(text),
+                    summary: summary.map(text),
+                    ..Default::default()
+                });
+            }
+        }
+        // Plain text that looks escaped, more than once.
+        items.push(ParsedItem {
+            title: Some(Text {
+                body: "t".into(),
+                html: false,
+            }),
+            content: Some(Text {
+                body: format!("{long} &amp;amp;amp; <b> &lt;"),
+                html: false,
+            }),
+            ..Default::default()
+        });
+        for item in items {
+            let raw = keys_for(&c, &item);
+            assert_eq!(normalize(&c, item.clone()).keys, raw, "{item:?}");
         }
     }
 

@@ -182,12 +182,7 @@ async fn run(
     hints.fresh_for = hints.fresh_for.max(feed.ttl);
 
     if source.article.is_some() {
-        let ctx = context(source, &fetched.url, now);
-        let keys: Vec<Vec<String>> = feed
-            .items
-            .iter()
-            .map(|i| normalize::keys_for(&ctx, i))
-            .collect();
+        let keys = identity_keys(source, &fetched.url, &feed.items, now);
         let needs = blocking(store, move |s| s.article_needs(&keys)).await?;
         let wanted: Vec<bool> = needs.iter().map(|n| *n != ArticleNeed::Done).collect();
         let mut article_warnings =
@@ -293,6 +288,19 @@ pub fn normalize_items(
         .into_iter()
         .map(|item| normalize::normalize(&ctx, item))
         .collect()
+}
+
+/// The identity keys of items as the feed wrote them, before any article is fetched: the
+/// keys [`normalize_items`] gives the same items (the store asks which of them still need
+/// their article page).
+pub fn identity_keys(
+    source: &SourceConfig,
+    base: &Url,
+    items: &[ParsedItem],
+    now: DateTime<Utc>,
+) -> Vec<Vec<String>> {
+    let ctx = context(source, base, now);
+    items.iter().map(|i| normalize::keys_for(&ctx, i)).collect()
 }
 
 fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> Context<'a> {

@@ -33,6 +33,9 @@
 //! - `TRIBUTARY_CORPUS_KEEP=1` keeps the temporary folder (config, `tributary.db`) and prints
 //!   where it is.
 //!
+//! Also, in process: the identity keys of every item read from the raw feed (what the store is
+//! asked before article pages are fetched) are the keys its normalized entry gets.
+//!
 //! A run prints one summary line on stderr (`--nocapture` shows it): files with entries
 //! stored by tributary, feedparser and newsboat, tributary's errors, and the wall time.
 
@@ -856,5 +859,63 @@ fn corpus_every_feed_fetched_without_panic_and_no_worse_than_feedparser() {
         failures.is_empty(),
         "the corpus run failed:\n{}",
         failures.join("\n")
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn corpus_identity_keys_read_raw_are_the_normalized_entries_keys() {
+    let corpus = corpus_dir();
+    let config = tributary::config::Config::from_toml(
+        &corpus.join("keys.toml"),
+        "[[sources]]\nid = \"k\"\nname = \"k\"\nurl = \"http://127.0.0.1:9/feed.xml\"\ncategory = \"c\"\n",
+    )
+    .expect("config");
+    let source = &config.sources[0];
+    let now = chrono::Utc::now();
+    let mut files = Vec::new();
+    files_under(&corpus, &mut files);
+    let (mut compared, mut differ) = (0, Vec::new());
+    for path in files {
+        let Ok(bytes) = fs::read(&path) else {
+            continue;
+        };
+        let Ok((feed, _)) = tributary::refresh::read_document(source, &source.url, None, bytes)
+        else {
+            continue;
+        };
+        let raw = tributary::refresh::identity_keys(source, &source.url, &feed.items, now);
+        let entries = tributary::refresh::normalize_items(source, &source.url, feed.items, now);
+        for (raw, entry) in raw.iter().zip(&entries) {
+            compared += 1;
+            if *raw != entry.keys {
+                differ.push(format!("{}: {raw:?} vs {:?}", path.display(), entry.keys));
+            }
+        }
+    }
+    eprintln!("identity keys compared for {compared} corpus items");
+    assert!(
+        compared > 3000,
+        "only {compared} items read from the corpus"
+    );
+    assert!(
+        differ.is_empty(),
+        "{} items differ:\n{}",
+        differ.len(),
+        differ.join("\n")
     );
 }
