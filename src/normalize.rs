@@ -125,12 +125,8 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         .or(summary.as_deref())
         .map(sanitized_text)
         .unwrap_or_default();
-    let fingerprint = crate::dedupe::fingerprint(&title, &body_text);
-    let candidate_keys = if ctx.dedupe.enabled {
-        crate::dedupe::candidate_keys(&fingerprint, ctx.dedupe)
-    } else {
-        Vec::new()
-    };
+    let (fingerprint, candidate_keys, figures) =
+        crate::dedupe::prepare(&title, &body_text, ctx.dedupe);
     // The version covers what the list or feed says, not what an article page added: an entry
     // re-read from its list without fetching the article again is not an edit.
     let version = hash_hex(&[
@@ -155,7 +151,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         keys,
         version,
         article_pending: ctx.wants_article && item.article.is_none(),
-        figures: crate::dedupe::Figures::of(&fingerprint),
+        figures,
         fingerprint,
         candidate_keys,
     }

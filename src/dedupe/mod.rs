@@ -21,7 +21,7 @@ use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 pub mod index;
 
@@ -130,33 +130,74 @@ pub const MAX_BODY_CHARS: usize = 4000;
 
 /// Builds the fingerprint of an entry's title and plain-text body.
 pub fn fingerprint(title: &str, body: &str) -> Fingerprint {
+    fingerprint_and_shingles(title, body).0
+}
+
+fn fingerprint_and_shingles(title: &str, body: &str) -> (Fingerprint, HashSet<u64>) {
     let title = strip_wire_prefix(&normalize(title)).to_string();
     let mut body = normalize(body);
     if let Some((cut, _)) = body.char_indices().nth(MAX_BODY_CHARS) {
         body.truncate(cut);
     }
-    let simhash = simhash(&shingles(&body));
-    Fingerprint {
+    let shingles = shingles(&body);
+    let fp = Fingerprint {
         title,
+        simhash: simhash(&shingles),
         body,
-        simhash,
-    }
+    };
+    (fp, shingles)
+}
+
+/// What an entry is compared and found by: its fingerprint, its candidate keys (none when
+/// near-duplicate detection is off) and its figures, built together so that the text is cut
+/// into shingles and read for numbers once.
+pub fn prepare(title: &str, body: &str, t: &Thresholds) -> (Fingerprint, Vec<i64>, Figures) {
+    let (fp, shingles) = fingerprint_and_shingles(title, body);
+    let text = Text::of(&fp);
+    let keys = if t.enabled {
+        keys_of(&fp, &text, &shingles, t)
+    } else {
+        Vec::new()
+    };
+    let figures = Figures::from_text(&text);
+    (fp, keys, figures)
 }
 
 /// Candidate keys: two entries that may be near-duplicates share at least one (with high
 /// probability). Each key is namespaced by its kind and band.
 pub fn candidate_keys(fp: &Fingerprint, t: &Thresholds) -> Vec<i64> {
+    keys_of(fp, &Text::of(fp), &shingles(&fp.body), t)
+}
+
+/// The figures of a fingerprint's title and body, and its body's length.
+struct Text {
+    title_numbers: BTreeSet<String>,
+    body_numbers: BTreeSet<String>,
+    chars: usize,
+}
+
+impl Text {
+    fn of(fp: &Fingerprint) -> Text {
+        Text {
+            title_numbers: numbers(&fp.title),
+            body_numbers: numbers(&fp.body),
+            chars: fp.body.chars().count(),
+        }
+    }
+}
+
+fn keys_of(fp: &Fingerprint, text: &Text, shingles: &HashSet<u64>, t: &Thresholds) -> Vec<i64> {
     let mut keys = Vec::with_capacity(24);
     // Titles: 8 bands of one MinHash row: titles with bigram Jaccard 0.2 collide with
     // p ≈ 0.83, 0.3 with p ≈ 0.94.
     bands(&bigrams(&fp.title), 1, 8, 1, &mut keys);
-    let body = shingles(&fp.body);
-    bands(&body, 2, 4, 2, &mut keys);
+    bands(shingles, 2, 4, 2, &mut keys);
     // The figures a story states are the best hint that two texts tell it: every significant
     // number is a key (the longest few, to bound the fan-out of common ones).
-    let mut figures: Vec<String> = numbers(&fp.title)
-        .into_iter()
-        .chain(numbers(&fp.body))
+    let mut figures: Vec<&String> = text
+        .title_numbers
+        .iter()
+        .chain(&text.body_numbers)
         .filter(|n| significant(n))
         .collect();
     figures.sort_by_key(|n| std::cmp::Reverse(n.len()));
@@ -166,7 +207,7 @@ pub fn candidate_keys(fp: &Fingerprint, t: &Thresholds) -> Vec<i64> {
         let whole = n.split('.').next().unwrap_or(n);
         keys.push(key(4, 0, fnv(whole.as_bytes())));
     }
-    if fp.body.chars().count() >= t.long_body_chars {
+    if text.chars >= t.long_body_chars {
         for block in 0..4u64 {
             let value = (fp.simhash >> (block * 16)) & 0xffff;
             keys.push(key(3, block, value));
@@ -190,14 +231,18 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint, t: &Thresholds) -> Option<Match
 /// dropped (the store falls back to the fingerprint when they are missing).
 impl Figures {
     pub fn of(fp: &Fingerprint) -> Figures {
-        let title = numbers(&fp.title);
-        let mut all = numbers(&fp.body);
-        all.extend(title.iter().cloned());
-        let join =
-            |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+        Figures::from_text(&Text::of(fp))
+    }
+
+    fn from_text(text: &Text) -> Figures {
+        let all: BTreeSet<&String> = text
+            .title_numbers
+            .iter()
+            .chain(&text.body_numbers)
+            .collect();
         Figures {
-            chars: fp.body.chars().count(),
-            lists: format!("{}\t{}", join(&title), join(&all)).into_boxed_str(),
+            chars: text.chars,
+            lists: format!("{}\t{}", join(&text.title_numbers), join(all)).into_boxed_str(),
         }
     }
 
@@ -259,6 +304,14 @@ impl Figures {
             .filter(|n| agrees(n, other.significant()))
             .count()
     }
+}
+
+fn join<'s>(figures: impl IntoIterator<Item = &'s String>) -> String {
+    figures
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What two entries' figures say, before any text is compared.
@@ -599,9 +652,20 @@ fn strip_wire_prefix(title: &str) -> &str {
 /// NFKC (full-width digits and letters fold to ASCII, U+3000 to a space), lower case, and
 /// every run of punctuation or space collapsed to one space.
 pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    // Most text is in NFKC already, and the quick check (a table lookup per character) says
+    // so for far less than normalizing it does.
+    if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        fold(text.chars())
+    } else {
+        fold(text.nfkc())
+    }
+}
+
+/// Lower case, and every run of punctuation or space collapsed to one space.
+fn fold(chars: impl Iterator<Item = char>) -> String {
+    let mut out = String::new();
     let mut gap = false;
-    for c in text.nfkc().flat_map(char::to_lowercase) {
+    for c in chars.flat_map(char::to_lowercase) {
         let after_digit = out.ends_with(|p: char| p.is_ascii_digit()) && !gap;
         if c.is_alphanumeric() || (c == '.' || c == ',') && after_digit {
             if gap && !out.is_empty() {
@@ -821,6 +885,47 @@ mod tests {
             bigrams("中"),
             [fnv("中".as_bytes())].into_iter().collect::<HashSet<u64>>()
         );
+    }
+
+    #[test]
+    fn prepared_together_or_one_by_one_is_the_same() {
+        let on = Thresholds::default();
+        let off = Thresholds {
+            enabled: false,
+            ..Thresholds::default()
+        };
+        let texts = [
+            (
+                "UPDATE 2-恒泰股份中标5870万元项目",
+                "合同金额５８７０万元，工期12个月，代码300004。".repeat(9),
+            ),
+            (
+                "Acme wins $58.7 million contract",
+                "Acme Corp said on Tuesday it won 58.7 million.".repeat(6),
+            ),
+            ("", String::new()),
+        ];
+        for (title, body) in texts {
+            let (fp, keys, figures) = prepare(title, &body, &on);
+            assert_eq!(fp, fingerprint(title, &body));
+            assert_eq!(keys, candidate_keys(&fp, &on));
+            assert_eq!(figures, Figures::of(&fp));
+            assert_eq!(prepare(title, &body, &off).1, Vec::<i64>::new());
+        }
+    }
+
+    #[test]
+    fn text_already_in_nfkc_folds_as_normalized_text_does() {
+        for text in [
+            "Déjà vu, ＡＢＣ１２３　x",
+            "e\u{301}te\u{301}",
+            "中标5870万元。Mixed CASE…",
+            "ﬁ ① ㎞",
+        ] {
+            let slow = fold(text.nfkc());
+            assert_eq!(normalize(text), slow, "{text:?}");
+        }
+        assert_eq!(normalize("e\u{301}"), "é", "combining marks compose");
     }
 
     #[test]
