@@ -663,21 +663,39 @@ pub fn normalize(text: &str) -> String {
 
 /// Lower case, and every run of punctuation or space collapsed to one space.
 fn fold(chars: impl Iterator<Item = char>) -> String {
-    let mut out = String::new();
-    let mut gap = false;
-    for c in chars.flat_map(char::to_lowercase) {
-        let after_digit = out.ends_with(|p: char| p.is_ascii_digit()) && !gap;
-        if c.is_alphanumeric() || (c == '.' || c == ',') && after_digit {
-            if gap && !out.is_empty() {
-                out.push(' ');
-            }
-            gap = false;
-            out.push(c);
+    let mut folded = Folded::default();
+    for c in chars {
+        if c.is_ascii() {
+            folded.push(c.to_ascii_lowercase());
         } else {
-            gap = true;
+            c.to_lowercase().for_each(|c| folded.push(c));
         }
     }
-    out
+    folded.out
+}
+
+#[derive(Default)]
+struct Folded {
+    out: String,
+    /// Punctuation or space since the last character kept.
+    gap: bool,
+    /// The last character kept is an ASCII digit (a point or comma may follow it).
+    after_digit: bool,
+}
+
+impl Folded {
+    fn push(&mut self, c: char) {
+        if c.is_alphanumeric() || (c == '.' || c == ',') && self.after_digit && !self.gap {
+            if self.gap && !self.out.is_empty() {
+                self.out.push(' ');
+            }
+            self.gap = false;
+            self.out.push(c);
+            self.after_digit = c.is_ascii_digit();
+        } else {
+            self.gap = true;
+        }
+    }
 }
 
 fn is_cjk(c: char) -> bool {
@@ -765,16 +783,18 @@ fn simhash(shingles: &HashSet<u64>) -> u64 {
     if shingles.is_empty() {
         return 0;
     }
-    let mut weights = [0i32; 64];
+    // A bit's weight is +1 for each shingle that sets it and -1 for each that does not: it is
+    // positive when more than half set it. Counting ones is the same, and vectorizes.
+    let mut ones = [0u32; 64];
     for h in shingles {
-        for (bit, w) in weights.iter_mut().enumerate() {
-            *w += if h >> bit & 1 == 1 { 1 } else { -1 };
+        for (bit, n) in ones.iter_mut().enumerate() {
+            *n += (h >> bit & 1) as u32;
         }
     }
-    weights
-        .iter()
+    let half = shingles.len() as u32;
+    ones.iter()
         .enumerate()
-        .filter(|(_, w)| **w > 0)
+        .filter(|(_, n)| 2 * **n > half)
         .fold(0u64, |acc, (bit, _)| acc | 1 << bit)
 }
 
@@ -913,6 +933,31 @@ mod tests {
             assert_eq!(prepare(title, &body, &off).1, Vec::<i64>::new());
         }
     }
+
+    /// Fingerprints are stored, and stored ones are compared with new ones: how they are built
+    /// must not drift.
+    #[test]
+    fn stored_fingerprints_stay_as_they_were_built() {
+        let cases = [
+            ("央行：保持流动性合理充裕", "中国人民银行12月1日表示，将继续保持流动性合理充裕，引导市场利率围绕政策利率波动。央行有关负责人指出，当前经济持续稳定恢复。"),
+            ("UPDATE 2-Acme wins $58.7 million contract", "Acme Corp said on Tuesday, Dec. 1, it won a 58.7 million contract (1,250 units); shares rose 3.5%."),
+            ("Ｆｕｌｌ－ｗｉｄｔｈ　１２３", "ＡＢＣ、ｄｅｆ。ﬁ ① Déjà e\u{301}"),
+        ];
+        let got: Vec<String> = cases
+            .iter()
+            .map(|(t, b)| {
+                let fp = fingerprint(t, b);
+                format!("{}|{}|{:016x}", fp.title, fp.body, fp.simhash)
+            })
+            .collect();
+        assert_eq!(got, PINNED);
+    }
+
+    const PINNED: [&str; 3] = [
+        "央行 保持流动性合理充裕|中国人民银行12月1日表示 将继续保持流动性合理充裕 引导市场利率围绕政策利率波动 央行有关负责人指出 当前经济持续稳定恢复|13a472c36abd8b43",
+        "acme wins 58.7 million contract|acme corp said on tuesday dec 1, it won a 58.7 million contract 1,250 units shares rose 3.5|627e4eeb89144ebc",
+        "full width 123|abc def fi 1 déjà é|ef1bd5f798cc339e",
+    ];
 
     #[test]
     fn text_already_in_nfkc_folds_as_normalized_text_does() {
