@@ -324,8 +324,22 @@ struct FigureCheck {
 
 impl FigureCheck {
     fn of(a: &Figures, b: &Figures) -> FigureCheck {
+        Self::with_titles(a, b, (a.title_unmatched(b), b.title_unmatched(a)))
+    }
+
+    /// The check, or None when each title states a figure the other entry lacks: the first
+    /// veto, settled before the body's figures are compared (most chance candidates end here).
+    fn unless_titles_disagree(a: &Figures, b: &Figures) -> Option<FigureCheck> {
+        let title_unmatched = (a.title_unmatched(b), b.title_unmatched(a));
+        if title_unmatched.0 > 0 && title_unmatched.1 > 0 {
+            return None;
+        }
+        Some(Self::with_titles(a, b, title_unmatched))
+    }
+
+    fn with_titles(a: &Figures, b: &Figures, title_unmatched: (usize, usize)) -> FigureCheck {
         FigureCheck {
-            title_unmatched: (a.title_unmatched(b), b.title_unmatched(a)),
+            title_unmatched,
             only: (a.only(b), b.only(a)),
             shared: a.shared(b),
             short_is_a: a.chars <= b.chars,
@@ -353,7 +367,7 @@ impl FigureCheck {
 /// Whether two entries' figures alone say they are different news: [`compare`] would turn
 /// the pair down whatever their texts.
 pub fn figures_differ(a: &Figures, b: &Figures) -> bool {
-    FigureCheck::of(a, b).vetoes()
+    FigureCheck::unless_titles_disagree(a, b).map_or(true, |c| c.vetoes())
 }
 
 /// A fingerprint with the sets [`compare`] reads, each built on first use. The store compares
@@ -433,7 +447,7 @@ impl<'a> Features<'a> {
 /// [`compare`] on prepared features. The measures are those of [`scores`], each computed only
 /// when a rule reaches it.
 pub fn compare_features(a: &Features, b: &Features, t: &Thresholds) -> Option<Match> {
-    let figures = FigureCheck::of(a.figures(), b.figures());
+    let figures = FigureCheck::unless_titles_disagree(a.figures(), b.figures())?;
     if figures.vetoes() {
         return None;
     }
