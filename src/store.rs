@@ -777,7 +777,7 @@ impl Store {
             .map(search_terms)
             .filter(|t| !t.is_empty())
         {
-            entry_conds.push(fts_condition(&text, &mut |v| arg(v, &mut args)));
+            entry_conds.push(search_condition(&conn, &text, &mut |v| arg(v, &mut args))?);
         }
         entry_conds.push(format!(
             "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
@@ -1549,23 +1549,53 @@ fn search_terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every term must occur, as a substring of the entry's normalized title and text. FTS5 narrows
-/// a term of three or more characters by the trigram index and checks the text itself; a
-/// shorter one ("央行") is checked on every row.
-fn fts_condition(
+/// Matches above which a term counts as common (see [`search_condition`]).
+const RARE_TERM_MATCHES: usize = 5_000;
+
+/// Every term must occur, as a substring of the entry's normalized title and text.
+///
+/// A feed is a page of the newest matches, so how to find them depends on how many there are.
+/// A rare term is looked up in the search index (FTS5 narrows it by trigrams and checks the
+/// text) and the page is built from the entries found; walking the feed newest first instead
+/// would read every entry of the scope to find none. A common term (more than
+/// [`RARE_TERM_MATCHES`] entries), or one shorter than a trigram, is checked on each entry's
+/// text as the feed is walked newest first: a page needs about as many entries as it shows,
+/// where the index would have checked every match in the store first.
+fn search_condition(
+    conn: &Connection,
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
-) -> String {
-    let conds: Vec<String> = terms
-        .iter()
-        .map(|t| {
-            // Terms are letters, digits and decimal points (normalize drops everything else),
-            // so a query holds no LIKE wildcard. A LIKE with ESCAPE would not reach the index.
-            let p = arg(Box::new(format!("%{t}%")));
-            format!("e.id IN (SELECT rowid FROM entries_fts WHERE text LIKE {p})")
-        })
-        .collect();
-    conds.join(" AND ")
+) -> Result<String, StoreError> {
+    let mut conds = Vec::with_capacity(terms.len());
+    for term in terms {
+        // Terms are letters, digits and decimal points (normalize drops everything else),
+        // so a pattern holds no LIKE wildcard. A LIKE with ESCAPE would not reach the index.
+        let pattern = format!("%{term}%");
+        let rare = if term.chars().count() >= 3 {
+            let found = conn
+                .prepare_cached("SELECT rowid FROM entries_fts WHERE text LIKE ?1 LIMIT ?2")?
+                .query_map(params![pattern, RARE_TERM_MATCHES as i64 + 1], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .collect::<Result<Vec<i64>, _>>()?;
+            (found.len() <= RARE_TERM_MATCHES).then_some(found)
+        } else {
+            None
+        };
+        conds.push(match rare {
+            Some(ids) => {
+                let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
+                format!("e.id IN (SELECT value FROM json_each({ids}))")
+            }
+            None => {
+                let p = arg(Box::new(pattern));
+                format!(
+                    "EXISTS (SELECT 1 FROM search_text st WHERE st.entry_id = e.id AND st.text LIKE {p})"
+                )
+            }
+        });
+    }
+    Ok(conds.join(" AND "))
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -5,13 +5,16 @@
 //!   process, or before a restart, is still found;
 //! - each candidate's figures are kept in memory too, and turn most candidates down before
 //!   their text is read: an edit that changes the figures is judged on the new ones;
+//! - a search finds the newest matches whether its terms are rare (looked up in the search
+//!   index first), common (checked entry by entry, newest first) or shorter than a trigram;
 //! - the search index reads its text from the fingerprints (an external-content FTS5 table),
 //!   so an edit has to take the old text out before it changes: searches find the new words
 //!   only, and FTS5's own integrity check agrees with the table.
 
 use chrono::{DateTime, TimeZone, Utc};
 use tributary::config::Config;
-use tributary::model::Entry;
+use tributary::model::{Cursor, Entry, FeedQuery, Scope};
+use tributary::parse::{ParsedItem, Text};
 use tributary::refresh;
 use tributary::store::{Store, UpsertCounts};
 
@@ -258,4 +261,79 @@ fn edits_leave_search_with_the_new_words_only() {
         ids,
         "the body is searched too"
     );
+}
+
+/// `count` entries of the first source, a minute apart, the last the newest. Entry `i`'s
+/// title states its number (so no two are one story); its text says "commonplace" when `i` is
+/// even and "rarity" when `i` is a multiple of 1000.
+fn bulletins(config: &Config, count: usize) -> Vec<Entry> {
+    let source = config.source("first").expect("source");
+    let items = (0..count)
+        .map(|i| {
+            let text = |body: String| Text { body, html: false };
+            let mut body = format!("Notice number {i} from the council.");
+            if i % 2 == 0 {
+                body.push_str(" A commonplace remark.");
+            }
+            if i % 1000 == 0 {
+                body.push_str(" A rarity.");
+            }
+            ParsedItem {
+                id: Some(format!("n{i}")),
+                title: Some(text(format!("Bulletin {i}"))),
+                links: vec![format!("http://example.org/n/{i}")],
+                content: Some(text(body)),
+                published: Some(now() - chrono::Duration::minutes((count - i) as i64)),
+                ..Default::default()
+            }
+        })
+        .collect();
+    refresh::normalize_items(source, &source.url, items, now())
+}
+
+#[test]
+fn searches_find_the_newest_matches_of_rare_common_and_short_terms() {
+    const COUNT: usize = 12_000;
+    let (_dir, path, config) = setup();
+    let store = store(&config, &path);
+    let counts = write(&store, &config, "first", &bulletins(&config, COUNT));
+    assert_eq!((counts.new, counts.merged), (COUNT, 0));
+    // Titles of the page, and the cursor for the next.
+    let page = |text: &str, before: Option<Cursor>| {
+        let q = FeedQuery {
+            limit: 5,
+            before,
+            text: Some(text.to_string()),
+            ..FeedQuery::default()
+        };
+        let found = store.entries(&Scope::All, &q).expect("search");
+        let titles: Vec<String> = found.iter().map(|e| e.title.clone()).collect();
+        (titles, found.last().map(|e| e.cursor))
+    };
+    let want = |matches: &dyn Fn(usize) -> bool, skip: usize| -> Vec<String> {
+        (0..COUNT)
+            .rev()
+            .filter(|i| matches(*i))
+            .skip(skip)
+            .take(5)
+            .map(|i| format!("Bulletin {i}"))
+            .collect()
+    };
+    let cases: [(&str, &dyn Fn(usize) -> bool); 6] = [
+        // 12 entries: looked up in the index.
+        ("rarity", &|i| i % 1000 == 0),
+        // 6,000 entries: more than a rare term's, checked newest first.
+        ("commonplace", &|i| i % 2 == 0),
+        ("COMMONPLACE rarity", &|i| i % 1000 == 0),
+        // Shorter than a trigram: the index cannot narrow it.
+        ("no", &|_| true),
+        ("11", &|i| i.to_string().contains("11")),
+        ("zzzqqq", &|_| false),
+    ];
+    for (text, matches) in cases {
+        let (first, cursor) = page(text, None);
+        assert_eq!(first, want(matches, 0), "{text}");
+        let (second, _) = page(text, cursor);
+        assert_eq!(second, want(matches, 5), "{text}, second page");
+    }
 }
