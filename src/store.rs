@@ -233,6 +233,17 @@ INSERT INTO entries_fts (entries_fts) VALUES ('rebuild');
 -- read. Rows stored before this have none and are compared on their fingerprints.
 ALTER TABLE dedupe_sigs ADD COLUMN figures TEXT;
 "#,
+    r#"
+-- Two-character terms (most Chinese words) from the search index. No trigram LIKE finds a
+-- pair, but each place a pair occurs begins a trigram once the text ends in a space, and the
+-- index's list of terms (entries_fts_terms) says which trigrams begin with it. The index is
+-- built again: an edit takes an entry out by its text as indexed, which now ends in a space.
+DROP VIEW search_text;
+CREATE VIEW search_text (entry_id, text) AS
+    SELECT entry_id, title || ' ' || body || ' ' FROM fingerprints;
+INSERT INTO entries_fts (entries_fts) VALUES ('rebuild');
+CREATE VIRTUAL TABLE entries_fts_terms USING fts5vocab(entries_fts, 'row');
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -1552,15 +1563,19 @@ fn search_terms(text: &str) -> Vec<String> {
 /// Matches above which a term counts as common (see [`search_condition`]).
 const RARE_TERM_MATCHES: usize = 5_000;
 
+/// Trigrams beginning with a two-character term above which it counts as common: each is a
+/// term of the index query, and a pair followed by this many different characters is in
+/// many entries anyway.
+const MAX_PAIR_TRIGRAMS: usize = 300;
+
 /// Every term must occur, as a substring of the entry's normalized title and text.
 ///
 /// A feed is a page of the newest matches, so how to find them depends on how many there are.
-/// A rare term is looked up in the search index (FTS5 narrows it by trigrams and checks the
-/// text) and the page is built from the entries found; walking the feed newest first instead
-/// would read every entry of the scope to find none. A common term (more than
-/// [`RARE_TERM_MATCHES`] entries), or one shorter than a trigram, is checked on each entry's
-/// text as the feed is walked newest first: a page needs about as many entries as it shows,
-/// where the index would have checked every match in the store first.
+/// A rare term is looked up in the search index and the page is built from the entries found;
+/// walking the feed newest first instead would read every entry of the scope to find none. A
+/// common term (more than [`RARE_TERM_MATCHES`] entries), or a single character, is checked on
+/// each entry's text as the feed is walked newest first: a page needs about as many entries as
+/// it shows, where the index would have checked every match in the store first.
 fn search_condition(
     conn: &Connection,
     terms: &[String],
@@ -1571,18 +1586,7 @@ fn search_condition(
         // Terms are letters, digits and decimal points (normalize drops everything else),
         // so a pattern holds no LIKE wildcard. A LIKE with ESCAPE would not reach the index.
         let pattern = format!("%{term}%");
-        let rare = if term.chars().count() >= 3 {
-            let found = conn
-                .prepare_cached("SELECT rowid FROM entries_fts WHERE text LIKE ?1 LIMIT ?2")?
-                .query_map(params![pattern, RARE_TERM_MATCHES as i64 + 1], |r| {
-                    r.get::<_, i64>(0)
-                })?
-                .collect::<Result<Vec<i64>, _>>()?;
-            (found.len() <= RARE_TERM_MATCHES).then_some(found)
-        } else {
-            None
-        };
-        conds.push(match rare {
+        conds.push(match rare_term_matches(conn, term, &pattern)? {
             Some(ids) => {
                 let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
                 format!("e.id IN (SELECT value FROM json_each({ids}))")
@@ -1598,6 +1602,59 @@ fn search_condition(
     Ok(conds.join(" AND "))
 }
 
+/// The entries whose text holds `term`, when the index can find them and they are at most
+/// [`RARE_TERM_MATCHES`]; `None` for a common term or one the index cannot look up.
+///
+/// FTS5 narrows a LIKE of three characters or more by its trigrams and checks the text. A
+/// pair of characters (most Chinese words) is in no trigram's LIKE, but every place it occurs
+/// begins a trigram (the indexed text ends in a space for that), so the entries holding it
+/// are those holding any trigram that begins with it: the index's own list of terms says
+/// which those are.
+fn rare_term_matches(
+    conn: &Connection,
+    term: &str,
+    pattern: &str,
+) -> Result<Option<Vec<i64>>, StoreError> {
+    let limit = RARE_TERM_MATCHES as i64 + 1;
+    let found = match term.chars().count() {
+        0 | 1 => return Ok(None),
+        2 => {
+            let trigrams = conn
+                .prepare_cached(
+                    "SELECT term FROM entries_fts_terms
+                     WHERE term >= ?1 AND term < ?1 || char(1114111) LIMIT ?2",
+                )?
+                .query_map(params![term, MAX_PAIR_TRIGRAMS as i64 + 1], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<String>, _>>()?;
+            if trigrams.len() > MAX_PAIR_TRIGRAMS {
+                return Ok(None);
+            }
+            if trigrams.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            // Each trigram a phrase of its own; the index's terms hold no double quote, and
+            // doubling one would keep it literal if they did.
+            let any = trigrams
+                .iter()
+                .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            conn.prepare_cached(
+                "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?1 LIMIT ?2",
+            )?
+            .query_map(params![any, limit], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<i64>, _>>()?
+        }
+        _ => conn
+            .prepare_cached("SELECT rowid FROM entries_fts WHERE text LIKE ?1 LIMIT ?2")?
+            .query_map(params![pattern, limit], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<i64>, _>>()?,
+    };
+    Ok((found.len() <= RARE_TERM_MATCHES).then_some(found))
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -1607,11 +1664,22 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             known,
         });
     }
+    // An upgrade may rebuild an index over every entry (minutes for a million): said, so an
+    // operator waiting for the daemon knows why it is not listening yet.
+    let upgrading = version > 0 && version < known;
+    let started = std::time::Instant::now();
+    if upgrading {
+        tracing::info!(from = version, to = known, "upgrading the store's schema");
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
+    }
+    if upgrading {
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(version = known, secs, "store schema upgraded");
     }
     Ok(())
 }
@@ -1695,5 +1763,26 @@ mod tests {
             .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
             .expect("search");
         assert_eq!(found, vec![1]);
+        // Pairs of characters are found by the trigrams they begin, even at the very end of
+        // a text ("rs" of "hours"): migration 11 rebuilt the index on text ending in a space.
+        let pair = |term: &str| {
+            rare_term_matches(&writer.conn, term, &format!("%{term}%"))
+                .expect("search")
+                .map(|mut ids| {
+                    ids.sort_unstable();
+                    ids
+                })
+        };
+        assert_eq!(pair("rs"), Some(vec![1, 2]));
+        assert_eq!(pair("ho"), Some(vec![2]));
+        assert_eq!(pair("zq"), Some(vec![]));
+        assert_eq!(pair("s"), None);
+        writer
+            .conn
+            .execute(
+                "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("the index agrees with its text");
     }
 }

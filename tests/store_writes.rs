@@ -278,6 +278,14 @@ fn bulletins(config: &Config, count: usize) -> Vec<Entry> {
             if i % 1000 == 0 {
                 body.push_str(" A rarity.");
             }
+            // Two-character words, found by the trigrams they begin: one in the middle of a
+            // text, one that ends it.
+            if i % 1000 == 250 {
+                body.insert_str(0, "茅台 ");
+            }
+            if i % 1000 == 500 {
+                body.push_str(" 央行");
+            }
             ParsedItem {
                 id: Some(format!("n{i}")),
                 title: Some(text(format!("Bulletin {i}"))),
@@ -319,9 +327,12 @@ fn searches_find_the_newest_matches_of_rare_common_and_short_terms() {
             .map(|i| format!("Bulletin {i}"))
             .collect()
     };
-    let cases: [(&str, &dyn Fn(usize) -> bool); 6] = [
+    let cases: [(&str, &dyn Fn(usize) -> bool); 9] = [
         // 12 entries: looked up in the index.
         ("rarity", &|i| i % 1000 == 0),
+        ("茅台", &|i| i % 1000 == 250),
+        ("央行", &|i| i % 1000 == 500),
+        ("央行 rarity", &|_| false),
         // 6,000 entries: more than a rare term's, checked newest first.
         ("commonplace", &|i| i % 2 == 0),
         ("COMMONPLACE rarity", &|i| i % 1000 == 0),
