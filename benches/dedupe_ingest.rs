@@ -59,6 +59,7 @@ fn entry(id: u64, title: String, body: String, published: DateTime<Utc>) -> Entr
         published: Some(published),
         updated: Some(published),
         date_source: DateSource::Feed,
+        date_format: None,
         categories: Vec::new(),
         keys,
         version: id.to_string(),

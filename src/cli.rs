@@ -444,11 +444,15 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
         match e.published {
             Some(d) => outln!(
                 out,
-                "date: {} ({} {}, from {})",
+                "date: {} ({} {}, from {}{})",
                 d.format("%Y-%m-%dT%H:%M:%SZ"),
                 d.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
                 tz.name(),
-                e.date_source.as_str()
+                e.date_source.as_str(),
+                e.date_format
+                    .as_deref()
+                    .map(|f| format!(": {f}"))
+                    .unwrap_or_default()
             ),
             None => outln!(out, "date: - (first seen when stored)"),
         }

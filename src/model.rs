@@ -30,6 +30,8 @@ pub struct Entry {
     pub updated: Option<DateTime<Utc>>,
     /// Where `published` came from.
     pub date_source: DateSource,
+    /// How it was read: the element and the format (`pubDate, RFC 822`), when it was text.
+    pub date_format: Option<String>,
     pub categories: Vec<String>,
     /// Identity keys in the order they are tried: guid (scoped to the source), canonical link,
     /// content hash. See `normalize::identity_keys`.

@@ -8,11 +8,12 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use regex::Regex;
 use url::Url;
 
+use crate::dates;
 use crate::model::{DateSource, Entry, MAX_URL_BYTES};
 use crate::parse::{ParsedItem, Text};
 
@@ -108,9 +109,8 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         }
     }
 
-    let (published, date_source) = pick_date(ctx, &item, link.as_deref());
-    let updated = item
-        .updated
+    let (published, date_source, date_format) = pick_date(ctx, &item, link.as_deref());
+    let updated = updated_date(ctx, &item)
         .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE && !before_epoch(u))
         .or(published);
     let keys = identity(
@@ -138,7 +138,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
     ]);
 
     Entry {
-        guid: item.id.clone(),
+        guid: item.id.as_deref().map(|g| xml_text(g).trim().to_string()),
         link,
         title,
         summary,
@@ -147,6 +147,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         published,
         updated,
         date_source,
+        date_format,
         categories,
         keys,
         version,
@@ -159,7 +160,17 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
 
 /// The item's absolute link, if it has a usable one.
 pub fn item_link(ctx: &Context<'_>, item: &ParsedItem) -> Option<String> {
-    item.links.iter().find_map(|href| absolute(ctx.base, href))
+    let based;
+    let base = if item.base.is_empty() {
+        ctx.base
+    } else {
+        based = item
+            .base
+            .iter()
+            .fold(ctx.base.clone(), |url, b| url.join(b).unwrap_or(url));
+        &based
+    };
+    item.links.iter().find_map(|href| absolute(base, href))
 }
 
 /// The identity keys of an item (see [`identity_keys`]); computable before its article is
@@ -259,40 +270,53 @@ fn title_of(item: &ParsedItem) -> String {
     plain_text(&body_text(item)).chars().take(80).collect()
 }
 
-/// The entry's date and where it came from, in order of trust: the article page, the list
-/// page or feed, a date in the URL, else none (the store uses the first-seen time). A date more
-/// than a day ahead is dropped in favour of first-seen (recorded as clamped); one at or before
-/// the Unix epoch is dropped as if it were missing.
+/// The entry's date, where it came from, and how it was read, in order of trust: the article
+/// page, the feed's or list page's own date, a date in the URL, else none (the store uses the
+/// first-seen time). A date more than a day ahead is dropped in favour of first-seen (recorded
+/// as clamped); one at or before the Unix epoch is dropped as if it were missing.
 fn pick_date(
     ctx: &Context<'_>,
     item: &ParsedItem,
     link: Option<&str>,
-) -> (Option<DateTime<Utc>>, DateSource) {
+) -> (Option<DateTime<Utc>>, DateSource, Option<String>) {
+    let read = |text: &str| dates::read_with(text, ctx.date_formats, ctx.timezone);
     let article = item
         .article
         .as_ref()
         .and_then(|a| a.date_text.as_deref())
-        .and_then(|t| parse_local_date(t, ctx.date_formats, ctx.timezone));
-    let listed = item
+        .and_then(read)
+        .map(|r| (r.at, DateSource::ArticlePage, Some(r.format.to_string())));
+    let instant = item
         .published
         .or(item.updated)
-        .map(|d| (d, DateSource::Feed))
-        .or_else(|| {
-            item.date_text
-                .as_deref()
-                .and_then(|t| parse_local_date(t, ctx.date_formats, ctx.timezone))
-                .map(|d| (d, DateSource::ListPage))
-        });
-    let candidates = article
-        .map(|d| (d, DateSource::ArticlePage))
+        .map(|d| (d, DateSource::Feed, None));
+    let feed = [&item.published_text, &item.updated_text]
         .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let r = read(&d.text)?;
+            Some((
+                r.at,
+                DateSource::Feed,
+                Some(format!("{}, {}", d.field, r.format)),
+            ))
+        });
+    let listed = item
+        .date_text
+        .as_deref()
+        .and_then(read)
+        .map(|r| (r.at, DateSource::ListPage, Some(r.format.to_string())));
+    let in_url = link
+        .and_then(|l| url_date(l, ctx.timezone))
+        .map(|d| (d, DateSource::Url, None));
+    let candidates = article
+        .into_iter()
+        .chain(instant)
+        .chain(feed)
         .chain(listed)
-        .chain(
-            link.and_then(|l| url_date(l, ctx.timezone))
-                .map(|d| (d, DateSource::Url)),
-        );
+        .chain(in_url);
     let mut clamped = false;
-    for (date, source) in candidates {
+    for (date, source, how) in candidates {
         if before_epoch(&date) {
             continue;
         }
@@ -300,59 +324,21 @@ fn pick_date(
             clamped = true;
             continue;
         }
-        return (Some(date), source);
+        return (Some(date), source, how);
     }
     if clamped {
-        (Some(ctx.now), DateSource::FutureClamped)
+        (Some(ctx.now), DateSource::FutureClamped, None)
     } else {
-        (None, DateSource::FirstSeen)
+        (None, DateSource::FirstSeen, None)
     }
 }
 
-/// Reads a date as pages write it. Dates with a zone (RFC 3339, RFC 2822) are taken as they
-/// are; others are parsed with `formats` (then a few common shapes) in `tz`. Text after the
-/// date ("2020-12-01 18:59 来源：…") is ignored.
-pub fn parse_local_date(text: &str, formats: &[String], tz: Tz) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(text) {
-        return Some(d.with_timezone(&Utc));
-    }
-    if let Ok(d) = DateTime::parse_from_rfc2822(text) {
-        return Some(d.with_timezone(&Utc));
-    }
-    const COMMON: &[&str] = &[
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y/%m/%d %H:%M:%S",
-        "%Y/%m/%d %H:%M",
-        "%Y年%m月%d日 %H:%M:%S",
-        "%Y年%m月%d日 %H:%M",
-        "%Y年%m月%d日%H:%M",
-        "%Y-%m-%d",
-        "%Y/%m/%d",
-        "%Y年%m月%d日",
-    ];
-    let formats = formats
-        .iter()
-        .map(String::as_str)
-        .chain(COMMON.iter().copied());
-    for fmt in formats {
-        let naive = NaiveDateTime::parse_and_remainder(text, fmt)
-            .map(|(d, _)| d)
-            .or_else(|_| {
-                NaiveDate::parse_and_remainder(text, fmt)
-                    .map(|(d, _)| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-            });
-        if let Ok(naive) = naive {
-            // A time in a DST gap does not exist; the earliest reading of an ambiguous one is
-            // as good as the other.
-            if let Some(local) = tz.from_local_datetime(&naive).earliest() {
-                return Some(local.with_timezone(&Utc));
-            }
-        }
-    }
-    None
+/// The item's last-modified date, when the feed gave one that reads.
+fn updated_date(ctx: &Context<'_>, item: &ParsedItem) -> Option<DateTime<Utc>> {
+    item.updated.or_else(|| {
+        let d = item.updated_text.as_ref()?;
+        dates::read_with(&d.text, ctx.date_formats, ctx.timezone).map(|r| r.at)
+    })
 }
 
 /// The date in links like `.../202012/t20201201_6116434.html` (midnight, source zone).
@@ -454,15 +440,32 @@ fn sanitize_text(text: &Text, page: &Url) -> Option<String> {
 /// (no script, style, iframe, form, on* handlers; only http, https and mailto URLs). Relative
 /// URLs are resolved against `page`, because a reader showing the entry has no other base.
 pub fn sanitize_html(html: &str, page: &Url) -> String {
+    let html = xml_text(html);
     ammonia::Builder::default()
         .url_relative(ammonia::UrlRelative::RewriteWithBase(page.clone()))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer"))
-        .clean(html)
+        .clean(&html)
         .to_string()
 }
 
+/// `text` without the characters XML 1.0 cannot carry (C0 controls but tab and line breaks,
+/// U+FFFE, U+FFFF) and without C1 controls, which no text means (they are mis-decoded
+/// bytes): every RSS and Atom document made of normalized text is well-formed.
+pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}')
+    };
+    if text.contains(bad) {
+        std::borrow::Cow::Owned(text.chars().filter(|c| !bad(*c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 fn plain_to_html(text: &str) -> String {
+    let text = xml_text(text);
     let text = text.trim();
     if text.is_empty() {
         return String::new();
@@ -520,7 +523,7 @@ fn sanitized_text(html: &str) -> String {
 /// twice) is reduced to its words. Anything else (`a < b`, `AT&T`) is kept as it is; a title
 /// like `Vec<u8>` loses its `<u8>`, as it would in such a reader.
 pub fn plain_text(text: &str) -> String {
-    let mut text = text.trim().to_string();
+    let mut text = xml_text(text).trim().to_string();
     for _ in 0..4 {
         if !reads_as_markup(&text) {
             return text;
@@ -543,12 +546,14 @@ fn reads_as_markup(text: &str) -> bool {
 
 /// Plain text with entities decoded (titles are often escaped twice) and whitespace collapsed.
 pub fn clean_text(text: &str) -> String {
-    let decoded = html_escape::decode_html_entities(text);
+    let text = xml_text(text);
+    let decoded = html_escape::decode_html_entities(&text);
     let decoded = if decoded.contains('&') {
         html_escape::decode_html_entities(&decoded).into_owned()
     } else {
         decoded.into_owned()
     };
+    let decoded = xml_text(&decoded);
     decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -786,19 +791,22 @@ mod tests {
 
     #[test]
     fn beijing_page_times_become_utc() {
-        let d = parse_local_date("2020-12-01 18:59", &[], chrono_tz::Asia::Shanghai).unwrap();
-        assert_eq!(d.to_rfc3339(), "2020-12-01T10:59:00+00:00");
-        let d = parse_local_date(
-            " 2020年12月01日 18:59 来源：中证网",
-            &[],
-            chrono_tz::Asia::Shanghai,
+        let read = |text: &str, formats: &[String], tz| {
+            dates::read_with(text, formats, tz).map(|r| r.at.to_rfc3339())
+        };
+        let want = Some("2020-12-01T10:59:00+00:00".to_string());
+        assert_eq!(
+            read("2020-12-01 18:59", &[], chrono_tz::Asia::Shanghai),
+            want
         );
-        assert_eq!(d.unwrap().to_rfc3339(), "2020-12-01T10:59:00+00:00");
-        let d = parse_local_date("2020-12-01T18:59:00+08:00", &[], chrono_tz::UTC).unwrap();
-        assert_eq!(d.to_rfc3339(), "2020-12-01T10:59:00+00:00");
+        let page = " 2020年12月01日 18:59 来源：中证网";
+        assert_eq!(read(page, &[], chrono_tz::Asia::Shanghai), want);
+        assert_eq!(read("2020-12-01T18:59:00+08:00", &[], chrono_tz::UTC), want);
         let custom = vec!["%d.%m.%Y %Hh%M".to_string()];
-        let d = parse_local_date("01.12.2020 18h59", &custom, chrono_tz::Asia::Shanghai).unwrap();
-        assert_eq!(d.to_rfc3339(), "2020-12-01T10:59:00+00:00");
+        assert_eq!(
+            read("01.12.2020 18h59", &custom, chrono_tz::Asia::Shanghai),
+            want
+        );
     }
 
     #[test]

@@ -135,16 +135,11 @@ fn also_reported_by(e: &StoredEntry) -> Option<String> {
     (!others.is_empty()).then(|| format!("<p>Also reported by: {}</p>", others.join(", ")))
 }
 
+/// The entry's own authors. An entry whose feed named none has none here either: the source
+/// is named where it belongs (RSS `<source>`, Atom `<source>`, `_tributary.sources`), and
+/// Atom's feed-level author covers the rest (RFC 4287 §4.1.1).
 fn authors(e: &StoredEntry) -> Vec<String> {
-    if e.authors.is_empty() {
-        e.sources
-            .first()
-            .map(|s| s.source_name.clone())
-            .into_iter()
-            .collect()
-    } else {
-        e.authors.clone()
-    }
+    e.authors.clone()
 }
 
 fn rss(info: &FeedInfo, entries: &[StoredEntry]) -> String {
@@ -391,6 +386,8 @@ struct JsonItem {
     summary: Option<String>,
     date_published: String,
     date_modified: String,
+    /// 1.1: "one or more" when present, so absent when the entry names no author.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<JsonAuthor>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tags: Vec<String>,

@@ -377,9 +377,7 @@ pub fn read_document(
     };
     // Feeds were cut while parsing; list pages and JSON lists are cut here.
     let total = feed.items.len();
-    if parse::keep_newest(&mut feed.items, source.max_items, |i| {
-        i.published.or(i.updated)
-    }) {
+    if parse::keep_newest(&mut feed.items, source.max_items, parse::sort_date) {
         feed.warnings
             .push(parse::dropped_warning(total, source.max_items));
     }

@@ -1,20 +1,26 @@
-//! Documents to a [`ParsedFeed`]: feeds with feed-rs, list pages with CSS selectors
-//! ([`html`]), JSON lists with dot paths ([`json`]), and article pages ([`article`]).
+//! Documents to a [`ParsedFeed`]: XML feeds ([`feed`], on a lenient tree of their own,
+//! [`tree`]), JSON Feed ([`jsonfeed`]), list pages with CSS selectors ([`html`]), JSON lists
+//! with dot paths ([`json`]), and article pages ([`article`]).
 //!
-//! Parsing only extracts: text stays as written (dates included, as text where the page gives
-//! no zone), links may be relative. Cleaning, resolving and dating are normalize's job.
+//! Parsing only extracts: text stays as written (dates included, with the element each came
+//! from), links may be relative. Cleaning, resolving and dating are normalize's job. No id is
+//! invented for an entry that has none: identity is decided by normalize and the store, from
+//! keys we can explain.
 //!
-//! feed-rs gets UTF-8 bytes from decode, whose XML declaration says UTF-8. Its habit of
-//! inventing ids for entries that have none is switched off; identity is decided by normalize
-//! and the store, from keys we can explain.
+//! Feeds are read by our own code rather than feed-rs: feed-rs rejects a whole document for one
+//! unknown content type, reads RSS `<author>` as an address named "author", drops RSS 0.90's
+//! items, keeps no date it cannot parse and no date text to read in the source's zone, and
+//! does not say whether a guid is a permalink. Every one of those lost entries or fields that
+//! readers keep.
 
 pub mod article;
+pub mod feed;
 pub mod html;
 pub mod json;
-pub mod legacy;
+pub mod jsonfeed;
+pub mod tree;
 
 use chrono::{DateTime, Utc};
-use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 
 pub use article::ArticleParts;
 
@@ -37,17 +43,33 @@ pub struct ParsedItem {
     pub title: Option<Text>,
     /// Link targets, the entry's own (alternate) link first; possibly relative.
     pub links: Vec<String>,
+    /// The `xml:base` values the links are relative to, outermost first (each relative to the
+    /// one before, the first to the document's address).
+    pub base: Vec<String>,
     pub summary: Option<Text>,
     pub content: Option<Text>,
     pub authors: Vec<String>,
+    /// An instant the source gave as such (a JSON list's epoch seconds).
     pub published: Option<DateTime<Utc>>,
     pub updated: Option<DateTime<Utc>>,
+    /// A feed's publication date as written (`pubDate`, `published`, `dc:date`…), read by
+    /// normalize in the source's zone.
+    pub published_text: Option<DateText>,
+    /// A feed's last-modified date as written (`updated`, `dcterms:modified`…).
+    pub updated_text: Option<DateText>,
     /// A date as a page wrote it, zone-less as often as not: normalize reads it in the
     /// source's zone. Used when `published` is None.
     pub date_text: Option<String>,
     pub categories: Vec<String>,
     /// What the entry's own page added, when it was fetched.
     pub article: Option<ArticleParts>,
+}
+
+/// A date as the document wrote it, and the element or key it was in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateText {
+    pub field: &'static str,
+    pub text: String,
 }
 
 /// A piece of text and whether it is HTML.
@@ -91,79 +113,39 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     parse_newest(bytes, usize::MAX)
 }
 
-/// [`parse`], keeping only the `max_items` newest entries ([`keep_newest`]). They are chosen
-/// before they become [`ParsedItem`]s, so a feed of many small items costs one copy of each in
-/// feed-rs's model, not two; a warning says how many there were.
+/// [`parse`], keeping only the `max_items` newest entries ([`keep_newest`]); a warning says
+/// how many there were.
 pub fn parse_newest(bytes: &[u8], max_items: usize) -> Result<ParsedFeed, ParseError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    // An empty id marks "the feed gave none"; feed-rs never produces an empty id of its own.
-    let parser = feed_rs::parser::Builder::new()
-        .id_generator(|_, _, _| String::new())
-        .build();
-    let feed = parser
-        .parse(&*legacy::upgrade(bytes))
-        .map_err(|e| match e {
-            ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => ParseError::NotAFeed,
-            other => ParseError::Malformed(other.to_string()),
-        })?;
-    let mut entries = feed.entries;
-    let total = entries.len();
-    let mut warnings = Vec::new();
-    if keep_newest(&mut entries, max_items, |e| e.published.or(e.updated)) {
-        warnings.push(dropped_warning(total, max_items));
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let body = &bytes[start..];
+    let body = body
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(body);
+    if body.first() == Some(&b'{') {
+        return jsonfeed::parse(body, max_items);
     }
-    let items = entries
-        .into_iter()
-        .map(|e| {
-            let mut links: Vec<(bool, String)> = e
-                .links
-                .into_iter()
-                .filter(|l| !l.href.trim().is_empty())
-                .map(|l| {
-                    let own = matches!(l.rel.as_deref(), None | Some("alternate"));
-                    (own, l.href.trim().to_string())
-                })
-                .collect();
-            // Stable sort: the entry's own links first, in document order.
-            links.sort_by_key(|(own, _)| !own);
-            ParsedItem {
-                id: Some(e.id.trim().to_string()).filter(|id| !id.is_empty()),
-                title: e.title.map(text),
-                links: links.into_iter().map(|(_, href)| href).collect(),
-                summary: e.summary.map(text),
-                content: e.content.and_then(|c| {
-                    let html = c.content_type.to_string().contains("html");
-                    c.body.map(|body| Text { body, html })
-                }),
-                authors: e
-                    .authors
-                    .into_iter()
-                    .map(|p| p.name.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect(),
-                published: e.published,
-                updated: e.updated,
-                date_text: None,
-                article: None,
-                categories: e
-                    .categories
-                    .into_iter()
-                    .map(|c| c.label.unwrap_or(c.term).trim().to_string())
-                    .filter(|c| !c.is_empty())
-                    .collect(),
-            }
-        })
-        .collect();
-    Ok(ParsedFeed {
-        title: feed.title.map(|t| t.content),
-        items,
-        warnings,
-        ttl: feed
-            .ttl
-            .map(|minutes| std::time::Duration::from_secs(u64::from(minutes) * 60)),
-    })
+    feed::parse(&String::from_utf8_lossy(bytes), max_items)
+}
+
+/// The date an item is ordered by when a fetch keeps only the newest: its instant, else its
+/// feed dates read as UTC (close enough to choose by; normalize reads them in the source's
+/// zone).
+pub fn sort_date(item: &ParsedItem) -> Option<DateTime<Utc>> {
+    let read = |d: &Option<DateText>| {
+        d.as_ref()
+            .and_then(|d| crate::dates::read(&d.text, chrono_tz::Tz::UTC))
+            .map(|r| r.at)
+    };
+    item.published
+        .or(item.updated)
+        .or_else(|| read(&item.published_text))
+        .or_else(|| read(&item.updated_text))
 }
 
 /// Keeps at most `max` of `items` (`[defaults] max_items`): the newest by `date`, undated ones
@@ -208,13 +190,6 @@ pub fn looks_like_html(bytes: &[u8], content_type: Option<&str>) -> bool {
     });
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
     html_type || head.contains("<!doctype html") || head.contains("<html")
-}
-
-fn text(t: feed_rs::model::Text) -> Text {
-    Text {
-        html: t.content_type.to_string().contains("html"),
-        body: t.content,
-    }
 }
 
 #[cfg(test)]

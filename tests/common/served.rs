@@ -167,11 +167,9 @@ fn parse_json(body: &str) -> Vec<Served> {
                 title: str_of("title").unwrap_or_default(),
                 link: str_of("url").unwrap_or_default(),
                 published,
+                // JSON Feed has no source element: the extension names the sources.
                 source_name: item
-                    .get("authors")
-                    .and_then(Value::as_array)
-                    .and_then(|a| a.first())
-                    .and_then(|a| a.get("name"))
+                    .pointer("/_tributary/sources/0/name")
                     .and_then(Value::as_str)
                     .map(str::to_string),
                 source_url: None,
