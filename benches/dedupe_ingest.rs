@@ -60,6 +60,7 @@ fn entry(id: u64, title: String, body: String, published: DateTime<Utc>) -> Entr
         updated: Some(published),
         date_source: DateSource::Feed,
         date_format: None,
+        date_rank: 4,
         categories: Vec::new(),
         keys,
         version: id.to_string(),

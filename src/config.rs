@@ -100,6 +100,9 @@ pub struct SourceConfig {
     pub schedule: Schedule,
     /// Zone of dates written without one (the source's, else `[defaults]`, else UTC).
     pub timezone: Tz,
+    /// The zone was named (by the source or `[defaults]`), not the UTC fallback: its naive
+    /// dates are read as surely as the config can say.
+    pub timezone_named: bool,
     /// Article pages may be fetched from private or loopback addresses.
     pub allow_private: bool,
     /// Hosts besides the source's own that article links may lead to ("*.example.com" allowed,
@@ -665,6 +668,7 @@ impl Config {
                 Some(tz) => parse_timezone(tz).map_err(|m| invalid(&at, "timezone", m))?,
                 None => default_tz,
             };
+            let timezone_named = s.timezone.is_some() || raw.defaults.timezone.is_some();
             let kind = s.kind.unwrap_or(SourceKind::Feed);
             let enabled = s.enabled.unwrap_or(true);
             let sel = |text: &str, key: &'static str| -> Result<Sel, ConfigError> {
@@ -772,6 +776,7 @@ impl Config {
                 enabled,
                 schedule,
                 timezone,
+                timezone_named,
                 allow_private: s.allow_private,
                 article_hosts: s.article_hosts,
                 html,

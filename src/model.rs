@@ -32,6 +32,8 @@ pub struct Entry {
     pub date_source: DateSource,
     /// How it was read: the element and the format (`pubDate, RFC 822`), when it was text.
     pub date_format: Option<String>,
+    /// How surely (`normalize::date_rank`): of two sources' dates for one entry, the surer wins.
+    pub date_rank: u8,
     pub categories: Vec<String>,
     /// Identity keys in the order they are tried: guid (scoped to the source), canonical link,
     /// content hash. See `normalize::identity_keys`.

@@ -25,6 +25,8 @@ pub struct Context<'a> {
     pub base: &'a Url,
     /// Zone of dates written without one.
     pub timezone: Tz,
+    /// The config named that zone (it is not the UTC fallback).
+    pub timezone_named: bool,
     /// Formats for such dates (chrono strftime), tried in order.
     pub date_formats: &'a [String],
     /// Pulls the site's document id out of a link.
@@ -109,7 +111,14 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         }
     }
 
-    let (published, date_source, date_format) = pick_date(ctx, &item, link.as_deref());
+    let dated = pick_date(ctx, &item, link.as_deref());
+    let date_rank = date_rank(ctx, &dated);
+    let Dated {
+        at: published,
+        source: date_source,
+        format: date_format,
+        ..
+    } = dated;
     let updated = updated_date(ctx, &item)
         .filter(|u| *u <= ctx.now + FUTURE_TOLERANCE && !before_epoch(u))
         .or(published);
@@ -148,6 +157,7 @@ pub fn normalize(ctx: &Context<'_>, item: ParsedItem) -> Entry {
         updated,
         date_source,
         date_format,
+        date_rank,
         categories,
         keys,
         version,
@@ -270,45 +280,49 @@ fn title_of(item: &ParsedItem) -> String {
     plain_text(&body_text(item)).chars().take(80).collect()
 }
 
-/// The entry's date, where it came from, and how it was read, in order of trust: the article
-/// page, the feed's or list page's own date, a date in the URL, else none (the store uses the
-/// first-seen time). A date more than a day ahead is dropped in favour of first-seen (recorded
-/// as clamped); one at or before the Unix epoch is dropped as if it were missing.
-fn pick_date(
-    ctx: &Context<'_>,
-    item: &ParsedItem,
-    link: Option<&str>,
-) -> (Option<DateTime<Utc>>, DateSource, Option<String>) {
-    let read = |text: &str| dates::read_with(text, ctx.date_formats, ctx.timezone);
+/// An entry's date, where it came from, and how it was read.
+struct Dated {
+    at: Option<DateTime<Utc>>,
+    source: DateSource,
+    /// The element and format, for text dates (`pubDate, RFC 822`).
+    format: Option<String>,
+    /// The text named its zone, or the date was an instant already.
+    zoned: bool,
+}
+
+/// The entry's date, in order of trust: the article page, the feed's or list page's own
+/// date, a date in the URL, else none (the store uses the first-seen time). A date more than a
+/// day ahead is dropped in favour of first-seen (recorded as clamped); one at or before the
+/// Unix epoch is dropped as if it were missing.
+fn pick_date(ctx: &Context<'_>, item: &ParsedItem, link: Option<&str>) -> Dated {
+    let read = |text: &str, source, field: Option<&str>| {
+        let r = dates::read_with(text, ctx.date_formats, ctx.timezone)?;
+        let format = match field {
+            Some(f) => format!("{f}, {}", r.format),
+            None => r.format.to_string(),
+        };
+        Some((r.at, source, Some(format), r.zoned))
+    };
     let article = item
         .article
         .as_ref()
         .and_then(|a| a.date_text.as_deref())
-        .and_then(read)
-        .map(|r| (r.at, DateSource::ArticlePage, Some(r.format.to_string())));
+        .and_then(|t| read(t, DateSource::ArticlePage, None));
     let instant = item
         .published
         .or(item.updated)
-        .map(|d| (d, DateSource::Feed, None));
+        .map(|d| (d, DateSource::Feed, None, true));
     let feed = [&item.published_text, &item.updated_text]
         .into_iter()
         .flatten()
-        .filter_map(|d| {
-            let r = read(&d.text)?;
-            Some((
-                r.at,
-                DateSource::Feed,
-                Some(format!("{}, {}", d.field, r.format)),
-            ))
-        });
+        .filter_map(|d| read(&d.text, DateSource::Feed, Some(d.field)));
     let listed = item
         .date_text
         .as_deref()
-        .and_then(read)
-        .map(|r| (r.at, DateSource::ListPage, Some(r.format.to_string())));
+        .and_then(|t| read(t, DateSource::ListPage, None));
     let in_url = link
         .and_then(|l| url_date(l, ctx.timezone))
-        .map(|d| (d, DateSource::Url, None));
+        .map(|d| (d, DateSource::Url, None, false));
     let candidates = article
         .into_iter()
         .chain(instant)
@@ -316,7 +330,7 @@ fn pick_date(
         .chain(listed)
         .chain(in_url);
     let mut clamped = false;
-    for (date, source, how) in candidates {
+    for (date, source, format, zoned) in candidates {
         if before_epoch(&date) {
             continue;
         }
@@ -324,12 +338,43 @@ fn pick_date(
             clamped = true;
             continue;
         }
-        return (Some(date), source, how);
+        return Dated {
+            at: Some(date),
+            source,
+            format,
+            zoned,
+        };
     }
-    if clamped {
-        (Some(ctx.now), DateSource::FutureClamped, None)
-    } else {
-        (None, DateSource::FirstSeen, None)
+    Dated {
+        at: clamped.then_some(ctx.now),
+        source: if clamped {
+            DateSource::FutureClamped
+        } else {
+            DateSource::FirstSeen
+        },
+        format: None,
+        zoned: false,
+    }
+}
+
+/// How surely a date was read, so that of two sources carrying one document the surer date
+/// wins (the store keeps the highest): 4 for a date that named its zone, 3 for a zone-less one
+/// read in a zone the config names, 2 for one read in the UTC fallback, 1 for a day in the URL,
+/// 0 for none. (A page saying 18:59 means Beijing time to the source configured for it, and
+/// 18:59 UTC to one that was not told.)
+fn date_rank(ctx: &Context<'_>, d: &Dated) -> u8 {
+    match d.source {
+        DateSource::ArticlePage | DateSource::Feed | DateSource::ListPage => {
+            if d.zoned {
+                4
+            } else if ctx.timezone_named {
+                3
+            } else {
+                2
+            }
+        }
+        DateSource::Url => 1,
+        DateSource::FirstSeen | DateSource::FutureClamped => 0,
     }
 }
 
@@ -390,17 +435,62 @@ pub fn identity_keys(
     keys
 }
 
+fn tracking(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.starts_with("utm_") || TRACKING_PARAMS.contains(&k.as_str())
+}
+
+/// Fragments that say how a reader arrived or where to scroll, never which item a link is:
+/// campaign tags placed after `#` (`#xtor=RSS-1`, AT Internet's, common on French news sites;
+/// `#utm_source=…`; `#ref=rss`), and the anchors blog engines append to a post's own link
+/// (WordPress's `#more-123` and `#respond`, `#comments`, `#disqus_thread`). Any other fragment
+/// is part of the link's identity: `page.html#age` and `page.html#agent` are two items.
+fn noise_fragment(fragment: &str) -> bool {
+    let f = fragment.to_ascii_lowercase();
+    f.is_empty()
+        || ["xtor=", "utm_", "ref=", "at_medium=", "more-"]
+            .iter()
+            .any(|p| f.starts_with(p))
+        || matches!(
+            f.as_str(),
+            "more" | "respond" | "comments" | "comment" | "disqus_thread" | "rss" | "top"
+        )
+}
+
+/// A published link without what only tracks its reader: tracking parameters (utm_*,
+/// [`TRACKING_PARAMS`]) and noise fragments ([`noise_fragment`]) are removed; everything else
+/// stays as the publisher wrote it. A copy republished with `?utm_source=…` and the original
+/// are then one link, whichever is stored first.
+pub fn clean_link(url: &mut Url) {
+    if url.fragment().is_some_and(noise_fragment) {
+        url.set_fragment(None);
+    }
+    if url.query().is_none() {
+        return;
+    }
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !tracking(k))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let all = url.query_pairs().count();
+    if kept.len() == all {
+        return;
+    }
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+}
+
 /// A link in the form used to compare links: no scheme (http and https copies are the same
-/// page), no fragment, no tracking parameters, the remaining parameters sorted.
+/// page), no tracking parameters or noise fragment, the remaining parameters sorted.
 pub fn canonical_link(url: &Url) -> String {
     let mut url = url.clone();
-    url.set_fragment(None);
+    clean_link(&mut url);
     let mut params: Vec<(String, String)> = url
         .query_pairs()
-        .filter(|(k, _)| {
-            let k = k.to_ascii_lowercase();
-            !k.starts_with("utm_") && !TRACKING_PARAMS.contains(&k.as_str())
-        })
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     params.sort();
@@ -415,12 +505,14 @@ pub fn canonical_link(url: &Url) -> String {
         .to_string()
 }
 
-/// Resolves `href` against `base`; None when it is not a usable http(s) link.
+/// Resolves `href` against `base` and drops what only tracks the reader ([`clean_link`]);
+/// None when it is not a usable http(s) link.
 pub fn absolute(base: &Url, href: &str) -> Option<String> {
     if href.len() > MAX_URL_BYTES {
         return None;
     }
-    let url = base.join(href.trim()).ok()?;
+    let mut url = base.join(href.trim()).ok()?;
+    clean_link(&mut url);
     (matches!(url.scheme(), "http" | "https") && url.as_str().len() <= MAX_URL_BYTES)
         .then(|| url.to_string())
 }
@@ -712,6 +804,7 @@ mod tests {
             source_id: "s",
             base,
             timezone: chrono_tz::Asia::Shanghai,
+            timezone_named: true,
             date_formats: &[],
             id_pattern: pattern,
             wants_article: false,

@@ -115,12 +115,17 @@ fn body(e: &StoredEntry) -> Option<String> {
     }
 }
 
-/// `<p>Also reported by: <a>Source B</a>, <a>Source C</a></p>`, or None for a single source.
+/// How many other sources "Also reported by" names before "and N more".
+const ALSO_REPORTED_SHOWN: usize = 5;
+
+/// `<p>Also reported by: <a>Source B</a>, <a>Source C</a></p>`, or None for a single source:
+/// the sources other than the first (the one whose feed this is, or the story's own), at most
+/// [`ALSO_REPORTED_SHOWN`] of them, then how many more.
 fn also_reported_by(e: &StoredEntry) -> Option<String> {
-    let others: Vec<String> = e
-        .sources
+    let others = e.sources.get(1..).unwrap_or_default();
+    let named: Vec<String> = others
         .iter()
-        .skip(1)
+        .take(ALSO_REPORTED_SHOWN)
         .map(|s| {
             let name = html_escape::encode_text(&s.source_name);
             match &s.link {
@@ -132,7 +137,19 @@ fn also_reported_by(e: &StoredEntry) -> Option<String> {
             }
         })
         .collect();
-    (!others.is_empty()).then(|| format!("<p>Also reported by: {}</p>", others.join(", ")))
+    if named.is_empty() {
+        return None;
+    }
+    let more = others.len() - named.len();
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "<p>Also reported by: {}{tail}</p>",
+        named.join(", ")
+    ))
 }
 
 /// The entry's own authors. An entry whose feed named none has none here either: the source
@@ -249,7 +266,7 @@ fn atom(info: &FeedInfo, entries: &[StoredEntry]) -> String {
                 });
             }
             // RFC 4287 §4.2.7.2: "via" names where the entry's information came from.
-            for other in e.sources.iter().skip(1) {
+            for other in e.sources.iter().skip(1).take(ALSO_REPORTED_SHOWN) {
                 links.push(atom::Link {
                     href: other
                         .link

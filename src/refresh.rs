@@ -308,6 +308,7 @@ fn context<'a>(source: &'a SourceConfig, base: &'a Url, now: DateTime<Utc>) -> C
         source_id: &source.id,
         base,
         timezone: source.timezone,
+        timezone_named: source.timezone_named,
         date_formats: source.date_formats(),
         id_pattern: source.id_pattern(),
         wants_article: source.article.is_some(),

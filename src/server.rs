@@ -413,7 +413,13 @@ async fn count_request(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // Feeds are shown in browsers too: a body is only ever what its type says (no sniffing a
+    // feed's escaped markup into an HTML page).
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     metrics::record_http_request(
         method.as_str(),
         route.as_deref().unwrap_or("unmatched"),

@@ -244,6 +244,20 @@ CREATE VIEW search_text (entry_id, text) AS
 INSERT INTO entries_fts (entries_fts) VALUES ('rebuild');
 CREATE VIRTUAL TABLE entries_fts_terms USING fts5vocab(entries_fts, 'row');
 "#,
+    r#"
+-- What each source said of an entry it shares with the source that first stored it: a
+-- source's own feed shows its own words. `own` = 1 marks such a copy; a column left NULL
+-- means "as the entry says" (the same words, or none of its own). The entry's row is what its
+-- first source said, enriched by the others: full text, authors, and the date read the surest
+-- way (`date_rank`, see normalize::date_rank).
+ALTER TABLE entry_sources ADD COLUMN own INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entry_sources ADD COLUMN title TEXT;
+ALTER TABLE entry_sources ADD COLUMN summary TEXT;
+ALTER TABLE entry_sources ADD COLUMN content TEXT;
+ALTER TABLE entry_sources ADD COLUMN authors TEXT;
+ALTER TABLE entry_sources ADD COLUMN published INTEGER;
+ALTER TABLE entries ADD COLUMN date_rank INTEGER NOT NULL DEFAULT 2;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -597,7 +611,9 @@ impl Store {
     pub fn article_needs(&self, keys: &[Vec<String>]) -> Result<Vec<ArticleNeed>, StoreError> {
         let conn = self.reader()?;
         let mut find = conn.prepare_cached(
-            "SELECT e.article_pending FROM entry_keys k JOIN entries e ON e.id = k.entry_id
+            // An entry another source stored without its text (a bare list) still wants it.
+            "SELECT e.article_pending OR e.content IS NULL
+             FROM entry_keys k JOIN entries e ON e.id = k.entry_id
              WHERE k.key = ?1",
         )?;
         let mut needs = Vec::with_capacity(keys.len());
@@ -770,8 +786,14 @@ impl Store {
                 "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
             ));
         }
-        // Merged feeds show one member per cluster; a source's own feed shows its entries.
+        // Merged feeds show one member per cluster; a source's own feed shows its entries, in
+        // its own words.
         let merged = !matches!(scope, Scope::Source(_));
+        let view = match scope {
+            Scope::Source(id) => Some(id.clone()),
+            _ => None,
+        };
+        let view_arg = arg(Box::new(view.clone()), &mut args);
         if merged {
             entry_conds.push("e.canonical = 1".to_string());
         }
@@ -796,9 +818,12 @@ impl Store {
             source_conds.join(" AND ")
         ));
         let sql = format!(
-            "SELECT e.id, e.title, e.link, e.summary, e.content, e.authors, e.categories,
-                    e.published, e.updated, e.cluster_id
+            "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
+                    COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
+                    COALESCE(o.authors, e.authors), e.categories,
+                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published)
              FROM entries e
+             LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
              WHERE {}
              ORDER BY e.published DESC, e.id DESC
              LIMIT ?1",
@@ -819,28 +844,29 @@ impl Store {
                 content: r.get(4)?,
                 authors: from_json(&r.get::<_, String>(5)?),
                 categories: from_json(&r.get::<_, String>(6)?),
-                published: from_unix(r.get(7)?),
-                updated: from_unix(r.get(8)?),
+                published: from_unix(r.get(10)?),
+                updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
                 sources: Vec::new(),
             })
             .map(|e| (e, r.get::<_, Option<i64>>(9)))
         })?;
         let rows = rows.collect::<Result<Vec<_>, _>>()?;
-        // The entry's own sources first, then its cluster's other members' sources.
+        // The source whose feed this is first, then the entry's other sources, then its
+        // cluster's other members' sources.
         let mut sources = conn.prepare_cached(
             "SELECT es.source_id, s.name, s.url, es.guid, es.link
              FROM entries m
              JOIN entry_sources es ON es.entry_id = m.id
              JOIN sources s ON s.id = es.source_id
              WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
-             ORDER BY m.id != ?1, es.first_seen, es.rowid",
+             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id",
         )?;
         let mut entries = Vec::with_capacity(rows.len());
         for (mut e, cluster) in rows {
             let cluster = cluster?.unwrap_or(e.id);
             let mut seen = std::collections::HashSet::new();
             e.sources = sources
-                .query_map(params![e.id, cluster, merged], |r| {
+                .query_map(params![e.id, cluster, merged, view], |r| {
                     Ok(EntrySource {
                         source_id: r.get(0)?,
                         source_name: r.get(1)?,
@@ -1235,9 +1261,11 @@ fn upsert_in(
         let mut link_version = tx.prepare_cached(
             "SELECT (SELECT version FROM entry_sources
                          WHERE entry_id = ?1 AND source_id = ?2),
+                        (SELECT own FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2),
                         article_pending
                  FROM entries WHERE id = ?1",
         )?;
+        let mut copies = SourceCopies::prepare(tx)?;
         // A new entry is written whole, in its own cluster: a row carries kilobytes of text,
         // so a later UPDATE of one small column would rewrite them. The id is chosen here
         // (what SQLite would choose) so the row can name its own cluster.
@@ -1245,8 +1273,8 @@ fn upsert_in(
         let mut insert_entry = tx.prepare_cached(
             "INSERT INTO entries (id, cluster_id, canonical, title, link, summary, content,
                      authors, categories, published, updated, first_seen, date_source,
-                     article_pending)
-                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     article_pending, date_rank)
+                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut insert_fingerprint = tx.prepare_cached(
             "INSERT INTO fingerprints (entry_id, title, body, simhash) VALUES (?1, ?2, ?3, ?4)",
@@ -1305,10 +1333,23 @@ fn upsert_in(
             // Whether (and as an edit or not) to place the entry in a cluster, once its
             // source link is written: the canonical choice reads the sources' priorities.
             let mut place = None;
+            // Whether this fetch's words are kept as the source's own copy of the entry.
+            let mut keep_copy = false;
             let entry_id = match found {
                 Some(id) => {
-                    let (previous, pending): (Option<String>, bool) = link_version
-                        .query_row(params![id, source_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let (previous, own, pending): (Option<String>, Option<bool>, bool) =
+                        link_version.query_row(params![id, source_id], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?;
+                    // This source did not store the entry: it keeps its own words beside it,
+                    // and the entry takes what it lacks from them.
+                    let mut second = previous.is_none() || own == Some(true);
+                    // Which source's words the entry's row holds does not depend on who came
+                    // first: a newcomer that outranks the holder takes the row over.
+                    let promoted =
+                        previous.is_none() && copies.promote(id, source_id, e, &authors)?;
+                    second &= !promoted;
+                    keep_copy = second && previous.as_deref() != Some(e.version.as_str());
                     let completed = pending && !e.article_pending && e.content.is_some();
                     if completed {
                         complete_article.execute(params![
@@ -1320,27 +1361,39 @@ fn upsert_in(
                             now_ts
                         ])?;
                     }
-                    let edited = match previous {
-                        Some(v) if v == e.version && completed => true,
-                        Some(v) if v == e.version => false,
-                        // Another source already carries it: a duplicate, not news.
-                        None => false,
+                    let enriched = promoted && (e.content.is_some() || e.summary.is_some())
+                        || second && !completed && copies.enrich(id, e, &authors)?;
+                    // Whether this source edited its item (counted as an update), and whether
+                    // the entry's text changed (it is then compared and indexed again).
+                    let (edit, changed) = match previous {
+                        Some(v) if v == e.version && completed => (true, true),
+                        Some(v) if v == e.version => (false, enriched),
+                        // Another source already carries it: a duplicate, not news, though it
+                        // may bring what the entry lacked.
+                        None => (false, enriched),
+                        // A second source's edit changes its own copy.
+                        Some(_) if second => (true, enriched),
                         Some(_) => {
+                            // Other sources' copies that read "as the entry says" keep what
+                            // it said before this edit.
+                            copies.freeze(id)?;
                             // The edit is news to readers now, whatever date the
                             // feed claims.
                             update_entry.execute(params![
                                 id, e.title, e.link, e.summary, e.content, authors, categories,
                                 now_ts
                             ])?;
-                            true
+                            (true, true)
                         }
                     };
-                    if edited {
+                    if edit {
                         counts.updated += 1;
-                        // An edit may move the entry into, out of, or between clusters.
-                        place = Some(true);
                     } else {
                         counts.unchanged += 1;
+                    }
+                    if changed {
+                        // An edit may move the entry into, out of, or between clusters.
+                        place = Some(true);
                     }
                     id
                 }
@@ -1360,7 +1413,8 @@ fn upsert_in(
                         updated,
                         now_ts,
                         e.date_source.as_str(),
-                        e.article_pending
+                        e.article_pending,
+                        e.date_rank
                     ])?;
                     insert_fingerprint.execute(params![
                         id,
@@ -1376,6 +1430,9 @@ fn upsert_in(
             upsert_link.execute(params![
                 entry_id, source_id, e.guid, e.link, e.version, now_ts
             ])?;
+            if keep_copy {
+                copies.keep(entry_id, source_id, e, &authors)?;
+            }
             for key in &e.keys {
                 add_key.execute(params![key, entry_id])?;
             }
@@ -1405,6 +1462,178 @@ fn upsert_in(
         }
     }
     Ok(counts)
+}
+
+/// The statements that keep each source's own copy of a shared entry, and let the entry take
+/// what it lacks from them.
+struct SourceCopies<'t> {
+    own: rusqlite::CachedStatement<'t>,
+    freeze: rusqlite::CachedStatement<'t>,
+    lacks: rusqlite::CachedStatement<'t>,
+    enrich: rusqlite::CachedStatement<'t>,
+    holder: rusqlite::CachedStatement<'t>,
+    release: rusqlite::CachedStatement<'t>,
+    take_over: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> SourceCopies<'t> {
+    fn prepare(tx: &'t rusqlite::Transaction<'_>) -> Result<Self, StoreError> {
+        Ok(SourceCopies {
+            // Only what differs from the entry is kept.
+            own: tx.prepare_cached(
+                "UPDATE entry_sources SET own = 1,
+                     title = NULLIF(?3, (SELECT title FROM entries WHERE id = ?1)),
+                     summary = NULLIF(?4, (SELECT summary FROM entries WHERE id = ?1)),
+                     content = NULLIF(?5, (SELECT content FROM entries WHERE id = ?1)),
+                     authors = NULLIF(?6, (SELECT authors FROM entries WHERE id = ?1)),
+                     published = NULLIF(?7, (SELECT published FROM entries WHERE id = ?1))
+                 WHERE entry_id = ?1 AND source_id = ?2",
+            )?,
+            freeze: tx.prepare_cached(
+                "UPDATE entry_sources SET
+                     title = COALESCE(entry_sources.title, e.title),
+                     summary = COALESCE(entry_sources.summary, e.summary),
+                     content = COALESCE(entry_sources.content, e.content),
+                     authors = COALESCE(entry_sources.authors, e.authors),
+                     published = COALESCE(entry_sources.published, e.published)
+                 FROM (SELECT title, summary, content, authors, published
+                       FROM entries WHERE id = ?1) AS e
+                 WHERE entry_sources.entry_id = ?1 AND entry_sources.own = 1",
+            )?,
+            lacks: tx.prepare_cached(
+                "SELECT content IS NULL, authors = '[]', date_rank FROM entries WHERE id = ?1",
+            )?,
+            // The richer copy wins, whatever order the copies came in: text where there was
+            // none, authors where none were named, and a date read a surer way.
+            enrich: tx.prepare_cached(
+                "UPDATE entries SET
+                     content = COALESCE(content, ?2),
+                     article_pending = article_pending AND ?2 IS NULL,
+                     authors = CASE WHEN ?3 != '[]' AND authors = '[]' THEN ?3 ELSE authors END,
+                     updated = CASE WHEN ?5 > date_rank AND updated = published THEN ?4
+                                    ELSE updated END,
+                     published = CASE WHEN ?5 > date_rank THEN ?4 ELSE published END,
+                     date_source = CASE WHEN ?5 > date_rank THEN ?6 ELSE date_source END,
+                     date_rank = MAX(date_rank, ?5)
+                 WHERE id = ?1",
+            )?,
+            // The source whose words the row holds, and whether `?2` outranks it: a higher
+            // priority, or the same and a smaller id (a total order, so the outcome is the
+            // same whatever order the sources' fetches were stored in).
+            holder: tx.prepare_cached(
+                "SELECT me.priority > h.priority OR (me.priority = h.priority AND me.id < h.id)
+                 FROM entry_sources es JOIN sources h ON h.id = es.source_id,
+                      sources me
+                 WHERE es.entry_id = ?1 AND es.own = 0 AND me.id = ?2
+                 ORDER BY es.rowid LIMIT 1",
+            )?,
+            release: tx.prepare_cached(
+                "UPDATE entry_sources SET own = 1 WHERE entry_id = ?1 AND own = 0",
+            )?,
+            // The newcomer's words; what it lacks stays as the entry had it, and the surer
+            // date wins (ties: the newcomer's).
+            take_over: tx.prepare_cached(
+                "UPDATE entries SET title = ?2, link = COALESCE(?3, link),
+                     summary = COALESCE(?4, summary), content = COALESCE(?5, content),
+                     article_pending = article_pending AND ?5 IS NULL,
+                     authors = CASE WHEN ?6 != '[]' THEN ?6 ELSE authors END,
+                     categories = ?7,
+                     updated = CASE WHEN ?9 >= date_rank AND ?8 IS NOT NULL
+                                    THEN COALESCE(?10, ?8) ELSE updated END,
+                     published = CASE WHEN ?9 >= date_rank AND ?8 IS NOT NULL
+                                      THEN ?8 ELSE published END,
+                     date_source = CASE WHEN ?9 >= date_rank AND ?8 IS NOT NULL
+                                        THEN ?11 ELSE date_source END,
+                     date_rank = MAX(date_rank, ?9)
+                 WHERE id = ?1",
+            )?,
+        })
+    }
+
+    /// Gives `source_id` the entry's row if it outranks the source holding it: the holder's
+    /// words (and those of copies that read "as the entry says") become copies of their own
+    /// first. Returns whether it did.
+    fn promote(
+        &mut self,
+        entry_id: i64,
+        source_id: &str,
+        e: &Entry,
+        authors: &str,
+    ) -> Result<bool, StoreError> {
+        let outranks = self
+            .holder
+            .query_row(params![entry_id, source_id], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false);
+        if !outranks {
+            return Ok(false);
+        }
+        self.release.execute([entry_id])?;
+        self.freeze.execute([entry_id])?;
+        let published = e.published.map(|p| p.timestamp());
+        self.take_over.execute(params![
+            entry_id,
+            e.title,
+            e.link,
+            e.summary,
+            e.content,
+            authors,
+            json(&e.categories),
+            published,
+            if published.is_some() { e.date_rank } else { 0 },
+            e.updated.map(|u| u.timestamp()),
+            e.date_source.as_str()
+        ])?;
+        Ok(true)
+    }
+
+    /// Keeps `e` as `source_id`'s own copy of `entry_id` (a source that did not store it).
+    fn keep(
+        &mut self,
+        entry_id: i64,
+        source_id: &str,
+        e: &Entry,
+        authors: &str,
+    ) -> Result<(), StoreError> {
+        self.own.execute(params![
+            entry_id,
+            source_id,
+            e.title,
+            e.summary,
+            e.content,
+            authors,
+            e.published.map(|p| p.timestamp())
+        ])?;
+        Ok(())
+    }
+
+    /// Before the first source edits the entry, the copies that said the same keep it.
+    fn freeze(&mut self, entry_id: i64) -> Result<(), StoreError> {
+        self.freeze.execute([entry_id])?;
+        Ok(())
+    }
+
+    /// Lets the entry take from a second source's copy what it lacks. Returns whether it took
+    /// the text (the entry is then compared and indexed again, as after an edit).
+    fn enrich(&mut self, entry_id: i64, e: &Entry, authors: &str) -> Result<bool, StoreError> {
+        let (no_text, no_authors, rank): (bool, bool, u8) = self
+            .lacks
+            .query_row([entry_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let takes_text = no_text && e.content.is_some();
+        let takes_authors = no_authors && !e.authors.is_empty();
+        let takes_date = e.date_rank > rank && e.published.is_some();
+        if takes_text || takes_authors || takes_date {
+            self.enrich.execute(params![
+                entry_id,
+                e.content,
+                authors,
+                e.published.map(|p| p.timestamp()),
+                e.date_rank,
+                e.date_source.as_str()
+            ])?;
+        }
+        Ok(takes_text)
+    }
 }
 
 /// Runs a group of fetches in one transaction; one result per fetch, in order.
@@ -1543,7 +1772,9 @@ fn choose_canonical(tx: &rusqlite::Transaction<'_>, cluster: i64) -> Result<(), 
              SELECT e.id FROM entries e WHERE e.cluster_id = ?1
              ORDER BY (SELECT MAX(s.priority) FROM entry_sources es
                        JOIN sources s ON s.id = es.source_id WHERE es.entry_id = e.id) DESC,
-                      e.published, e.id
+                      e.published,
+                      (SELECT MIN(es.source_id) FROM entry_sources es WHERE es.entry_id = e.id),
+                      e.id
              LIMIT 1))
          WHERE cluster_id = ?1",
     )?

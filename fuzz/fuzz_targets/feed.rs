@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         source_id: "fuzz",
         base: &FIXED.base,
         timezone: FIXED.timezone,
+        timezone_named: true,
         date_formats: &FIXED.date_formats,
         id_pattern: Some(&FIXED.id_pattern),
         wants_article: false,

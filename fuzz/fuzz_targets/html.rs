@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
         source_id: &source.id,
         base: &FIXED.base,
         timezone: source.timezone,
+        timezone_named: true,
         date_formats: source.date_formats(),
         id_pattern: source.id_pattern(),
         wants_article: true,

@@ -515,11 +515,20 @@ pub fn compare_features(a: &Features, b: &Features, t: &Thresholds) -> Option<Ma
     } else {
         (b.cover(a), title_numbers_unmatched.1)
     };
-    (cover >= t.headline_title_cover && unmatched == 0).then_some(Match {
+    // A headline of a word or two ("Age", "快讯") is in many others by chance, and many
+    // others are in it.
+    let enough = [a, b]
+        .iter()
+        .all(|f| f.title_bigrams().len() >= MIN_HEADLINE_BIGRAMS);
+    (enough && cover >= t.headline_title_cover && unmatched == 0).then_some(Match {
         rule: Rule::Headline,
         score: cover,
     })
 }
+
+/// The fewest distinct title bigrams a headline-only item needs to be matched by its title:
+/// four is a short Chinese headline (five characters) or a two-word English one.
+const MIN_HEADLINE_BIGRAMS: usize = 4;
 
 /// Every measure `compare` looks at (also for tuning thresholds on labeled pairs).
 #[derive(Debug, Clone, PartialEq)]

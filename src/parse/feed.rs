@@ -167,7 +167,18 @@ fn text_of(tree: &Tree<'_>, i: usize, kind: TextKind) -> Text {
             },
             html: false,
         },
-        Some(t) if t.starts_with("text/") || t.ends_with("+xml") || t.ends_with("/xml") => Text {
+        // XML content (RFC 4287 §4.1.3.3): markup, as readers show it.
+        Some(t) if t.ends_with("+xml") || t.ends_with("/xml") => {
+            if mixed {
+                markup()
+            } else {
+                Text {
+                    body: e.text.clone(),
+                    html: true,
+                }
+            }
+        }
+        Some(t) if t.starts_with("text/") => Text {
             body: if mixed {
                 tree.all_text(i)
             } else {
@@ -318,12 +329,15 @@ struct Fields {
     categories: Vec<String>,
 }
 
-fn date(field: &'static str, e: &Element) -> Option<DateText> {
+/// A date element. Of two of one kind in an entry, the last is kept, as feedparser does.
+fn date(slot: &mut Option<DateText>, field: &'static str, e: &Element) {
     let text = e.text.trim();
-    (!text.is_empty()).then(|| DateText {
-        field,
-        text: text.to_string(),
-    })
+    if !text.is_empty() {
+        *slot = Some(DateText {
+            field,
+            text: text.to_string(),
+        });
+    }
 }
 
 fn first<T>(slot: &mut Option<T>, value: Option<T>) {
@@ -459,16 +473,16 @@ fn read_child(tree: &Tree<'_>, c: usize, e: &Element, f: &mut Fields) {
         }
         (Ns::Dc, "creator" | "author") => f.authors.extend(person(&e.text)),
         (Ns::Itunes, "author") => f.authors.extend(person(&e.text)),
-        (Ns::None | Ns::Rss, "pubdate") => first(&mut f.published, date("pubDate", e)),
-        (Ns::Atom | Ns::None, "published") => first(&mut f.published, date("published", e)),
-        (Ns::Atom | Ns::None, "issued") => first(&mut f.published, date("issued", e)),
-        (Ns::Dcterms, "issued") => first(&mut f.published, date("dcterms:issued", e)),
-        (Ns::Atom | Ns::None, "created") => first(&mut f.created, date("created", e)),
-        (Ns::Dcterms, "created") => first(&mut f.created, date("dcterms:created", e)),
-        (Ns::Atom | Ns::None, "updated") => first(&mut f.updated, date("updated", e)),
-        (Ns::Atom | Ns::None, "modified") => first(&mut f.updated, date("modified", e)),
-        (Ns::Dcterms, "modified") => first(&mut f.updated, date("dcterms:modified", e)),
-        (Ns::Dc, "date") => first(&mut f.updated, date("dc:date", e)),
+        (Ns::None | Ns::Rss, "pubdate") => date(&mut f.published, "pubDate", e),
+        (Ns::Atom | Ns::None, "published") => date(&mut f.published, "published", e),
+        (Ns::Atom | Ns::None, "issued") => date(&mut f.published, "issued", e),
+        (Ns::Dcterms, "issued") => date(&mut f.published, "dcterms:issued", e),
+        (Ns::Atom | Ns::None, "created") => date(&mut f.created, "created", e),
+        (Ns::Dcterms, "created") => date(&mut f.created, "dcterms:created", e),
+        (Ns::Atom | Ns::None, "updated") => date(&mut f.updated, "updated", e),
+        (Ns::Atom | Ns::None, "modified") => date(&mut f.updated, "modified", e),
+        (Ns::Dcterms, "modified") => date(&mut f.updated, "dcterms:modified", e),
+        (Ns::Dc, "date") => date(&mut f.updated, "dc:date", e),
         (Ns::None | Ns::Rss | Ns::Atom, "category") => {
             let label = e
                 .attr("label")

@@ -147,7 +147,14 @@ impl<'a> Tree<'a> {
         let mut out = Vec::new();
         let mut at = Some(i);
         while let Some(e) = at {
-            if let Some(base) = self.elements[e].attr_in(Ns::Xml, "base") {
+            let element = &self.elements[e];
+            // CDF names its base with a plain BASE attribute on its channel.
+            let base = element.attr_in(Ns::Xml, "base").or_else(|| {
+                (element.name == "channel")
+                    .then(|| element.attr_in(Ns::None, "base"))
+                    .flatten()
+            });
+            if let Some(base) = base {
                 out.push(base.trim().to_string());
             }
             at = self.elements[e].parent;

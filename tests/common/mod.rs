@@ -1217,11 +1217,40 @@ fn text_request(
 ) -> Result<HttpResponse, String> {
     let (status, headers, bytes) = request(method, url, headers)?;
     let body = String::from_utf8(bytes).map_err(|e| format!("body of {url} is not UTF-8: {e}"))?;
-    Ok(HttpResponse {
+    let response = HttpResponse {
         status,
         headers,
         body,
-    })
+    };
+    assert_well_formed(url, &response);
+    Ok(response)
+}
+
+/// Every document tributary serves parses: RSS, Atom and OPML as XML 1.0 (roxmltree, which
+/// also refuses characters XML cannot carry), JSON Feed and the API as JSON. Checked on every
+/// response a test receives from tributary (which marks all of its responses `nosniff`; the
+/// fixture servers, which serve broken documents on purpose, do not), so no test can miss it.
+pub fn assert_well_formed(url: &str, r: &HttpResponse) {
+    let ours = r.header("x-content-type-options").as_deref() == Some("nosniff");
+    if !ours || !(200..300).contains(&r.status) || r.body.is_empty() {
+        return;
+    }
+    let kind = r.header("content-type").unwrap_or_default();
+    let served_xml = ["application/rss+xml", "application/atom+xml", "text/x-opml"]
+        .iter()
+        .any(|t| kind.starts_with(t));
+    let served_json =
+        kind.starts_with("application/feed+json") || kind.starts_with("application/json");
+    if served_xml {
+        if let Err(e) = roxmltree::Document::parse(&r.body) {
+            panic!("{url} ({kind}) is not well-formed XML: {e}\n{}", r.body);
+        }
+    }
+    if served_json {
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&r.body) {
+            panic!("{url} ({kind}) is not JSON: {e}\n{}", r.body);
+        }
+    }
 }
 
 /// GET `url` with extra request headers; `Err` describes a transport failure.
