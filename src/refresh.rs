@@ -133,7 +133,18 @@ async fn run(
     if let Some(moved) = state.moved_to.as_deref().and_then(|u| Url::parse(u).ok()) {
         *url = moved;
     }
-    let fetched = fetcher.get(url, &state.validators).await;
+    // An article page that failed is retried with the list it came from: that list is then
+    // asked for whole, since a 304 would leave the entry waiting until the list changes.
+    let retry_articles = source.article.is_some() && {
+        let id = source.id.clone();
+        blocking(store, move |s| s.articles_pending(&id)).await?
+    };
+    let validators = if retry_articles {
+        crate::model::Validators::default()
+    } else {
+        state.validators.clone()
+    };
+    let fetched = fetcher.get(url, &validators).await;
     let now = Utc::now();
     let mut fetched = match fetched {
         Ok(FetchOutcome::NotModified(validators, fetch_hints)) => {

@@ -258,6 +258,11 @@ ALTER TABLE entry_sources ADD COLUMN authors TEXT;
 ALTER TABLE entry_sources ADD COLUMN published INTEGER;
 ALTER TABLE entries ADD COLUMN date_rank INTEGER NOT NULL DEFAULT 2;
 "#,
+    r#"
+-- Entries whose article page could not be read yet: a source with such entries polls its list
+-- without validators, so a 304 does not stop the retry (see Store::articles_pending).
+CREATE INDEX entries_article_pending ON entries (id) WHERE article_pending = 1;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -605,6 +610,18 @@ impl Store {
     pub fn record_fetch(&self, source_id: &str, rec: &FetchRecord<'_>) -> Result<(), StoreError> {
         let writer = self.writer()?;
         record_fetch_in(&writer.conn, source_id, rec)
+    }
+
+    /// Whether an entry of `source_id` still waits for its article page: its next poll must
+    /// not be answered 304, or the retry would wait until the list changes.
+    pub fn articles_pending(&self, source_id: &str) -> Result<bool, StoreError> {
+        Ok(self.reader()?.query_row(
+            "SELECT EXISTS (SELECT 1 FROM entries e INDEXED BY entries_article_pending
+                            JOIN entry_sources es ON es.entry_id = e.id AND es.source_id = ?1
+                            WHERE e.article_pending = 1)",
+            [source_id],
+            |r| r.get(0),
+        )?)
     }
 
     /// For each item's identity keys, whether its article page still has to be fetched.
@@ -1350,7 +1367,9 @@ fn upsert_in(
                         previous.is_none() && copies.promote(id, source_id, e, &authors)?;
                     second &= !promoted;
                     keep_copy = second && previous.as_deref() != Some(e.version.as_str());
-                    let completed = pending && !e.article_pending && e.content.is_some();
+                    // The source that stored the entry brings its article at last (a second
+                    // source's article enriches the entry instead, below).
+                    let completed = pending && !second && !e.article_pending && e.content.is_some();
                     if completed {
                         complete_article.execute(params![
                             id,
@@ -1508,7 +1527,9 @@ impl<'t> SourceCopies<'t> {
             enrich: tx.prepare_cached(
                 "UPDATE entries SET
                      content = COALESCE(content, ?2),
-                     article_pending = article_pending AND ?2 IS NULL,
+                     article_pending = CASE WHEN ?2 IS NOT NULL THEN 0
+                                            WHEN content IS NULL AND ?7 THEN 1
+                                            ELSE article_pending END,
                      authors = CASE WHEN ?3 != '[]' AND authors = '[]' THEN ?3 ELSE authors END,
                      updated = CASE WHEN ?5 > date_rank AND updated = published THEN ?4
                                     ELSE updated END,
@@ -1622,14 +1643,17 @@ impl<'t> SourceCopies<'t> {
         let takes_text = no_text && e.content.is_some();
         let takes_authors = no_authors && !e.authors.is_empty();
         let takes_date = e.date_rank > rank && e.published.is_some();
-        if takes_text || takes_authors || takes_date {
+        // Its article page failed too: the entry waits for it (and the list is polled again).
+        let waits = no_text && e.article_pending;
+        if takes_text || takes_authors || takes_date || waits {
             self.enrich.execute(params![
                 entry_id,
                 e.content,
                 authors,
                 e.published.map(|p| p.timestamp()),
                 e.date_rank,
-                e.date_source.as_str()
+                e.date_source.as_str(),
+                e.article_pending
             ])?;
         }
         Ok(takes_text)

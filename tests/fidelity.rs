@@ -515,3 +515,52 @@ fn the_richer_copy_wins_whatever_the_order() {
         "{bare_first:#}"
     );
 }
+
+#[test]
+fn an_article_that_failed_is_fetched_again_though_its_list_is_unchanged() {
+    let list = "<html><body><ul><li><a href=\"/a/1.html\">Story one</a>\
+                <em>2024-01-01 08:00</em></li></ul></body></html>";
+    let article = "<html><body><article><p>The full text of story one.</p></article>\
+                   </body></html>";
+    let fixtures = FixtureServer::start_with_files(HashMap::from([
+        ("/list.html".to_string(), list.as_bytes().to_vec()),
+        ("/a/1.html".to_string(), article.as_bytes().to_vec()),
+    ]));
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let listen = free_addr();
+    let text = format!(
+        "[server]\nlisten = \"{listen}\"\n[storage]\npath = \"tributary.db\"\n\
+         [[sources]]\nid = \"page\"\nname = \"Page\"\nurl = \"{}\"\ncategory = \"news\"\n\
+         kind = \"html\"\n[sources.html]\nitem = \"li\"\ndate = \"em\"\n\
+         [sources.article]\ncontent = \"article\"\n",
+        fixtures.url("/list.html")
+    );
+    let config = write_config_text(dir.path(), &text);
+    fixtures.fail_with("/a/1.html", 500);
+    let (code, out, err) = run_fetch(&config, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    fixtures.recover("/a/1.html");
+    // The list has not changed, and would answer 304 to a conditional poll.
+    let (code, out, err) = run_fetch(&config, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lists = fixtures.hits("/list.html");
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert_eq!(
+        lists[1].if_none_match, None,
+        "the retry polls the list whole: {lists:?}"
+    );
+    assert_eq!(fixtures.hits("/a/1.html").len(), 2);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let got = items(&serve, "/sources/page.json");
+    assert!(
+        got[0]["content_html"]
+            .as_str()
+            .is_some_and(|c| c.contains("The full text of story one.")),
+        "{got:#?}"
+    );
+    // Complete now: the next poll is conditional again.
+    let (code, out, err) = run_fetch(&config, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("not modified"), "{out}");
+}
