@@ -263,6 +263,24 @@ ALTER TABLE entries ADD COLUMN date_rank INTEGER NOT NULL DEFAULT 2;
 -- without validators, so a 304 does not stop the retry (see Store::articles_pending).
 CREATE INDEX entries_article_pending ON entries (id) WHERE article_pending = 1;
 "#,
+    r#"
+-- Near-duplicate clusters as the connected components of the pairs that matched, so they do not
+-- depend on the order entries arrived in: every match is kept (a < b), and a cluster is
+-- recomputed from them whenever a member or its sources change. A pair whose entries share a
+-- source does not join them (a source lists one story once). The matches that built the
+-- clusters so far are the first edges.
+CREATE TABLE dedupe_edges (
+    a      INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    b      INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    rule   TEXT NOT NULL,
+    score  REAL NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+CREATE INDEX dedupe_edges_by_b ON dedupe_edges (b, a);
+INSERT OR IGNORE INTO dedupe_edges (a, b, rule, score)
+    SELECT MIN(entry_id, matched_entry), MAX(entry_id, matched_entry), rule, score
+    FROM cluster_merges WHERE entry_id != matched_entry;
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -1126,8 +1144,9 @@ fn place_in_cluster(
     let mut ranked: Vec<(i64, usize, Option<&dedupe::Figures>)> =
         shared.into_iter().map(|(id, (n, f))| (id, n, f)).collect();
     ranked.sort_by_key(|&(id, n, _)| (std::cmp::Reverse(n), id));
-    ranked.truncate(MAX_COMPARED);
-    let mut found = None;
+    // Every candidate the entry matches: the pairs are kept, and the entry's cluster is the
+    // connected component they make (see `recluster`), whatever order the entries came in.
+    let mut matched: Vec<(i64, dedupe::Match)> = Vec::new();
     {
         let mut load = tx.prepare_cached(
             "SELECT title, body, simhash FROM fingerprints f
@@ -1136,12 +1155,20 @@ fn place_in_cluster(
                                WHERE es.entry_id = f.entry_id AND es.source_id = ?2)",
         )?;
         let mine = dedupe::Features::with_figures(fp, figures);
+        // At most MAX_COMPARED texts of other sources are compared. The entry's own source's
+        // entries are skipped without counting: how many of them came before it depends on
+        // the order of the feed, and must not decide which others are compared.
+        let (mut compared, mut read) = (0, 0);
         for (candidate, _, theirs) in ranked {
+            if compared >= MAX_COMPARED || read >= 4 * MAX_COMPARED {
+                break;
+            }
             // Most candidates share a key by chance, and their figures alone say so: their
             // text is not read.
             if theirs.is_some_and(|theirs| dedupe::figures_differ(figures, theirs)) {
                 continue;
             }
+            read += 1;
             let other = load
                 .query_row(params![candidate, source_id], |r| {
                     Ok(Fingerprint {
@@ -1154,27 +1181,28 @@ fn place_in_cluster(
             let Some(other) = other else {
                 continue;
             };
+            compared += 1;
             if let Some(m) = dedupe::compare_features(&mine, &dedupe::Features::new(&other), t) {
-                let cluster: Option<i64> = tx
-                    .prepare_cached("SELECT cluster_id FROM entries WHERE id = ?1")?
-                    .query_row([candidate], |r| r.get(0))?;
-                found = Some((candidate, cluster.unwrap_or(candidate), m));
-                break;
+                matched.push((candidate, m));
             }
         }
     }
-    let joined = found.is_some();
-    // Unmatched, the entry stays where it is: a new one was inserted in its own cluster, and
-    // leave_cluster put an edited one back in its own.
-    if let Some((matched, cluster, m)) = found {
-        tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?
-            .execute(params![entry_id, cluster])?;
+    let joined = !matched.is_empty();
+    if let Some((first, m)) = matched.first() {
+        let mut edge = tx.prepare_cached(
+            "INSERT OR REPLACE INTO dedupe_edges (a, b, rule, score) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (other, m) in &matched {
+            let (a, b) = (entry_id.min(*other), entry_id.max(*other));
+            edge.execute(params![a, b, m.rule.as_str(), m.score])?;
+        }
+        // What `dedupe --explain` shows: the best match (most keys shared).
         tx.prepare_cached(
             "INSERT OR REPLACE INTO cluster_merges (entry_id, matched_entry, rule, score, merged_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![entry_id, matched, m.rule.as_str(), m.score, now])?;
-        choose_canonical(tx, cluster)?;
+        .execute(params![entry_id, first, m.rule.as_str(), m.score, now])?;
+        recluster(tx, &[entry_id])?;
     }
     if !useful.is_empty() {
         tx.prepare_cached(
@@ -1283,6 +1311,13 @@ fn upsert_in(
                  FROM entries WHERE id = ?1",
         )?;
         let mut copies = SourceCopies::prepare(tx)?;
+        let mut has_edges = tx.prepare_cached(
+            "SELECT 1 FROM dedupe_edges WHERE a = ?1 UNION ALL SELECT 1 FROM dedupe_edges WHERE b = ?1",
+        )?;
+        let mut same_text = tx.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM fingerprints
+                            WHERE entry_id = ?1 AND title = ?2 AND body = ?3 AND simhash = ?4)",
+        )?;
         // A new entry is written whole, in its own cluster: a row carries kilobytes of text,
         // so a later UPDATE of one small column would rewrite them. The id is chosen here
         // (what SQLite would choose) so the row can name its own cluster.
@@ -1352,6 +1387,8 @@ fn upsert_in(
             let mut place = None;
             // Whether this fetch's words are kept as the source's own copy of the entry.
             let mut keep_copy = false;
+            // Whether this source links the entry for the first time.
+            let mut first_link = false;
             let entry_id = match found {
                 Some(id) => {
                     let (previous, own, pending): (Option<String>, Option<bool>, bool) =
@@ -1360,6 +1397,7 @@ fn upsert_in(
                         })?;
                     // This source did not store the entry: it keeps its own words beside it,
                     // and the entry takes what it lacks from them.
+                    first_link = previous.is_none();
                     let mut second = previous.is_none() || own == Some(true);
                     // Which source's words the entry's row holds does not depend on who came
                     // first: a newcomer that outranks the holder takes the row over.
@@ -1410,8 +1448,21 @@ fn upsert_in(
                     } else {
                         counts.unchanged += 1;
                     }
-                    if changed {
-                        // An edit may move the entry into, out of, or between clusters.
+                    // An edit may move the entry into, out of, or between clusters; one that
+                    // leaves the text as compared (a new link, other markup) moves nothing.
+                    let text_changed = changed
+                        && same_text
+                            .query_row(
+                                params![
+                                    id,
+                                    e.fingerprint.title,
+                                    e.fingerprint.body,
+                                    e.fingerprint.simhash as i64
+                                ],
+                                |r| r.get::<_, bool>(0),
+                            )
+                            .map(|same| !same)?;
+                    if text_changed {
                         place = Some(true);
                     }
                     id
@@ -1451,6 +1502,11 @@ fn upsert_in(
             ])?;
             if keep_copy {
                 copies.keep(entry_id, source_id, e, &authors)?;
+            }
+            // A source that carries two members of a cluster now keeps them apart: its
+            // cluster is worked out again.
+            if first_link && place.is_none() && has_edges.exists([entry_id])? {
+                recluster(tx, &[entry_id])?;
             }
             for key in &e.keys {
                 add_key.execute(params![key, entry_id])?;
@@ -1746,45 +1802,105 @@ fn index_for_search(tx: &rusqlite::Transaction<'_>, entries: &[i64]) -> Result<(
 }
 
 /// Takes an entry out of its cluster (before an edited version is placed again). When it was
-/// the cluster's label, the others take the smallest remaining id as theirs.
+/// Takes an entry out of its cluster (before it is placed again): its matches are dropped,
+/// and what is left of its cluster is recomputed from the others' (it may fall apart).
 fn leave_cluster(
     tx: &rusqlite::Transaction<'_>,
     candidates: &mut CandidateIndex,
     entry_id: i64,
 ) -> Result<(), StoreError> {
-    let cluster: Option<i64> = tx
-        .query_row(
-            "SELECT cluster_id FROM entries WHERE id = ?1",
-            [entry_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let mates = cluster_members(tx, entry_id)?;
     tx.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", [entry_id])?;
     candidates.remove(entry_id);
     tx.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", [entry_id])?;
     tx.execute(
+        "DELETE FROM dedupe_edges WHERE a = ?1 OR b = ?1",
+        [entry_id],
+    )?;
+    tx.execute(
         "UPDATE entries SET cluster_id = id, canonical = 1 WHERE id = ?1",
         [entry_id],
     )?;
-    let Some(cluster) = cluster else {
-        return Ok(());
-    };
-    let rest: Option<i64> = tx.query_row(
-        "SELECT MIN(id) FROM entries WHERE cluster_id = ?1 AND id != ?2",
-        params![cluster, entry_id],
-        |r| r.get(0),
+    let rest: Vec<i64> = mates.into_iter().filter(|m| *m != entry_id).collect();
+    recluster(tx, &rest)
+}
+
+/// The entries of `entry_id`'s cluster, itself included.
+fn cluster_members(tx: &rusqlite::Transaction<'_>, entry_id: i64) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id FROM entries
+         WHERE cluster_id = (SELECT cluster_id FROM entries WHERE id = ?1) OR id = ?1",
     )?;
-    if let Some(label) = rest {
-        if cluster == entry_id {
-            tx.execute(
-                "UPDATE entries SET cluster_id = ?2 WHERE cluster_id = ?1 AND id != ?1",
-                params![cluster, label],
-            )?;
-            choose_canonical(tx, label)?;
-        } else {
-            choose_canonical(tx, cluster)?;
+    let ids = stmt
+        .query_map([entry_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// Recomputes the clusters around `seeds` as connected components of `dedupe_edges`, leaving
+/// out pairs whose entries share a source. The region recomputed is everything a seed reaches
+/// through matches or cluster labels (its cluster-mates, which may part from it, and any entry
+/// labelled by one of them), so no cluster outside it keeps a label it reuses. Each component
+/// is labelled by its smallest id, and its canonical member chosen.
+fn recluster(tx: &rusqlite::Transaction<'_>, seeds: &[i64]) -> Result<(), StoreError> {
+    let mut related = tx.prepare_cached(
+        "SELECT id FROM entries
+         WHERE cluster_id = (SELECT cluster_id FROM entries WHERE id = ?1) OR cluster_id = ?1
+         UNION SELECT b FROM dedupe_edges WHERE a = ?1
+         UNION SELECT a FROM dedupe_edges WHERE b = ?1",
+    )?;
+    let mut region: Vec<i64> = seeds.to_vec();
+    let mut in_region: std::collections::HashSet<i64> = region.iter().copied().collect();
+    let mut at = 0;
+    while at < region.len() {
+        let next: Vec<i64> = related
+            .query_map([region[at]], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for n in next {
+            if in_region.insert(n) {
+                region.push(n);
+            }
         }
+        at += 1;
+    }
+    region.sort_unstable();
+    let mut neighbours = tx.prepare_cached(
+        "SELECT m FROM (SELECT b AS m FROM dedupe_edges WHERE a = ?1
+                       UNION SELECT a FROM dedupe_edges WHERE b = ?1)
+         WHERE NOT EXISTS (SELECT 1 FROM entry_sources x
+                           JOIN entry_sources y ON y.source_id = x.source_id AND y.entry_id = m
+                           WHERE x.entry_id = ?1)",
+    )?;
+    let mut label = tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?;
+    let mut seen = std::collections::HashSet::new();
+    let mut labels = Vec::new();
+    for start in region {
+        if !seen.insert(start) {
+            continue;
+        }
+        let mut component = vec![start];
+        let mut at = 0;
+        while at < component.len() {
+            let next: Vec<i64> = neighbours
+                .query_map([component[at]], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for n in next {
+                if seen.insert(n) {
+                    component.push(n);
+                }
+            }
+            at += 1;
+        }
+        let min = component.iter().copied().min().unwrap_or(start);
+        for member in &component {
+            label.execute(params![member, min])?;
+        }
+        labels.push(min);
+    }
+    // Every member carries its new label before any cluster's canonical member is chosen: a
+    // member still labelled as before would count in a cluster it left.
+    for l in labels {
+        choose_canonical(tx, l)?;
     }
     Ok(())
 }
