@@ -159,25 +159,40 @@ pub struct FeedQuery {
     pub tag: Option<String>,
 }
 
-/// A position in a newest-first list: the last entry of a page.
+/// A position in a newest-first list: the last entry of a page. Entries of one instant are
+/// ordered by `key` (a hash of the entry's identity, so the order does not depend on which
+/// was stored first), then by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub published: i64,
+    pub key: i64,
     pub id: i64,
 }
 
 impl Cursor {
-    /// `1606820340-42`: readable, stable, and safe in a query string.
+    /// `1606820340-7215043362-42`: readable, stable, and safe in a query string.
     pub fn encode(&self) -> String {
-        format!("{}-{}", self.published, self.id)
+        format!("{}-{}-{}", self.published, self.key, self.id)
     }
 
+    /// Also reads the older `published-id` form, as coming after every entry of that instant
+    /// with a smaller id (a page boundary may repeat some, never skip any).
     pub fn decode(text: &str) -> Option<Cursor> {
-        let (p, i) = text.rsplit_once('-')?;
-        Some(Cursor {
-            published: p.parse().ok()?,
-            id: i.parse().ok()?,
-        })
+        let parts: Vec<&str> = text.split('-').collect();
+        let num = |s: &str| s.parse::<i64>().ok();
+        match parts[..] {
+            [p, k, i] => Some(Cursor {
+                published: num(p)?,
+                key: num(k)?,
+                id: num(i)?,
+            }),
+            [p, i] => Some(Cursor {
+                published: num(p)?,
+                key: i64::MAX,
+                id: num(i)?,
+            }),
+            _ => None,
+        }
     }
 }
 

@@ -281,6 +281,18 @@ INSERT OR IGNORE INTO dedupe_edges (a, b, rule, score)
     SELECT MIN(entry_id, matched_entry), MAX(entry_id, matched_entry), rule, score
     FROM cluster_merges WHERE entry_id != matched_entry;
 "#,
+    r#"
+-- Entries of one instant in a stable order: `sort_key` is a hash of the entry's first identity
+-- key that is not scoped to a source (store::sort_key), so the same stories list the same way
+-- whichever was stored first. Entries stored before keep their id as their key.
+ALTER TABLE entries ADD COLUMN sort_key INTEGER NOT NULL DEFAULT 0;
+UPDATE entries SET sort_key = id;
+DROP INDEX entries_by_published;
+DROP INDEX entries_canonical_by_published;
+CREATE INDEX entries_by_published ON entries (published DESC, sort_key DESC, id DESC);
+CREATE INDEX entries_canonical_by_published
+    ON entries (canonical, published DESC, sort_key DESC, id DESC);
+"#,
 ];
 
 /// What the scheduler and a refresh need to know about a source.
@@ -833,11 +845,12 @@ impl Store {
             entry_conds.push("e.canonical = 1".to_string());
         }
         if let Some(c) = q.before {
-            let (p, i) = (
+            let (p, k, i) = (
                 arg(Box::new(c.published), &mut args),
+                arg(Box::new(c.key), &mut args),
                 arg(Box::new(c.id), &mut args),
             );
-            entry_conds.push(format!("(e.published, e.id) < ({p}, {i})"));
+            entry_conds.push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
         }
         if let Some(text) = q
             .text
@@ -856,11 +869,12 @@ impl Store {
             "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
                     COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
                     COALESCE(o.authors, e.authors), e.categories,
-                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published)
+                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published),
+                    e.sort_key
              FROM entries e
              LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
              WHERE {}
-             ORDER BY e.published DESC, e.id DESC
+             ORDER BY e.published DESC, e.sort_key DESC, e.id DESC
              LIMIT ?1",
             entry_conds.join(" AND ")
         );
@@ -871,6 +885,7 @@ impl Store {
                 id: r.get(0)?,
                 cursor: Cursor {
                     published: r.get(7)?,
+                    key: r.get(11)?,
                     id: r.get(0)?,
                 },
                 title: r.get(1)?,
@@ -894,7 +909,8 @@ impl Store {
              JOIN entry_sources es ON es.entry_id = m.id
              JOIN sources s ON s.id = es.source_id
              WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
-             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id",
+             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
+                      m.published, m.sort_key",
         )?;
         let mut entries = Vec::with_capacity(rows.len());
         for (mut e, cluster) in rows {
@@ -1015,7 +1031,7 @@ impl Store {
                                WHERE es2.entry_id = e.id AND s2.active = 1
                                  AND (?1 IS NULL OR s2.category = ?1)
                                ORDER BY es2.first_seen, es2.rowid LIMIT 1)
-             ORDER BY e.published, e.id",
+             ORDER BY e.published, e.sort_key, e.id",
         )?;
         let since = since.map_or(i64::MIN, |t| t.timestamp());
         let rows = stmt.query_map(params![category, since], |r| {
@@ -1325,8 +1341,8 @@ fn upsert_in(
         let mut insert_entry = tx.prepare_cached(
             "INSERT INTO entries (id, cluster_id, canonical, title, link, summary, content,
                      authors, categories, published, updated, first_seen, date_source,
-                     article_pending, date_rank)
-                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     article_pending, date_rank, sort_key)
+                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         let mut insert_fingerprint = tx.prepare_cached(
             "INSERT INTO fingerprints (entry_id, title, body, simhash) VALUES (?1, ?2, ?3, ?4)",
@@ -1484,7 +1500,8 @@ fn upsert_in(
                         now_ts,
                         e.date_source.as_str(),
                         e.article_pending,
-                        e.date_rank
+                        e.date_rank,
+                        sort_key(source_id, &e.keys).unwrap_or(id)
                     ])?;
                     insert_fingerprint.execute(params![
                         id,
@@ -1537,6 +1554,21 @@ fn upsert_in(
         }
     }
     Ok(counts)
+}
+
+/// An entry's place among those of the same instant: a hash of its first identity key that any
+/// source would give it (not a guid, which is scoped to its source, nor a hash scoped to it),
+/// non-negative so cursors stay readable. None when every key is the source's own: such an
+/// entry is only ever that source's, and its id orders it.
+fn sort_key(source_id: &str, keys: &[String]) -> Option<i64> {
+    let scoped = format!("hash:{source_id}:");
+    let key = keys
+        .iter()
+        .find(|k| !k.starts_with("guid:") && !k.starts_with(&scoped))?;
+    let hash = blake3::hash(key.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    Some((u64::from_le_bytes(bytes) >> 1) as i64)
 }
 
 /// The statements that keep each source's own copy of a shared entry, and let the entry take
