@@ -533,12 +533,14 @@ fn sanitize_text(text: &Text, page: &Url) -> Option<String> {
 /// URLs are resolved against `page`, because a reader showing the entry has no other base.
 pub fn sanitize_html(html: &str, page: &Url) -> String {
     let html = xml_text(html);
-    ammonia::Builder::default()
+    let clean = ammonia::Builder::default()
         .url_relative(ammonia::UrlRelative::RewriteWithBase(page.clone()))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer"))
         .clean(&html)
-        .to_string()
+        .to_string();
+    // The parser decodes references: `&#x1A;` in the input is U+001A in its output.
+    xml_text(&clean).into_owned()
 }
 
 /// `text` without the characters XML 1.0 cannot carry (C0 controls but tab and line breaks,

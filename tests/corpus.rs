@@ -123,6 +123,8 @@ fn corpus_dir() -> PathBuf {
 #[derive(Debug, Clone)]
 struct Baseline {
     path: String,
+    /// The sniffed root element / JSON version (`rss-0.91`, `atom-0.3`, `jsonfeed-1.1`…).
+    kind: String,
     fp_bozo: bool,
     fp_entries: u64,
     nb_ok: bool,
@@ -152,6 +154,7 @@ fn read_baseline(corpus: &Path) -> Vec<Baseline> {
             .position(|h| *h == name)
             .unwrap_or_else(|| panic!("BASELINE.tsv has no column {name:?}: {header:?}"))
     };
+    let c_kind = col("kind");
     let (c_path, c_bozo, c_entries, c_nb_ok, c_nb_items) = (
         col("path"),
         col("fp_bozo"),
@@ -174,6 +177,7 @@ fn read_baseline(corpus: &Path) -> Vec<Baseline> {
             let fields: Vec<&str> = line.split('\t').collect();
             Baseline {
                 path: fields[c_path].to_string(),
+                kind: fields.get(c_kind).copied().unwrap_or("").to_string(),
                 fp_bozo: number(&fields, c_bozo, line) != 0,
                 fp_entries: number(&fields, c_entries, line),
                 nb_ok: number(&fields, c_nb_ok, line) != 0,
@@ -796,6 +800,57 @@ fn corpus_every_feed_fetched_without_panic_and_no_worse_than_feedparser() {
     );
     if let Some(report) = std::env::var_os(REPORT_ENV).filter(|v| !v.is_empty()) {
         write_report(Path::new(&report), files, &outcomes);
+    }
+
+    // ---- every format read from third-party files: at least one file of each stores entries
+    let corpus = corpus_dir();
+    let rss_090 = |b: &Baseline| {
+        b.kind == "rdf-other"
+            && fs::read(corpus.join(&b.path))
+                .is_ok_and(|bytes| contains(&bytes, b"my.netscape.com/rdf/simple/0.9"))
+    };
+    type Kind<'a> = (&'a str, Box<dyn Fn(&Baseline) -> bool + 'a>);
+    let formats: Vec<Kind<'_>> = vec![
+        ("RSS 0.90", Box::new(rss_090)),
+        ("RSS 0.91", Box::new(|b: &Baseline| b.kind == "rss-0.91")),
+        ("RSS 0.92", Box::new(|b: &Baseline| b.kind == "rss-0.92")),
+        ("RSS 0.93", Box::new(|b: &Baseline| b.kind == "rss-0.93")),
+        ("RSS 0.94", Box::new(|b: &Baseline| b.kind == "rss-0.94")),
+        ("RSS 1.0", Box::new(|b: &Baseline| b.kind == "rss-1.0-rdf")),
+        ("RSS 2.0", Box::new(|b: &Baseline| b.kind == "rss-2.0")),
+        ("Atom 0.3", Box::new(|b: &Baseline| b.kind == "atom-0.3")),
+        ("Atom 1.0", Box::new(|b: &Baseline| b.kind == "atom-1.0")),
+        (
+            "JSON Feed 1.0",
+            Box::new(|b: &Baseline| b.kind == "jsonfeed-1.0"),
+        ),
+        (
+            "JSON Feed 1.1",
+            Box::new(|b: &Baseline| b.kind == "jsonfeed-1.1"),
+        ),
+    ];
+    for (name, is) in &formats {
+        let of_kind: Vec<(&Baseline, &Outcome)> =
+            files.iter().zip(&outcomes).filter(|(b, _)| is(b)).collect();
+        let with_items = of_kind.iter().filter(|(b, _)| b.fp_entries > 0).count();
+        let read = of_kind.iter().filter(|(_, o)| o.stored > 0).count();
+        let clean = of_kind
+            .iter()
+            .filter(|(_, o)| matches!(o.status, FetchStatus::Ok { .. }))
+            .count();
+        eprintln!(
+            "corpus: {name}: {} files, {with_items} with items for feedparser; tributary stored \
+             entries for {read}, read {clean} without error",
+            of_kind.len()
+        );
+        // A format whose only samples have no items (RSS 0.94's) must still be read.
+        if (with_items > 0 && read == 0) || clean == 0 {
+            failures.push(format!(
+                "{name}: of {} corpus files, tributary stored entries for {read} and read {clean} \
+                 without error",
+                of_kind.len()
+            ));
+        }
     }
 
     // ---- no worse than feedparser, overall

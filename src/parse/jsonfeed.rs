@@ -17,7 +17,8 @@ fn is_json_feed(doc: &serde_json::Map<String, Value>) -> bool {
 }
 
 pub fn parse(bytes: &[u8], max_items: usize) -> Result<ParsedFeed, ParseError> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+    let doc: Value = serde_json::from_slice(&repair_surrogates(bytes))
+        .map_err(|e| ParseError::Json(e.to_string()))?;
     let Some(doc) = doc.as_object().filter(|d| is_json_feed(d)) else {
         return Err(ParseError::NotAFeed);
     };
@@ -51,6 +52,47 @@ pub fn parse(bytes: &[u8], max_items: usize) -> Result<ParsedFeed, ParseError> {
         warnings,
         ttl: None,
     })
+}
+
+/// `bytes` with every escaped surrogate that is not half of a pair (`"\ud800"`, which
+/// JavaScript writes and serde_json refuses) replaced by U+FFFD: one bad character in one
+/// title must not cost the whole feed.
+fn repair_surrogates(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let unit_at = |at: usize| -> Option<u16> {
+        if bytes.get(at) != Some(&b'\\') || bytes.get(at + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(bytes.get(at + 2..at + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let is_high = |u: u16| (0xd800..0xdc00).contains(&u);
+    let is_low = |u: u16| (0xdc00..0xe000).contains(&u);
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let len = match (bytes[i], unit_at(i)) {
+            (b'\\', Some(u)) if is_high(u) && unit_at(i + 6).is_some_and(is_low) => 12,
+            (b'\\', Some(u)) if is_high(u) || is_low(u) => {
+                let o = out.get_or_insert_with(|| bytes[..i].to_vec());
+                o.extend_from_slice(b"\\ufffd");
+                i += 6;
+                continue;
+            }
+            (b'\\', Some(_)) => 6,
+            // Any other escape is copied whole, so `\\ud800` stays the text it is.
+            (b'\\', None) => 2,
+            _ => 1,
+        };
+        let end = (i + len).min(bytes.len());
+        if let Some(o) = out.as_mut() {
+            o.extend_from_slice(&bytes[i..end]);
+        }
+        i = end;
+    }
+    match out {
+        Some(o) => std::borrow::Cow::Owned(o),
+        None => std::borrow::Cow::Borrowed(bytes),
+    }
 }
 
 fn string(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
@@ -141,5 +183,16 @@ mod tests {
             parse(br#"{"items":[]}"#, 10),
             Err(ParseError::NotAFeed)
         ));
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_cost_a_character_not_the_feed() {
+        let doc = br#"{"version":"1.1","items":[{"id":"1",
+            "title":"a\ud800b\udc00c\\ud800 \ud83d\ude00"}]}"#;
+        let feed = parse(doc, 10).unwrap();
+        assert_eq!(
+            feed.items[0].title.as_ref().unwrap().body,
+            "a\u{fffd}b\u{fffd}c\\ud800 \u{1f600}"
+        );
     }
 }
