@@ -456,10 +456,8 @@ async fn fetch_articles(
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok((index, _, Ok(parts))) => feed.items[index].article = Some(parts),
-            Ok((_, url, Err(e))) => {
-                tracing::warn!(source = %source.id, url = %url, error = %e, "article not read");
-                warnings.push(format!("article {url}: {e}"));
-            }
+            // Logged with the fetch's other warnings (`log`).
+            Ok((_, url, Err(e))) => warnings.push(format!("article {url}: {e}")),
             Err(e) => warnings.push(format!("article task failed: {e}")),
         }
     }
@@ -615,6 +613,11 @@ fn log(report: &RefreshReport, source: &SourceConfig) {
             source = %source.id, status = "error", url = %source.url, error = %e,
             duration_ms = ms, "fetch failed"
         ),
+    }
+    // What the fetch lost or skipped (an unreadable field, items past max_items, an article
+    // page): each said once, with the source, after the fetch's own line.
+    for warning in &report.warnings {
+        tracing::warn!(source = %source.id, warning = %warning, "fetch warning");
     }
 }
 

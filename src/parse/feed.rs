@@ -49,7 +49,25 @@ pub fn parse(doc: &str, max_items: usize) -> Result<ParsedFeed, ParseError> {
         items.push(feed);
     }
     let total = items.len();
-    let mut items: Vec<ParsedItem> = items.into_iter().map(|i| item(&tree, i)).collect();
+    let mut lost = Vec::new();
+    let mut items: Vec<ParsedItem> = items
+        .into_iter()
+        .enumerate()
+        .map(|(n, i)| {
+            let (item, fields) = item(&tree, i);
+            lost.extend(fields.into_iter().map(|f| format!("item {}: {f}", n + 1)));
+            item
+        })
+        .collect();
+    // A field that could not be read costs that field: say which, a few times.
+    if !lost.is_empty() {
+        let more = lost.len().saturating_sub(LOST_SHOWN);
+        lost.truncate(LOST_SHOWN);
+        if more > 0 {
+            lost.push(format!("and {more} more fields left out"));
+        }
+        warnings.push(lost.join("; "));
+    }
     if super::keep_newest(&mut items, max_items, super::sort_date) {
         warnings.push(super::dropped_warning(total, max_items));
     }
@@ -327,6 +345,8 @@ struct Fields {
     updated: Option<DateText>,
     created: Option<DateText>,
     categories: Vec<String>,
+    /// Fields that could not be read (a base64 body that is not text).
+    lost: Vec<String>,
 }
 
 /// A date element. Of two of one kind in an entry, the last is kept, as feedparser does.
@@ -350,8 +370,11 @@ fn non_empty(text: Text) -> Option<Text> {
     (!text.body.trim().is_empty()).then_some(text)
 }
 
-/// Reads one entry element.
-fn item(tree: &Tree<'_>, i: usize) -> ParsedItem {
+/// How many unreadable fields one fetch's warning names.
+const LOST_SHOWN: usize = 5;
+
+/// Reads one entry element, and says which of its fields could not be read.
+fn item(tree: &Tree<'_>, i: usize) -> (ParsedItem, Vec<String>) {
     let mut f = Fields::default();
     for (c, e) in tree.children(i) {
         read_child(tree, c, e, &mut f);
@@ -380,7 +403,7 @@ fn item(tree: &Tree<'_>, i: usize) -> ParsedItem {
     let mut authors = f.authors;
     let mut seen = std::collections::HashSet::new();
     authors.retain(|a| seen.insert(a.clone()));
-    ParsedItem {
+    let item = ParsedItem {
         id,
         title: f.title.or(f.other_title),
         links: links(f.rss_link, f.atom_links, f.guid),
@@ -392,12 +415,25 @@ fn item(tree: &Tree<'_>, i: usize) -> ParsedItem {
         updated_text: f.updated,
         categories: f.categories,
         ..Default::default()
-    }
+    };
+    (item, f.lost)
 }
 
 /// Reads one child of an entry into the fields.
 fn read_child(tree: &Tree<'_>, c: usize, e: &Element, f: &mut Fields) {
-    let text = |kind| non_empty(text_of(tree, c, kind));
+    let mut text = |kind| {
+        let t = text_of(tree, c, kind);
+        if t.body.trim().is_empty() && !e.text.trim().is_empty() {
+            f.lost.push(format!(
+                "<{}{}> could not be read as text, left out",
+                e.name,
+                e.attr("type")
+                    .map(|t| format!(" type=\"{t}\""))
+                    .unwrap_or_default()
+            ));
+        }
+        non_empty(t)
+    };
     match (e.ns, e.name.as_str()) {
         (Ns::None | Ns::Rss | Ns::Atom, "title") => first(&mut f.title, text(TextKind::Guess)),
         (Ns::Dc | Ns::Media, "title") => first(&mut f.other_title, text(TextKind::Guess)),
@@ -630,6 +666,10 @@ mod tests {
         );
         let doc = doc.replace("not base64!", "/w==");
         let feed = parse(&doc, usize::MAX).unwrap();
+        assert_eq!(
+            feed.warnings,
+            ["item 1: <title type=\"application/octet-stream\"> could not be read as text, left out"]
+        );
         // Base64 of bytes that are not text: the title is lost, media:title stands in.
         assert_eq!(
             feed.items[0].title,
