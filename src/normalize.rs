@@ -532,14 +532,13 @@ fn sanitize_text(text: &Text, page: &Url) -> Option<String> {
 /// (no script, style, iframe, form, on* handlers; only http, https and mailto URLs). Relative
 /// URLs are resolved against `page`, because a reader showing the entry has no other base.
 pub fn sanitize_html(html: &str, page: &Url) -> String {
-    let html = xml_text(html);
     let clean = ammonia::Builder::default()
         .url_relative(ammonia::UrlRelative::RewriteWithBase(page.clone()))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer"))
-        .clean(&html)
+        .clean(html)
         .to_string();
-    // The parser decodes references: `&#x1A;` in the input is U+001A in its output.
+    // Scrubbed after: the parser also decodes references (`&#x1A;` is U+001A in its output).
     xml_text(&clean).into_owned()
 }
 
@@ -547,6 +546,19 @@ pub fn sanitize_html(html: &str, page: &Url) -> String {
 /// U+FFFE, U+FFFF) and without C1 controls, which no text means (they are mis-decoded
 /// bytes): every RSS and Atom document made of normalized text is well-formed.
 pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    // Nearly every text is clean, and this runs on every text: the bytes are scanned first
+    // (C0 and DEL are single bytes, C1 are 0xC2 0x80..0x9F, U+FFFE/U+FFFF 0xEF 0xBF 0xBE/BF).
+    let b = text.as_bytes();
+    let suspect = (0..b.len()).any(|i| match b[i] {
+        b'\t' | b'\n' | b'\r' => false,
+        0..=0x1f | 0x7f => true,
+        0xc2 => matches!(b.get(i + 1), Some(0x80..=0x9f)),
+        0xef => b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf)),
+        _ => false,
+    });
+    if !suspect {
+        return std::borrow::Cow::Borrowed(text);
+    }
     let bad = |c: char| {
         matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}'
             | '\u{7f}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}')
@@ -640,8 +652,7 @@ fn reads_as_markup(text: &str) -> bool {
 
 /// Plain text with entities decoded (titles are often escaped twice) and whitespace collapsed.
 pub fn clean_text(text: &str) -> String {
-    let text = xml_text(text);
-    let decoded = html_escape::decode_html_entities(&text);
+    let decoded = html_escape::decode_html_entities(text);
     let decoded = if decoded.contains('&') {
         html_escape::decode_html_entities(&decoded).into_owned()
     } else {

@@ -48,6 +48,9 @@ pub enum StoreError {
     Group(String),
 }
 
+/// Prepared statements kept per connection (see `Store::open`).
+const STATEMENT_CACHE: usize = 128;
+
 /// Each migration runs once, in order; `PRAGMA user_version` records how many have run.
 /// Never edit a shipped migration: append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -442,6 +445,9 @@ impl Store {
             // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many
             // commits touch are copied into the database once instead of once per 4 MB.
             conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+            // The writer runs some forty statements per group; rusqlite keeps 16 prepared by
+            // default, and a statement pushed out is compiled again on its next use.
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             Ok(conn)
         };
         let mut writer = open()?;
@@ -1184,6 +1190,9 @@ fn place_in_cluster(
             if theirs.is_some_and(|theirs| dedupe::figures_differ(figures, theirs)) {
                 continue;
             }
+            // Members of a cluster already matched are compared too: the pairs they give hold
+            // the cluster together if it later loses the member that joined it, and skipping
+            // them would make that depend on the order the entries came in.
             read += 1;
             let other = load
                 .query_row(params![candidate, source_id], |r| {
