@@ -652,10 +652,30 @@ pub fn numbers(text: &str) -> BTreeSet<String> {
             i += 1;
         }
         if !glued_before {
-            out.insert(n);
+            out.insert(in_wan(n, &bytes[i..]));
         }
     }
     out
+}
+
+/// A figure followed by 万 (ten thousand) or 亿 (a hundred million) as a count of 万, so that
+/// one amount written two ways is one figure: 1.25亿元 and 12500万元 are both `12500`. Other
+/// figures stay as written.
+fn in_wan(n: String, after: &[u8]) -> String {
+    const WAN: &[u8] = "万".as_bytes();
+    const YI: &[u8] = "亿".as_bytes();
+    let scale = if after.starts_with(YI) {
+        10_000.0
+    } else if after.starts_with(WAN) {
+        1.0
+    } else {
+        return n;
+    };
+    let Ok(value) = n.parse::<f64>() else {
+        return n;
+    };
+    let text = format!("{:.4}", value * scale);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Wire services mark revisions in the headline ("UPDATE 2-", "CORRECTED-"); the story is the
@@ -877,6 +897,10 @@ mod tests {
             .into_iter()
             .map(String::from)
             .collect();
+        assert_eq!(got, want);
+        // One amount in 亿 or in 万 is one figure; NFKC has folded full-width digits before.
+        let got = numbers("募资1.25亿元，另12500万元；2.31亿股");
+        let want: BTreeSet<String> = ["12500", "23100"].into_iter().map(String::from).collect();
         assert_eq!(got, want);
     }
 
