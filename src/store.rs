@@ -8,7 +8,7 @@
 //! feeds never waits behind a fetch's transaction. Calls block: async callers use
 //! `spawn_blocking`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -1890,20 +1890,7 @@ fn recluster(tx: &rusqlite::Transaction<'_>, seeds: &[i64]) -> Result<(), StoreE
          UNION SELECT b FROM dedupe_edges WHERE a = ?1
          UNION SELECT a FROM dedupe_edges WHERE b = ?1",
     )?;
-    let mut region: Vec<i64> = seeds.to_vec();
-    let mut in_region: std::collections::HashSet<i64> = region.iter().copied().collect();
-    let mut at = 0;
-    while at < region.len() {
-        let next: Vec<i64> = related
-            .query_map([region[at]], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for n in next {
-            if in_region.insert(n) {
-                region.push(n);
-            }
-        }
-        at += 1;
-    }
+    let mut region = reach(&mut related, seeds, &mut HashSet::new())?;
     region.sort_unstable();
     let mut neighbours = tx.prepare_cached(
         "SELECT m FROM (SELECT b AS m FROM dedupe_edges WHERE a = ?1
@@ -1913,25 +1900,13 @@ fn recluster(tx: &rusqlite::Transaction<'_>, seeds: &[i64]) -> Result<(), StoreE
                            WHERE x.entry_id = ?1)",
     )?;
     let mut label = tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let mut labels = Vec::new();
     for start in region {
-        if !seen.insert(start) {
+        if seen.contains(&start) {
             continue;
         }
-        let mut component = vec![start];
-        let mut at = 0;
-        while at < component.len() {
-            let next: Vec<i64> = neighbours
-                .query_map([component[at]], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for n in next {
-                if seen.insert(n) {
-                    component.push(n);
-                }
-            }
-            at += 1;
-        }
+        let component = reach(&mut neighbours, &[start], &mut seen)?;
         let min = component.iter().copied().min().unwrap_or(start);
         for member in &component {
             label.execute(params![member, min])?;
@@ -1944,6 +1919,29 @@ fn recluster(tx: &rusqlite::Transaction<'_>, seeds: &[i64]) -> Result<(), StoreE
         choose_canonical(tx, l)?;
     }
     Ok(())
+}
+
+/// Every entry `step` leads to from `starts`, breadth first, the starts included; `seen`
+/// collects them (one may be shared by several walks, so none is walked twice).
+fn reach(
+    step: &mut rusqlite::CachedStatement<'_>,
+    starts: &[i64],
+    seen: &mut HashSet<i64>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut found: Vec<i64> = starts.iter().copied().filter(|s| seen.insert(*s)).collect();
+    let mut at = 0;
+    while at < found.len() {
+        let next: Vec<i64> = step
+            .query_map([found[at]], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for n in next {
+            if seen.insert(n) {
+                found.push(n);
+            }
+        }
+        at += 1;
+    }
+    Ok(found)
 }
 
 /// Marks the member merged feeds show: the highest source priority, then the earliest.
