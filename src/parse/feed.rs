@@ -131,13 +131,16 @@ fn channel_of(tree: &Tree<'_>, feed: usize) -> usize {
 
 /// Every entry element under `i`: `<item>` (RSS, RDF, CDF, and Atom feeds that use it) and
 /// Atom's `<entry>`, at any depth (RSS 0.90 and 1.0 put items beside the channel, some RSS
-/// puts them outside it), but not inside another entry.
+/// puts them outside it), but not inside another entry. Walked with a stack of its own, in
+/// document order: a hostile document nests elements deeper than any call stack.
 fn entries_under(tree: &Tree<'_>, i: usize, out: &mut Vec<usize>) {
-    for (c, e) in tree.children(i) {
+    let mut todo: Vec<usize> = tree.get(i).children.iter().rev().copied().collect();
+    while let Some(c) = todo.pop() {
+        let e = tree.get(c);
         if e.is(ANY, "item") || e.is(ATOM, "entry") {
             out.push(c);
         } else if !e.is(ANY, "source") {
-            entries_under(tree, c, out);
+            todo.extend(e.children.iter().rev());
         }
     }
 }
@@ -738,6 +741,24 @@ mod tests {
                 body: "<p>hi</p>".into(),
                 html: true
             })
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_walked_without_the_call_stack() {
+        let depth = 200_000;
+        let doc = format!(
+            "<rss><channel>{}<item><title type=\"text\">{}deep{}</title></item>{}</channel></rss>",
+            "<x>".repeat(depth),
+            "<b>".repeat(depth),
+            "</b>".repeat(depth),
+            "</x>".repeat(depth)
+        );
+        let feed = parse(&doc, usize::MAX).expect("a feed");
+        assert_eq!(feed.items.len(), 1);
+        assert_eq!(
+            feed.items[0].title.as_ref().map(|t| t.body.as_str()),
+            Some("deep")
         );
     }
 

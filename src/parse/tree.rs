@@ -90,10 +90,9 @@ pub struct Element {
     pub text: String,
     pub children: Vec<usize>,
     pub parent: Option<usize>,
-    /// Byte range of everything between the start and end tags (the markup of mixed content).
+    /// Byte range of everything between the start and end tags (the markup of mixed content);
+    /// to the end of the document for an element never closed.
     pub inner: Range<usize>,
-    /// The end tag was seen (or the element was empty).
-    pub closed: bool,
 }
 
 impl Element {
@@ -171,18 +170,17 @@ impl<'a> Tree<'a> {
 
     /// Every element's text inside `i`, depth first (what a browser would show of it).
     pub fn all_text(&self, i: usize) -> String {
+        // Direct text and children are interleaved in the document; kept apart here, each
+        // element's own text comes before its children's. Callers use this only for elements
+        // that are nearly all text. A stack of its own: nesting can be deeper than a call
+        // stack.
         let mut out = String::new();
-        self.collect_text(i, &mut out);
-        out
-    }
-
-    fn collect_text(&self, i: usize, out: &mut String) {
-        // Direct text and children are interleaved in the document; kept apart here, the
-        // text comes first. Callers use this only for elements that are nearly all text.
-        out.push_str(&self.elements[i].text);
-        for &c in &self.elements[i].children {
-            self.collect_text(c, out);
+        let mut todo = vec![i];
+        while let Some(e) = todo.pop() {
+            out.push_str(&self.elements[e].text);
+            todo.extend(self.elements[e].children.iter().rev());
         }
+        out
     }
 }
 
@@ -389,7 +387,6 @@ impl<'a> Builder<'a> {
             children: Vec::new(),
             parent: self.open.last().copied(),
             inner: content_at..content_at,
-            closed: empty,
         });
         match self.open.last() {
             Some(&parent) => self.tree.elements[parent].children.push(index),
@@ -415,7 +412,6 @@ impl<'a> Builder<'a> {
         for &i in &self.open[depth..] {
             elements[i].inner.end = at;
         }
-        elements[self.open[depth]].closed = true;
         for _ in depth..self.open.len() {
             self.pop_scope();
         }
@@ -492,8 +488,8 @@ mod tests {
         let root = tree.root.unwrap();
         assert_eq!(tree.truncated.as_deref(), Some("rss"));
         let channel = tree.get(root).children[0];
-        let items: Vec<_> = tree.children(channel).map(|(_, e)| e.closed).collect();
-        assert_eq!(items, [true, false]);
+        let items: Vec<_> = tree.children(channel).map(|(i, _)| tree.inner(i)).collect();
+        assert_eq!(items, ["<title>a</b></title>", "<title>b"]);
         let tree = read("<a><b><c>text</b>tail</a>");
         let a = tree.root.unwrap();
         assert!(tree.truncated.is_none());
@@ -505,6 +501,6 @@ mod tests {
         let tree = read("<d><p>one &amp; <b>two</b></p><br/></d>");
         let d = tree.root.unwrap();
         assert_eq!(tree.inner(d), "<p>one &amp; <b>two</b></p><br/>");
-        assert!(tree.get(tree.get(d).children[1]).closed);
+        assert_eq!(tree.inner(tree.get(d).children[1]), "");
     }
 }
