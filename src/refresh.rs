@@ -194,7 +194,8 @@ async fn run(
 
     if source.article.is_some() {
         let keys = identity_keys(source, &fetched.url, &feed.items, now);
-        let needs = blocking(store, move |s| s.article_needs(&keys)).await?;
+        let id = source.id.clone();
+        let needs = blocking(store, move |s| s.article_needs(&id, &keys)).await?;
         let wanted: Vec<bool> = needs.iter().map(|n| *n != ArticleNeed::Done).collect();
         let mut article_warnings =
             fetch_articles(fetcher, source, &fetched.url, &mut feed, &wanted).await;

@@ -660,12 +660,21 @@ impl Store {
         )?)
     }
 
-    /// For each item's identity keys, whether its article page still has to be fetched.
-    pub fn article_needs(&self, keys: &[Vec<String>]) -> Result<Vec<ArticleNeed>, StoreError> {
+    /// For each item of `source_id`, by its identity keys, whether its article page still has
+    /// to be fetched.
+    pub fn article_needs(
+        &self,
+        source_id: &str,
+        keys: &[Vec<String>],
+    ) -> Result<Vec<ArticleNeed>, StoreError> {
         let conn = self.reader()?;
         let mut find = conn.prepare_cached(
-            // An entry another source stored without its text (a bare list) still wants it.
-            "SELECT e.article_pending OR e.content IS NULL
+            // An entry another source stored without its text (a bare list) wants this
+            // source's article, once: an article of this source that has no text is not asked
+            // for again on every poll.
+            "SELECT e.article_pending
+                    OR (e.content IS NULL AND NOT EXISTS (SELECT 1 FROM entry_sources es
+                        WHERE es.entry_id = e.id AND es.source_id = ?2))
              FROM entry_keys k JOIN entries e ON e.id = k.entry_id
              WHERE k.key = ?1",
         )?;
@@ -673,7 +682,10 @@ impl Store {
         for item_keys in keys {
             let mut need = ArticleNeed::New;
             for key in item_keys {
-                if let Some(pending) = find.query_row([key], |r| r.get::<_, bool>(0)).optional()? {
+                if let Some(pending) = find
+                    .query_row(params![key, source_id], |r| r.get::<_, bool>(0))
+                    .optional()?
+                {
                     need = if pending {
                         ArticleNeed::Pending
                     } else {
