@@ -531,15 +531,110 @@ fn sanitize_text(text: &Text, page: &Url) -> Option<String> {
 /// Sanitizes untrusted HTML for republishing. Allowed: ammonia's default tags and attributes
 /// (no script, style, iframe, form, on* handlers; only http, https and mailto URLs). Relative
 /// URLs are resolved against `page`, because a reader showing the entry has no other base.
+/// SVG and MathML are republished as their text (see [`flatten_foreign`]).
 pub fn sanitize_html(html: &str, page: &Url) -> String {
-    let clean = ammonia::Builder::default()
+    let mut builder = ammonia::Builder::default();
+    builder
         .url_relative(ammonia::UrlRelative::RewriteWithBase(page.clone()))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer"))
-        .clean(html)
-        .to_string();
+        .add_tags(FOREIGN_TAGS);
+    let clean = builder.clean(html).to_string();
     // Scrubbed after: the parser also decodes references (`&#x1A;` is U+001A in its output).
-    xml_text(&clean).into_owned()
+    xml_text(&flatten_foreign(&clean)).into_owned()
+}
+
+/// The SVG and MathML elements whose text a reader should still get: a formula's symbols, a
+/// drawing's title, description and labels. ammonia drops foreign content together with its
+/// text once `<svg>` or `<math>` is gone, so they pass its first reading as elements (with no
+/// attribute) and [`flatten_foreign`] then keeps only their text.
+const FOREIGN_TAGS: &[&str] = &[
+    "math",
+    "mrow",
+    "mi",
+    "mn",
+    "mo",
+    "ms",
+    "mtext",
+    "mspace",
+    "mfrac",
+    "msqrt",
+    "mroot",
+    "mstyle",
+    "merror",
+    "mpadded",
+    "mphantom",
+    "msub",
+    "msup",
+    "msubsup",
+    "munder",
+    "mover",
+    "munderover",
+    "mmultiscripts",
+    "mprescripts",
+    "mtable",
+    "mtr",
+    "mtd",
+    "semantics",
+    "svg",
+    "g",
+    "title",
+    "desc",
+    "text",
+    "tspan",
+];
+
+/// `clean` (html5ever's serialization of sanitized HTML) with every `<svg>` and `<math>`
+/// element replaced by its text, and no `<title>` tag left. Foreign content is where HTML
+/// sanitizers have been bypassed again and again (a reader's parser switching namespaces
+/// where ours did not), so no SVG or MathML element is ever republished; an entry whose only
+/// content is a formula or a drawing keeps its words. The text stays escaped as it was.
+fn flatten_foreign(clean: &str) -> std::borrow::Cow<'_, str> {
+    if !(clean.contains("<svg") || clean.contains("<math") || clean.contains("<title")) {
+        return std::borrow::Cow::Borrowed(clean);
+    }
+    let mut out = String::with_capacity(clean.len());
+    let mut depth = 0usize;
+    let mut rest = clean;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let tag_len = tag_length(&rest[open..]);
+        let tag = &rest[open..open + tag_len];
+        let closing = tag.starts_with("</");
+        let name: String = tag
+            .trim_start_matches(['<', '/'])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if name == "svg" || name == "math" {
+            depth = if closing {
+                depth.saturating_sub(1)
+            } else {
+                depth + 1
+            };
+        } else if depth == 0 && name != "title" {
+            out.push_str(tag);
+        }
+        rest = &rest[open + tag_len..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The length of the tag that `html` starts with, up to its `>` outside quotes (the whole
+/// rest when it is never closed). html5ever double-quotes every attribute value.
+fn tag_length(html: &str) -> usize {
+    let mut quoted = false;
+    html.char_indices()
+        .find_map(|(i, c)| match c {
+            '"' => {
+                quoted = !quoted;
+                None
+            }
+            '>' if !quoted => Some(i + 1),
+            _ => None,
+        })
+        .unwrap_or(html.len())
 }
 
 /// `text` without the characters XML 1.0 cannot carry (C0 controls but tab and line breaks,
@@ -588,9 +683,12 @@ pub fn html_to_text(html: &str) -> String {
     let strip = STRIP.get_or_init(|| {
         let mut b = ammonia::Builder::empty();
         b.clean_content_tags(["script", "style"].into_iter().collect());
+        // Kept as elements, so that their text stays: ammonia drops foreign content whose
+        // `<svg>` or `<math>` is gone. The tags go when the text is read off the output.
+        b.add_tags(FOREIGN_TAGS);
         b
     });
-    clean_text(&strip.clean(html).to_string())
+    sanitized_text(&strip.clean(html).to_string())
 }
 
 /// [`html_to_text`] of HTML this module sanitized, without parsing it again: ammonia's output
@@ -602,22 +700,7 @@ fn sanitized_text(html: &str) -> String {
     let mut rest = html;
     while let Some(open) = rest.find('<') {
         text.push_str(&rest[..open]);
-        let mut quoted = false;
-        let close = rest[open..].char_indices().find_map(|(i, c)| match c {
-            '"' => {
-                quoted = !quoted;
-                None
-            }
-            '>' if !quoted => Some(open + i),
-            _ => None,
-        });
-        match close {
-            Some(close) => rest = &rest[close + 1..],
-            None => {
-                rest = "";
-                break;
-            }
-        }
+        rest = &rest[open + tag_length(&rest[open..])..];
     }
     text.push_str(rest);
     clean_text(&text)
@@ -727,6 +810,44 @@ mod tests {
     fn titles_are_plain_text() {
         assert_eq!(clean_text("  A &amp;amp; B\n  C "), "A & B C");
         assert_eq!(html_to_text("<b>央行</b> &lt;降准&gt;"), "央行 <降准>");
+    }
+
+    #[test]
+    fn formulas_and_drawings_are_republished_as_their_text() {
+        let page = Url::parse("https://example.com/a/").unwrap();
+        let math = "<p>Sum:</p><math display=\"block\"><mrow xlink:href=\"javascript:x\">\
+            <mi>a</mi><mo>+</mo><mi>b</mi></mrow></math> &lt;done&gt;";
+        assert_eq!(sanitize_html(math, &page), "<p>Sum:</p>a+b &lt;done&gt;");
+        let svg = "<svg viewBox=\"0 0 9 9\" onload=\"alert(1)\"><title>Rates &amp; yields</title>\
+            <desc>2020 to 2026</desc><circle r=\"4\"/><text x=\"1\">3.5%</text></svg>";
+        assert_eq!(
+            sanitize_html(svg, &page),
+            "Rates &amp; yields2020 to 20263.5%"
+        );
+        // An HTML <title> in content was never an element readers get, nor is it now.
+        assert_eq!(
+            sanitize_html("<title>Doc</title><p>body</p>", &page),
+            "Doc<p>body</p>"
+        );
+        // Namespace confusion (mXSS) leaves neither an element nor a script-shaped text.
+        for hostile in [
+            "<math><mi><svg><iframe><!--</iframe><img src onerror=alert(1)>-->",
+            "<svg><foreignObject><math><iframe><!--</iframe><img src onerror=alert(1)>-->",
+            "<math><mtext><table><mglyph><style><!--</style><img title=\"--&gt;&lt;img src=1 \
+             onerror=alert(1)&gt;\">",
+            "<svg><style><img src=x onerror=alert(1)></style><script>alert(2)</script></svg>",
+        ] {
+            let clean = sanitize_html(hostile, &page);
+            for gone in [
+                "<svg", "<math", "<iframe", "<table", "<style", "<script", "onerror",
+            ] {
+                assert!(
+                    !clean.contains(gone),
+                    "{gone} in {clean:?} from {hostile:?}"
+                );
+            }
+        }
+        assert_eq!(html_to_text(svg), "Rates & yields2020 to 20263.5%");
     }
 
     #[test]

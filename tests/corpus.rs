@@ -1020,9 +1020,9 @@ fn corpus_identity_keys_read_raw_are_the_normalized_entries_keys() {
 // ---------------------------------------------------------------------------------------------
 
 const DIFFERENCES_HEADER: &str = "path\tfield\treason";
-/// The share of files agreeing on every field below which the run fails (97.7% measured when
-/// this was set).
-const AGREEMENT_FLOOR: f64 = 97.5;
+/// The share of files agreeing on every field below which the run fails (98.04% measured when
+/// this was set: 1,499 of 1,529).
+const AGREEMENT_FLOOR: f64 = 98.0;
 /// The fields compared, in the order differences are reported.
 const FIELDS: &[&str] = &["count", "title", "link", "authors", "date", "text"];
 
@@ -1292,7 +1292,7 @@ fn corpus_fields_agree_with_feedparser() {
     let share = 100.0 * agreeing as f64 / compared.max(1) as f64;
     eprintln!(
         "corpus: {agreeing} of {compared} files feedparser reads without error agree on every \
-         field ({share:.1}%); {} differences",
+         field ({share:.2}%); {} differences",
         found.len()
     );
     if let Some(report) = std::env::var_os(REPORT_ENV).filter(|v| !v.is_empty()) {

@@ -335,6 +335,11 @@ struct Fields {
     title: Option<Text>,
     /// Titles to use when there is no `<title>`: `dc:title`, `media:title`.
     other_title: Option<Text>,
+    /// The title and description of the entry's one media object (a `media:title` inside
+    /// `media:content` or `<enclosure>`, as Media RSS allows): for an entry that is nothing
+    /// but a photo or an episode, the best name it has.
+    media_title: Option<Text>,
+    media_summary: Option<Text>,
     rss_link: Option<String>,
     /// Atom links: (rel, type, href), in document order.
     atom_links: Vec<(String, String, String)>,
@@ -408,10 +413,10 @@ fn item(tree: &Tree<'_>, i: usize) -> (ParsedItem, Vec<String>) {
     authors.retain(|a| seen.insert(a.clone()));
     let item = ParsedItem {
         id,
-        title: f.title.or(f.other_title),
+        title: f.title.or(f.other_title).or(f.media_title),
         links: links(f.rss_link, f.atom_links, f.guid),
         base: tree.bases(i),
-        summary: f.summary.or(f.other_summary),
+        summary: f.summary.or(f.other_summary).or(f.media_summary),
         content: f.content,
         authors,
         published_text: f.published.or(f.created),
@@ -420,6 +425,18 @@ fn item(tree: &Tree<'_>, i: usize) -> (ParsedItem, Vec<String>) {
         ..Default::default()
     };
     (item, f.lost)
+}
+
+/// The `media:title` and `media:description` of one media object of the entry.
+fn read_media(tree: &Tree<'_>, media: usize, f: &mut Fields) {
+    for (m, me) in tree.children(media) {
+        let slot = match (me.ns, me.name.as_str()) {
+            (Ns::Media, "title") => &mut f.media_title,
+            (Ns::Media, "description") => &mut f.media_summary,
+            _ => continue,
+        };
+        first(slot, non_empty(text_of(tree, m, TextKind::Guess)));
+    }
 }
 
 /// Reads one child of an entry into the fields.
@@ -448,9 +465,12 @@ fn read_child(tree: &Tree<'_>, c: usize, e: &Element, f: &mut Fields) {
             for (g, ge) in tree.children(c) {
                 if matches!(ge.name.as_str(), "title" | "description") && ge.ns == Ns::Media {
                     read_child(tree, g, ge, f);
+                } else if ge.ns == Ns::Media && ge.name == "content" {
+                    read_media(tree, g, f);
                 }
             }
         }
+        (Ns::Media, "content") | (Ns::None | Ns::Rss, "enclosure") => read_media(tree, c, f),
         (Ns::None | Ns::Rss | Ns::Atom, "link") => match e.attr("href") {
             Some(href) => f.atom_links.push((
                 e.attr("rel")
@@ -779,5 +799,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(wrapped.items.len(), 1);
+    }
+
+    #[test]
+    fn an_entry_that_is_one_media_object_is_named_by_it() {
+        let rss = |item: &str| {
+            format!(
+                "<rss version=\"2.0\" xmlns:media=\"http://search.yahoo.com/mrss/\">\
+                 <channel><item>{item}</item></channel></rss>"
+            )
+        };
+        let photo = one(&rss(
+            "<enclosure url=\"http://x/a.jpg\" type=\"image/jpeg\">\
+             <media:title>Harbour at dawn</media:title>\
+             <media:description>Shot from the pier</media:description></enclosure>",
+        ));
+        assert_eq!(
+            photo.title.map(|t| t.body).as_deref(),
+            Some("Harbour at dawn")
+        );
+        assert_eq!(
+            photo.summary.map(|t| t.body).as_deref(),
+            Some("Shot from the pier")
+        );
+        let grouped = one(&rss("<media:group><media:content url=\"http://x/a.mp4\">\
+             <media:title>Episode 4</media:title></media:content></media:group>"));
+        assert_eq!(grouped.title.map(|t| t.body).as_deref(), Some("Episode 4"));
+        // The entry's own title and summary, and the item-level media:title, come first.
+        let titled = one(&rss("<media:content url=\"http://x/a.jpg\">\
+             <media:title>photo</media:title></media:content>\
+             <title>Story</title><description>Text</description>"));
+        assert_eq!(titled.title.map(|t| t.body).as_deref(), Some("Story"));
+        assert_eq!(titled.summary.map(|t| t.body).as_deref(), Some("Text"));
+        let item_level = one(&rss(
+            "<media:content url=\"http://x/a.jpg\">\
+             <media:title>photo</media:title></media:content><media:title>Item</media:title>",
+        ));
+        assert_eq!(item_level.title.map(|t| t.body).as_deref(), Some("Item"));
     }
 }
