@@ -9,19 +9,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio::sync::watch;
 use unicode_width::UnicodeWidthStr;
 
 use crate::config::{Config, SourceConfig};
-use crate::fetch::Fetcher;
+use crate::daemon::Daemon;
+use crate::fetch::{Fetcher, Limits};
 use crate::notify;
 use crate::refresh::{self, RefreshReport};
-use crate::schedule;
-use crate::server::{self, AppState};
+use crate::server;
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -154,9 +152,6 @@ fn bound_malloc_arenas() {
     }
 }
 
-/// How long in-flight work may take to finish after a stop signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 pub fn main() -> ExitCode {
     bound_malloc_arenas();
     let cli = Cli::parse();
@@ -228,8 +223,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
-    #[cfg(unix)]
-    use tokio::signal::unix::{signal, SignalKind};
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -239,70 +232,34 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
         database = %config.storage_path.display(),
         "tributary started"
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("stop signal received; finishing in-flight work");
-        notify::stopping();
-        let _ = stop_tx.send(true);
-    });
-
-    let config = Arc::new(config);
-    let (config_tx, config_rx) = watch::channel(config.clone());
-    tokio::spawn(reload_on_sighup(
-        config.path.clone(),
-        store.clone(),
-        config_tx,
-    ));
-    let daemon = schedule::Daemon::new();
-    let server_config = config_rx.clone();
-    let scheduler = tokio::spawn(schedule::run(
-        config_rx,
-        store.clone(),
-        daemon.clone(),
-        stop_rx.clone(),
-    ));
+    let daemon = Arc::new(Daemon::new(config, store));
     // systemd (Type=notify): the store is open and the listener bound. systemd may reload or
     // stop the service as soon as it is ready, so SIGHUP and SIGTERM get their handlers first
     // (tokio keeps a signal handled from its first registration on).
     #[cfg(unix)]
-    for kind in [SignalKind::hangup(), SignalKind::terminate()] {
-        let _ = signal(kind);
-    }
-    notify::ready();
-    tokio::spawn(notify::status_loop(store.clone()));
-    tokio::spawn(notify::watchdog_loop(store.clone(), daemon.clone()));
-    let state = AppState {
-        store: store.clone(),
-        public_url: config.server.public_url.clone(),
-        daemon,
-        admin_token: config.server.admin_token.clone(),
-        config: server_config,
-        cache: Default::default(),
-    };
-    let mut server_stop = stop_rx.clone();
-    let served = server::serve(listener, state, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    })
-    .await;
-    // In-flight fetches finish (their store writes are transactions: whole or not at all);
-    // past the grace period the process exits without them.
-    if tokio::time::timeout(SHUTDOWN_GRACE, scheduler)
-        .await
-        .is_err()
     {
-        tracing::warn!(
-            "in-flight fetches did not finish within {SHUTDOWN_GRACE:?}; stopping anyway"
-        );
+        use tokio::signal::unix::{signal, SignalKind};
+        for kind in [SignalKind::hangup(), SignalKind::terminate()] {
+            let _ = signal(kind);
+        }
     }
-    served.context("HTTP server failed")?;
+    let stopper = daemon.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop signal received; finishing in-flight work");
+        notify::stopping();
+        stopper.stop();
+    });
+    tokio::spawn(reload_on_sighup(daemon.clone()));
+    notify::ready();
+    daemon.run(listener).await.context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// SIGHUP: read the config file again. A valid one replaces the running config (the scheduler
 /// starts, stops and restarts sources to match); an invalid one is logged and ignored.
-async fn reload_on_sighup(path: PathBuf, store: Arc<Store>, configs: watch::Sender<Arc<Config>>) {
+async fn reload_on_sighup(daemon: Arc<Daemon>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -312,33 +269,22 @@ async fn reload_on_sighup(path: PathBuf, store: Arc<Store>, configs: watch::Send
         };
         while hup.recv().await.is_some() {
             notify::reloading();
-            let loaded = Config::load(&path);
-            let new = match loaded {
-                Ok(c) => c,
+            match Config::load(&daemon.config().path) {
+                Ok(new) => {
+                    if let Err(e) = daemon.reload(new).await {
+                        tracing::error!(error = %e, "reload failed");
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "reload rejected; the running configuration stays");
-                    notify::ready();
-                    continue;
                 }
-            };
-            if new.server.listen != configs.borrow().server.listen {
-                tracing::warn!("[server] listen changed: takes effect at the next restart");
-            }
-            let sources = new.sources.clone();
-            let writer = store.clone();
-            match tokio::task::spawn_blocking(move || writer.sync_sources(&sources)).await {
-                Ok(Ok(())) => {
-                    let _ = configs.send(Arc::new(new));
-                }
-                Ok(Err(e)) => tracing::error!(error = %e, "reload failed: cannot update sources"),
-                Err(e) => tracing::error!(error = %e, "reload failed"),
             }
             notify::ready();
-            notify::send_status(&store).await;
+            notify::send_status(daemon.store()).await;
         }
     }
     #[cfg(not(unix))]
-    let _ = (path, store, configs);
+    let _ = daemon;
 }
 
 async fn wait_for_stop_signal() {
@@ -373,13 +319,12 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let fetcher = Fetcher::new(&config.fetch)?;
-    let permits = Arc::new(tokio::sync::Semaphore::new(config.fetch.concurrency));
+    let fetcher = Fetcher::new(&config.fetch, Limits::new(&config.fetch))?;
     let mut tasks = tokio::task::JoinSet::new();
     for (index, source) in chosen.into_iter().enumerate() {
-        let (fetcher, store, permits) = (fetcher.clone(), store.clone(), permits.clone());
+        let (fetcher, store) = (fetcher.clone(), store.clone());
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
+            let _slot = fetcher.limits().fetch_slot().await;
             (
                 index,
                 refresh::refresh_source(&fetcher, &store, &source).await,
@@ -412,7 +357,7 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
     let url = url
         .map(|u| url::Url::parse(u).with_context(|| format!("--url {u:?}")))
         .transpose()?;
-    let fetcher = Fetcher::new(&config.fetch)?;
+    let fetcher = Fetcher::new(&config.fetch, Limits::new(&config.fetch))?;
     let mut out = String::new();
     let report = match refresh::check_source(&fetcher, source, url.as_ref()).await {
         Ok(report) => report,

@@ -10,15 +10,18 @@
 //! ```
 //!
 //! - [`config`]: the TOML file, validated before anything runs.
-//! - [`schedule`]: when each source is due; the daemon's loop.
+//! - [`daemon`]: the scheduler and the server over one store, until stopped; `serve` runs it.
+//! - [`schedule`]: when each source is due; the per-source loop.
 //! - [`fetch`]: polite, bounded HTTP GETs with conditional requests.
 //! - [`decode`]: bytes to text: BOM, HTTP charset, XML declaration or `<meta>`, else a guess.
-//! - [`parse`]: raw bytes to [`parse::ParsedFeed`] (feed-rs), without invented ids.
+//! - [`parse`]: text to [`parse::ParsedFeed`] (our lenient XML reader, JSON Feed, pages),
+//!   without invented ids.
 //! - [`normalize`]: parsed items to the one [`model::Entry`] shape: clean text, absolute links,
 //!   UTC dates, sanitized HTML, identity keys.
 //! - [`store`]: SQLite. The only module that writes SQL.
 //! - [`refresh`]: one source through fetch → parse → normalize → store. Shared by `fetch` and
 //!   the daemon.
+//! - [`feed_urls`]: where each published feed lives (path and URL of a scope).
 //! - [`publish`]: stored entries to RSS 2.0, Atom 1.0 and JSON Feed 1.1 documents.
 //! - [`server`]: HTTP routes, caching headers, `/metrics` and the admin API.
 //! - [`opml`]: OPML 2.0: the feed list `GET /opml` serves, `opml export` of the sources and
@@ -33,10 +36,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod dates;
 pub mod decode;
 pub mod dedupe;
 pub mod export;
+pub mod feed_urls;
 pub mod fetch;
 pub mod metrics;
 pub mod model;

@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::schedule::Daemon;
+use crate::schedule::Scheduler;
 use crate::store::Store;
 
 /// How often the status line (`systemctl status`) is refreshed.
@@ -119,7 +119,7 @@ pub async fn status_loop(store: Arc<Store>) {
 /// When systemd watches this process, sends `WATCHDOG=1` every half timeout, but only after
 /// the store answered a ping and while the scheduler's loop turns. A stuck store or a dead
 /// scheduler thus gets the daemon restarted. Returns at once when there is no watchdog.
-pub async fn watchdog_loop(store: Arc<Store>, daemon: Arc<Daemon>) {
+pub async fn watchdog_loop(store: Arc<Store>, daemon: Arc<Scheduler>) {
     let Some(timeout) = watchdog_interval() else {
         return;
     };

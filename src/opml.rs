@@ -26,6 +26,9 @@ use serde::Serialize;
 use url::Url;
 
 use crate::config::{Config, ConfigError, SourceConfig, SourceKind};
+use crate::feed_urls;
+use crate::model::Scope;
+use crate::publish::Format;
 
 /// The media type `GET /opml` is served with. OPML has no registered type; `text/x-opml` is the
 /// one subscription lists are exchanged with (readers' exports, podcast directories), and it
@@ -170,8 +173,7 @@ pub fn export_sources(sources: &[SourceConfig], created: DateTime<Utc>) -> (Stri
 /// `/feeds/all.atom` first, then a "Categories" folder with each category's feed and a "Tags"
 /// folder with each tag's feed (each folder only when there is something in it).
 ///
-/// URLs are absolute under `base`, each name percent-encoded as one path segment; a path in
-/// `base` is kept (`https://example.org/news/` gives `https://example.org/news/feeds/all.atom`).
+/// URLs are [`feed_urls::url`]s under `base`, the ones the server answers.
 /// `htmlUrl` is `base`, the home link the feeds themselves carry.
 pub fn feed_list(
     base: &Url,
@@ -182,42 +184,26 @@ pub fn feed_list(
     let home = base.as_str();
     let mut body = vec![Outline::feed(
         "All sources",
-        &feed_url(base, "feeds", "all"),
+        feed_urls::url(base, &Scope::All, Format::Atom).as_str(),
         Some(home),
     )];
-    let folder = |name: &str, dir: &str, names: &BTreeSet<String>| {
+    let folder = |name: &str, names: &BTreeSet<String>, scope: fn(String) -> Scope| {
         let feeds = names
             .iter()
-            .map(|n| Outline::feed(n, &feed_url(base, dir, n), Some(home)))
+            .map(|n| {
+                let url = feed_urls::url(base, &scope(n.clone()), Format::Atom);
+                Outline::feed(n, url.as_str(), Some(home))
+            })
             .collect();
         Outline::folder(name, feeds)
     };
     if !categories.is_empty() {
-        body.push(folder("Categories", "feeds", categories));
+        body.push(folder("Categories", categories, Scope::Category));
     }
     if !tags.is_empty() {
-        body.push(folder("Tags", "tags", tags));
+        body.push(folder("Tags", tags, Scope::Tag));
     }
     document("tributary feeds", created, &body)
-}
-
-/// `base` + `dir/{name}.atom`, the name percent-encoded as a path segment (so `/`, `?`, `#`,
-/// `%` and spaces in it cannot change the URL's shape).
-fn feed_url(base: &Url, dir: &str, name: &str) -> String {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    match url.path_segments_mut() {
-        Ok(mut segments) => {
-            segments
-                .pop_if_empty()
-                .push(dir)
-                .push(&format!("{name}.atom"));
-        }
-        // Not a hierarchical URL (never for http and https): nothing better than the base.
-        Err(()) => return base.to_string(),
-    }
-    url.to_string()
 }
 
 fn document(title: &str, created: DateTime<Utc>, body: &[Outline]) -> String {

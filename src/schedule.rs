@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 
 use crate::config::{Config, SourceConfig};
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, Limits};
 use crate::refresh::{self, NextCheckHints};
 use crate::store::Store;
 
@@ -223,7 +223,7 @@ fn jitter_unit(source_id: &str, now: DateTime<Utc>) -> f64 {
 /// What the scheduler shares with the HTTP server: its heartbeat (for `/healthz`) and a way to
 /// ask for a fetch now (`POST /api/sources/{id}/refresh`).
 #[derive(Default)]
-pub struct Daemon {
+pub struct Scheduler {
     heartbeat: AtomicI64,
     triggers: Mutex<HashMap<String, Arc<Notify>>>,
 }
@@ -231,9 +231,9 @@ pub struct Daemon {
 /// How often the scheduler proves it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
-impl Daemon {
-    pub fn new() -> Arc<Daemon> {
-        Arc::new(Daemon::default())
+impl Scheduler {
+    pub fn new() -> Arc<Scheduler> {
+        Arc::new(Scheduler::default())
     }
 
     /// Asks the source's task to fetch now. False when no such source is scheduled.
@@ -278,24 +278,26 @@ impl Daemon {
 ///
 /// Each source has its own task, so a source still running is never started twice and a slow
 /// one delays no other. A source's next run is persisted after every fetch, so a restart
-/// continues the schedule (and any backoff) instead of fetching everything at once.
+/// continues the schedule (and any backoff) instead of fetching everything at once. Every
+/// fetcher, the ones built on a reload included, counts against the one set of `limits`.
 pub async fn run(
     mut configs: watch::Receiver<Arc<Config>>,
     store: Arc<Store>,
-    daemon: Arc<Daemon>,
+    limits: Arc<Limits>,
+    scheduler: Arc<Scheduler>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks: HashMap<String, (String, tokio::task::AbortHandle)> = HashMap::new();
     let mut set = tokio::task::JoinSet::new();
     let mut config = configs.borrow_and_update().clone();
-    let mut fetcher = match Fetcher::new(&config.fetch) {
+    limits.apply(&config.fetch);
+    let mut fetcher = match Fetcher::new(&config.fetch, limits.clone()) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; nothing will be fetched");
             return;
         }
     };
-    let mut permits = Arc::new(Semaphore::new(config.fetch.concurrency));
     let mut websub = crate::websub::Publisher::from_config(&config);
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
@@ -312,7 +314,7 @@ pub async fn run(
                 .is_some_and(|s| source_fingerprint(s) == *fingerprint);
             if !keep {
                 handle.abort();
-                daemon.unregister(id);
+                scheduler.unregister(id);
             }
             keep
         });
@@ -326,19 +328,19 @@ pub async fn run(
             }
             // Never-fetched sources on one host start a few seconds apart.
             let stagger = Duration::from_secs(u64::from(*rank - 1) * 5);
-            let handle = set.spawn(source_loop(
-                source.clone(),
-                store.clone(),
-                fetcher.clone(),
-                permits.clone(),
-                daemon.register(&source.id),
-                shutdown.clone(),
+            let task = SourceTask {
+                source: source.clone(),
+                store: store.clone(),
+                fetcher: fetcher.clone(),
+                trigger: scheduler.register(&source.id),
+                shutdown: shutdown.clone(),
                 stagger,
-                websub.clone(),
-            ));
+                websub: websub.clone(),
+            };
+            let handle = set.spawn(task.run());
             tasks.insert(source.id.clone(), (source_fingerprint(source), handle));
         }
-        daemon.beat();
+        scheduler.beat();
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => break,
@@ -347,11 +349,11 @@ pub async fn run(
                     break;
                 }
                 config = configs.borrow_and_update().clone();
-                match Fetcher::new(&config.fetch) {
+                limits.apply(&config.fetch);
+                match Fetcher::new(&config.fetch, limits.clone()) {
                     Ok(f) => fetcher = f,
                     Err(e) => tracing::error!(error = %e, "keeping the old HTTP client"),
                 }
-                permits = Arc::new(Semaphore::new(config.fetch.concurrency));
                 websub = crate::websub::Publisher::from_config(&config);
                 // Tasks of changed sources restart with the new client; others keep theirs.
                 tracing::info!(sources = config.sources.len(), "configuration reloaded");
@@ -369,127 +371,140 @@ fn source_fingerprint(source: &SourceConfig) -> String {
     format!("{source:?}")
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn source_loop(
+/// One source's task: what it needs for the life of the task (until the source's config
+/// changes, the source is removed, or the daemon stops).
+struct SourceTask {
     source: SourceConfig,
     store: Arc<Store>,
     fetcher: Fetcher,
-    permits: Arc<Semaphore>,
     trigger: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    /// How long after start a never-fetched source waits (sources of one host spread out).
     stagger: Duration,
     websub: Option<Arc<crate::websub::Publisher>>,
-) {
-    let host = source.url.host_str().unwrap_or("").to_ascii_lowercase();
-    let politeness = Politeness {
-        max_interval: source.max_interval,
-        max_backoff: source.max_backoff,
-        ..Politeness::default()
-    };
-    let mut first = true;
-    loop {
-        let (state, deferred) = {
-            let (id, host) = (source.id.clone(), host.clone());
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || {
-                Ok::<_, crate::store::StoreError>((
-                    store.source_state(&id)?,
-                    store.host_deferred_until(&host)?,
-                ))
-            })
-            .await
-            {
-                Ok(Ok(found)) => found,
-                Ok(Err(e)) => {
-                    tracing::error!(source = %source.id, error = %e, "cannot read schedule state");
-                    (Default::default(), None)
+}
+
+impl SourceTask {
+    async fn run(self) {
+        let SourceTask {
+            source,
+            store,
+            fetcher,
+            trigger,
+            mut shutdown,
+            stagger,
+            websub,
+        } = self;
+        let host = source.url.host_str().unwrap_or("").to_ascii_lowercase();
+        let politeness = Politeness {
+            max_interval: source.max_interval,
+            max_backoff: source.max_backoff,
+            ..Politeness::default()
+        };
+        let mut first = true;
+        loop {
+            let (state, deferred) = {
+                let (id, host) = (source.id.clone(), host.clone());
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || {
+                    Ok::<_, crate::store::StoreError>((
+                        store.source_state(&id)?,
+                        store.host_deferred_until(&host)?,
+                    ))
+                })
+                .await
+                {
+                    Ok(Ok(found)) => found,
+                    Ok(Err(e)) => {
+                        tracing::error!(source = %source.id, error = %e, "cannot read schedule state");
+                        (Default::default(), None)
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
-            }
-        };
-        let now = Utc::now();
-        let mut due = match (state.next_run, state.last_fetch_at) {
-            (Some(next), _) => next,
-            // A database from before next runs were stored: continue from the last fetch.
-            (None, Some(last)) => source.schedule.next_after(last),
-            (None, None) => now + chrono::Duration::from_std(stagger).unwrap_or_default(),
-        };
-        if let Some(until) = deferred {
-            due = due.max(until);
-        }
-        if let Some(reason) = &state.disabled_reason {
-            if first {
-                tracing::warn!(source = %source.id, reason = %reason, "source disabled; change its url or refresh it to try again");
-            }
-            due = now + chrono::Duration::days(365);
-        }
-        first = false;
-        let wait = (due - now).to_std().unwrap_or(Duration::ZERO);
-        let asked = tokio::select! {
-            _ = tokio::time::sleep(wait) => false,
-            _ = trigger.notified() => true,
-            _ = shutdown.changed() => return,
-        };
-        if !asked {
-            // Another source of this host may have been told to back off while this one slept:
-            // honour it, and record the deferred run so /api/sources shows it.
-            let (store2, host2) = (store.clone(), host.clone());
-            let deferred_now =
-                tokio::task::spawn_blocking(move || store2.host_deferred_until(&host2))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .flatten();
-            if let Some(until) = deferred_now.filter(|until| *until > Utc::now()) {
-                let (store2, id) = (store.clone(), source.id.clone());
-                let _ = tokio::task::spawn_blocking(move || store2.set_next_run(&id, until)).await;
-                continue;
-            }
-        }
-        // Once started, a fetch runs to its end even through a stop signal: the daemon waits
-        // for it within its grace period.
-        let report = {
-            let Ok(_permit) = permits.acquire().await else {
-                return;
             };
-            refresh::refresh_source(&fetcher, &store, &source).await
-        };
-        if let (Some(publisher), Ok(refresh::Refreshed::Stored(counts))) =
-            (&websub, &report.outcome)
-        {
-            if counts.new > 0 {
-                publisher.announce(publisher.feeds_of(&source));
+            let now = Utc::now();
+            let mut due = match (state.next_run, state.last_fetch_at) {
+                (Some(next), _) => next,
+                // A database from before next runs were stored: continue from the last fetch.
+                (None, Some(last)) => source.schedule.next_after(last),
+                (None, None) => now + chrono::Duration::from_std(stagger).unwrap_or_default(),
+            };
+            if let Some(until) = deferred {
+                due = due.max(until);
             }
-        }
-        let now = Utc::now();
-        let failures = if report.outcome.is_ok() {
-            0
-        } else {
-            state.consecutive_failures + 1
-        };
-        let next = next_check(
-            &source.schedule,
-            now,
-            &report.hints,
-            failures,
-            &politeness,
-            jitter_unit(&source.id, now),
-        );
-        let (id, host_for_store) = (source.id.clone(), host.clone());
-        let retry_after = report.hints.retry_after;
-        let store_for_write = store.clone();
-        let saved = tokio::task::spawn_blocking(move || {
-            if let Some(wait) = retry_after {
-                let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                store_for_write.defer_host(&host_for_store, until, "Retry-After")?;
+            if let Some(reason) = &state.disabled_reason {
+                if first {
+                    tracing::warn!(source = %source.id, reason = %reason, "source disabled; change its url or refresh it to try again");
+                }
+                due = now + chrono::Duration::days(365);
             }
-            store_for_write.set_next_run(&id, next)
-        })
-        .await;
-        if let Ok(Err(e)) = saved {
-            tracing::error!(source = %source.id, error = %e, "cannot save the next run");
+            first = false;
+            let wait = (due - now).to_std().unwrap_or(Duration::ZERO);
+            let asked = tokio::select! {
+                _ = tokio::time::sleep(wait) => false,
+                _ = trigger.notified() => true,
+                _ = shutdown.changed() => return,
+            };
+            if !asked {
+                // Another source of this host may have been told to back off while this one slept:
+                // honour it, and record the deferred run so /api/sources shows it.
+                let (store2, host2) = (store.clone(), host.clone());
+                let deferred_now =
+                    tokio::task::spawn_blocking(move || store2.host_deferred_until(&host2))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten();
+                if let Some(until) = deferred_now.filter(|until| *until > Utc::now()) {
+                    let (store2, id) = (store.clone(), source.id.clone());
+                    let _ =
+                        tokio::task::spawn_blocking(move || store2.set_next_run(&id, until)).await;
+                    continue;
+                }
+            }
+            // Once started, a fetch runs to its end even through a stop signal: the daemon waits
+            // for it within its grace period.
+            let report = {
+                let _slot = fetcher.limits().fetch_slot().await;
+                refresh::refresh_source(&fetcher, &store, &source).await
+            };
+            if let (Some(publisher), Ok(refresh::Refreshed::Stored(counts))) =
+                (&websub, &report.outcome)
+            {
+                if counts.new > 0 {
+                    publisher.announce(publisher.feeds_of(&source));
+                }
+            }
+            let now = Utc::now();
+            let failures = if report.outcome.is_ok() {
+                0
+            } else {
+                state.consecutive_failures + 1
+            };
+            let next = next_check(
+                &source.schedule,
+                now,
+                &report.hints,
+                failures,
+                &politeness,
+                jitter_unit(&source.id, now),
+            );
+            let (id, host_for_store) = (source.id.clone(), host.clone());
+            let retry_after = report.hints.retry_after;
+            let store_for_write = store.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                if let Some(wait) = retry_after {
+                    let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                    store_for_write.defer_host(&host_for_store, until, "Retry-After")?;
+                }
+                store_for_write.set_next_run(&id, next)
+            })
+            .await;
+            if let Ok(Err(e)) = saved {
+                tracing::error!(source = %source.id, error = %e, "cannot save the next run");
+            }
+            tracing::debug!(source = %source.id, next = %next, failures, "next check");
         }
-        tracing::debug!(source = %source.id, next = %next, failures, "next check");
     }
 }
 
@@ -593,7 +608,7 @@ mod tests {
     fn cron_intervals_and_daemon_triggers() {
         let cron: Schedule = "0 */20 * * * *".parse().unwrap();
         assert_eq!(cron.interval_at(at("2026-11-26T10:03:00Z")).as_secs(), 1200);
-        let d = Daemon::new();
+        let d = Scheduler::new();
         assert!(!d.trigger("a"));
         let _n = d.register("a");
         assert!(d.trigger("a"));

@@ -25,6 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use url::Url;
 
+use crate::feed_urls;
 use crate::metrics;
 use crate::model::{Cursor, FeedQuery, Scope, SourceStatus};
 use crate::publish::{self, FeedInfo, Format};
@@ -39,7 +40,7 @@ pub struct AppState {
     /// Base for self links; None means "from the request's Host header".
     pub public_url: Option<Url>,
     /// The scheduler's heartbeat and refresh triggers.
-    pub daemon: Arc<crate::schedule::Daemon>,
+    pub scheduler: Arc<crate::schedule::Scheduler>,
     /// `[server] admin_token`: the bearer token the admin API wants; None turns it off.
     pub admin_token: Option<String>,
     /// The running configuration (it changes on SIGHUP): schedules for Cache-Control, the
@@ -354,9 +355,12 @@ pub fn router(state: AppState) -> Router {
     // Feeds are compressed by their handler, once per rendered body (see `Rendered`), and
     // served from the cache in the coding the reader accepts.
     let feeds = Router::new()
-        .route("/feeds/{file}", get(feed_file))
-        .route("/sources/{file}", get(feed_file))
-        .route("/tags/{file}", get(feed_file));
+        .route(
+            &format!("/{}/{{file}}", feed_urls::CATEGORIES),
+            get(feed_file),
+        )
+        .route(&format!("/{}/{{file}}", feed_urls::SOURCES), get(feed_file))
+        .route(&format!("/{}/{{file}}", feed_urls::TAGS), get(feed_file));
     // The rest is small or rare: compressed per response by tower-http.
     let others = Router::new()
         .route("/healthz", get(healthz))
@@ -395,7 +399,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => Err(format!("store: {e}")),
         Err(e) => Err(format!("store: {e}")),
     };
-    let scheduler_ok = state.daemon.scheduler_alive(Utc::now());
+    let scheduler_ok = state.scheduler.scheduler_alive(Utc::now());
     match (store_result, scheduler_ok) {
         (Ok(()), true) => (StatusCode::OK, "ok\n").into_response(),
         (Err(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
@@ -544,7 +548,7 @@ async fn api_refresh(
         );
         return response;
     }
-    if state.daemon.trigger(&id) {
+    if state.scheduler.trigger(&id) {
         tracing::info!(source = %id, "refresh requested through the admin API");
         return json(
             StatusCode::ACCEPTED,
@@ -613,12 +617,10 @@ async fn feed_file(
     let Some((name, format)) = split_file(&file) else {
         return not_found("feeds end in .rss, .atom or .json");
     };
-    let name = name.to_string();
-    let scope = match route.as_str() {
-        "/sources/{file}" => Scope::Source(name),
-        "/tags/{file}" => Scope::Tag(name),
-        _ if name == "all" => Scope::All,
-        _ => Scope::Category(name),
+    let dir = route.as_str().trim_start_matches('/');
+    let dir = dir.strip_suffix("/{file}").unwrap_or(dir);
+    let Some(scope) = feed_urls::scope(dir, name) else {
+        return not_found("no such feed");
     };
     feed(state, scope, format, &query, &uri, &headers).await
 }
@@ -839,12 +841,8 @@ fn render(
     hub: Option<&str>,
     max_age: u64,
 ) -> Rendered {
-    let (kind, key) = match scope {
-        Scope::All => ("feeds", "all".to_string()),
-        Scope::Category(c) => ("feeds", c.clone()),
-        Scope::Source(s) => ("sources", s.clone()),
-        Scope::Tag(t) => ("tags", t.clone()),
-    };
+    let (kind, key) = feed_urls::parts(scope);
+    let key = key.to_string();
     let mut title = title;
     if let Some(text) = &q.text {
         title = format!("{title}: {text}");

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use crate::config::{Config, SourceConfig};
+use crate::feed_urls;
+use crate::model::Scope;
+use crate::publish::Format;
 
 /// The shortest time between two pings for one feed.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
@@ -50,18 +53,18 @@ impl Publisher {
     /// Every published feed a new entry of `source` appears in: its category, `all`, the
     /// source's own feed and its tags, each in the three formats.
     pub fn feeds_of(&self, source: &SourceConfig) -> Vec<String> {
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let mut paths = vec![
-            format!("feeds/{}", enc(&source.category)),
-            "feeds/all".to_string(),
-            format!("sources/{}", source.id),
+        let mut scopes = vec![
+            Scope::Category(source.category.clone()),
+            Scope::All,
+            Scope::Source(source.id.clone()),
         ];
-        paths.extend(source.tags.iter().map(|t| format!("tags/{}", enc(t))));
-        paths
+        scopes.extend(source.tags.iter().cloned().map(Scope::Tag));
+        scopes
             .iter()
-            .flat_map(|p| ["rss", "atom", "json"].map(|ext| format!("{p}.{ext}")))
-            .filter_map(|p| self.public.join(&p).ok())
-            .map(|u| u.to_string())
+            .flat_map(|scope| {
+                [Format::Rss, Format::Atom, Format::Json]
+                    .map(|format| feed_urls::url(&self.public, scope, format).to_string())
+            })
             .collect()
     }
 

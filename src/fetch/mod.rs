@@ -15,12 +15,13 @@
 //! drops private, loopback and link-local addresses and whose redirects are checked the same
 //! way, so a hostile page cannot point tributary at the operator's own network.
 
-use std::collections::HashMap;
+mod limits;
+
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+pub use limits::{Limits, Slot};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{
@@ -50,8 +51,7 @@ pub struct Fetcher {
     max_body_bytes: u64,
     timeout: Duration,
     max_redirects: usize,
-    per_host: usize,
-    hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    limits: Arc<Limits>,
 }
 
 /// A successful response, read whole.
@@ -111,7 +111,9 @@ pub enum FetchError {
 }
 
 impl Fetcher {
-    pub fn new(config: &FetchConfig) -> Result<Fetcher, FetchError> {
+    /// A client for `config`, counting its requests against `limits` (which it shares with
+    /// every other fetcher of the process).
+    pub fn new(config: &FetchConfig, limits: Arc<Limits>) -> Result<Fetcher, FetchError> {
         let builder = || {
             reqwest::Client::builder()
                 .user_agent(config.user_agent.clone())
@@ -139,8 +141,7 @@ impl Fetcher {
             max_body_bytes: config.max_body_bytes,
             timeout: config.timeout,
             max_redirects: config.max_redirects,
-            per_host: config.per_host.max(1),
-            hosts: Arc::default(),
+            limits,
         })
     }
 
@@ -175,16 +176,13 @@ impl Fetcher {
             }
             Access::PublicOnly => &self.public_client,
         };
-        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-        let slot = {
-            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            hosts
-                .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
-                .clone()
-        };
-        let _permit = slot.acquire_owned().await;
+        let _slot = self.limits.host_slot(url.host_str().unwrap_or("")).await;
         self.send(client, url, validators, access).await
+    }
+
+    /// The limits this fetcher counts against.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     /// One GET, following redirects by hand (so a permanent move can be recorded and every

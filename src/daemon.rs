@@ -1,0 +1,138 @@
+//! The daemon: the scheduler and the HTTP server over one store, until it is told to stop.
+//!
+//! `tributary serve` runs it on the configured address and turns the process's signals into
+//! calls (SIGHUP: [`Daemon::reload`], SIGTERM: [`Daemon::stop`]); tests run the same thing
+//! in-process on a listener they bound. What must live as long as the process lives here and
+//! is built once: the fetch limits (a reload resizes them, never replaces them), the
+//! scheduler's handle, and the running configuration every part reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::fetch::Limits;
+use crate::notify;
+use crate::schedule::{self, Scheduler};
+use crate::server::{self, AppState};
+use crate::store::{Store, StoreError};
+
+/// Why a reload did not take: the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot update the sources in the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot update the sources in the store: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// How long `stop` waits for fetches in flight before the daemon returns without them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct Daemon {
+    store: Arc<Store>,
+    configs: watch::Sender<Arc<Config>>,
+    stop: watch::Sender<bool>,
+    limits: Arc<Limits>,
+    scheduler: Arc<Scheduler>,
+}
+
+impl Daemon {
+    pub fn new(config: Config, store: Arc<Store>) -> Daemon {
+        let limits = Limits::new(&config.fetch);
+        Daemon {
+            store,
+            configs: watch::Sender::new(Arc::new(config)),
+            stop: watch::Sender::new(false),
+            limits,
+            scheduler: Scheduler::new(),
+        }
+    }
+
+    /// The scheduler's handle: its heartbeat, and a way to run a source now.
+    pub fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.scheduler
+    }
+
+    /// The fetch limits every fetcher of the daemon counts against.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.configs.borrow().clone()
+    }
+
+    /// Replaces the running configuration: the store learns the sources first, then the
+    /// scheduler starts, stops and restarts sources to match. On error the running
+    /// configuration stays.
+    pub async fn reload(&self, new: Config) -> Result<(), ReloadError> {
+        if new.server.listen != self.config().server.listen {
+            tracing::warn!("[server] listen changed: takes effect at the next restart");
+        }
+        let sources = new.sources.clone();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync_sources(&sources)).await??;
+        self.configs.send_replace(Arc::new(new));
+        Ok(())
+    }
+
+    /// Asks the daemon to stop: the server stops accepting, fetches in flight finish (for at
+    /// most [`SHUTDOWN_GRACE`]), and [`Daemon::run`] returns.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Schedules every source and serves `listener` until [`Daemon::stop`].
+    pub async fn run(&self, listener: TcpListener) -> std::io::Result<()> {
+        let scheduler = tokio::spawn(schedule::run(
+            self.configs.subscribe(),
+            self.store.clone(),
+            self.limits.clone(),
+            self.scheduler.clone(),
+            self.stop.subscribe(),
+        ));
+        let mut background = JoinSet::new();
+        background.spawn(notify::status_loop(self.store.clone()));
+        background.spawn(notify::watchdog_loop(
+            self.store.clone(),
+            self.scheduler.clone(),
+        ));
+        let config = self.config();
+        let state = AppState {
+            store: self.store.clone(),
+            public_url: config.server.public_url.clone(),
+            scheduler: self.scheduler.clone(),
+            admin_token: config.server.admin_token.clone(),
+            config: self.configs.subscribe(),
+            cache: Default::default(),
+        };
+        let mut stop = self.stop.subscribe();
+        let served = server::serve(listener, state, async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .await;
+        // The server returns on stop, or on failure: either way the scheduler stops too.
+        self.stop();
+        // In-flight fetches finish (their store writes are transactions: whole or not at all);
+        // past the grace period the daemon returns without them.
+        if tokio::time::timeout(SHUTDOWN_GRACE, scheduler)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight fetches did not finish within {SHUTDOWN_GRACE:?}; stopping anyway"
+            );
+        }
+        background.shutdown().await;
+        served
+    }
+}
