@@ -324,11 +324,15 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
     for (index, source) in chosen.into_iter().enumerate() {
         let (fetcher, store) = (fetcher.clone(), store.clone());
         tasks.spawn(async move {
-            let _slot = fetcher.limits().fetch_slot().await;
-            (
-                index,
-                refresh::refresh_source(&fetcher, &store, &source).await,
-            )
+            let report = {
+                let _slot = fetcher.limits().fetch_slot().await;
+                refresh::refresh_source(&fetcher, &store, &source).await
+            };
+            // The schedule the daemon would keep: the next run, a host's Retry-After.
+            if let Err(e) = refresh::schedule_next(&store, &source, &report.hints).await {
+                tracing::error!(source = %source.id, error = %e, "cannot save the next run");
+            }
+            (index, report)
         });
     }
     let mut reports: Vec<(usize, RefreshReport)> = Vec::new();
@@ -410,7 +414,7 @@ async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<E
             .content
             .as_deref()
             .or(e.summary.as_deref())
-            .map(crate::normalize::html_to_text)
+            .map(crate::text::html_to_text)
             .unwrap_or_default();
         let preview: String = text.chars().take(80).collect();
         outln!(

@@ -20,9 +20,6 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use crate::store::{ExportEntry, Store, StoreError};
 
-/// The default `[export] placeholder`.
-pub const DEFAULT_PLACEHOLDER: &str = "https://picsum.photos/400/300?random={n}";
-
 /// Placeholder numbers run from 0 to this, exclusive.
 const PLACEHOLDER_RANGE: u64 = 10_000;
 
@@ -386,6 +383,7 @@ fn replace_with(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_PLACEHOLDER;
     use chrono::TimeZone;
 
     fn entry(link: Option<&str>) -> ExportEntry {

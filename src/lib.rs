@@ -11,13 +11,15 @@
 //!
 //! - [`config`]: the TOML file, validated before anything runs.
 //! - [`daemon`]: the scheduler and the server over one store, until stopped; `serve` runs it.
-//! - [`schedule`]: when each source is due; the per-source loop.
+//! - [`schedule`]: the per-source loop that runs each source when it is due.
+//! - [`politeness`]: when to come back (jitter, backoff, freshness, Retry-After).
 //! - [`fetch`]: polite, bounded HTTP GETs with conditional requests.
 //! - [`decode`]: bytes to text: BOM, HTTP charset, XML declaration or `<meta>`, else a guess.
 //! - [`parse`]: text to [`parse::ParsedFeed`] (our lenient XML reader, JSON Feed, pages),
 //!   without invented ids.
 //! - [`normalize`]: parsed items to the one [`model::Entry`] shape: clean text, absolute links,
 //!   UTC dates, sanitized HTML, identity keys.
+//! - [`text`]: sanitized HTML, the text of HTML, plain text that reads as no markup.
 //! - [`store`]: SQLite. The only module that writes SQL.
 //! - [`refresh`]: one source through fetch → parse → normalize → store. Shared by `fetch` and
 //!   the daemon.
@@ -49,11 +51,13 @@ pub mod normalize;
 pub mod notify;
 pub mod opml;
 pub mod parse;
+pub mod politeness;
 pub mod publish;
 pub mod refresh;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod text;
 pub mod websub;
 
 /// Formats an error with its whole `source()` chain on one line, so a log line or a `fetch`

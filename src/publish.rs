@@ -457,7 +457,7 @@ fn json(info: &FeedInfo, entries: &[StoredEntry]) -> String {
                 .as_ref()
                 .and(e.summary.as_deref())
                 // Plain text (JSON Feed §items): some readers show it as HTML all the same.
-                .map(|s| crate::normalize::plain_text(&crate::normalize::html_to_text(s))),
+                .map(|s| crate::text::plain_text(&crate::text::html_to_text(s))),
             date_published: e.published.to_rfc3339(),
             date_modified: e.updated.to_rfc3339(),
             authors: authors(e)

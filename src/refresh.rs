@@ -19,6 +19,7 @@ use crate::metrics;
 use crate::model::{Entry, Validators};
 use crate::normalize::{self, Context};
 use crate::parse::{self, ParseError, ParsedFeed, ParsedItem};
+use crate::politeness::{self, NextCheckHints, Politeness};
 use crate::store::{ArticleNeed, FetchRecord, Store, StoreError, StoreFetch, UpsertCounts};
 
 /// `check` reads at most this many article pages: enough to see the selectors work without
@@ -37,17 +38,6 @@ pub struct RefreshReport {
     pub warnings: Vec<String>,
     /// What the server and the feed said about the next check.
     pub hints: NextCheckHints,
-}
-
-/// What a fetch learned about when to come back; the scheduler turns it into a time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NextCheckHints {
-    /// The longest of Cache-Control max-age / Expires and the feed's own `ttl`.
-    pub fresh_for: Option<Duration>,
-    /// 429/503 with Retry-After: the whole host asked for this pause.
-    pub retry_after: Option<Duration>,
-    /// 410 Gone: the source was disabled.
-    pub gone: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -520,6 +510,104 @@ async fn record_failure(
         tracing::error!(source = %source.id, error = %store_err, "cannot record fetch failure");
     }
     err
+}
+
+/// Where a source's schedule stands before its task waits.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// Its stored next run (else a run after its last fetch, else start plus the stagger),
+    /// pushed past any pause its host asked for; a year ahead for a disabled source.
+    pub at: DateTime<Utc>,
+    /// Why the source is disabled (410 Gone), if it is.
+    pub disabled: Option<String>,
+}
+
+/// When `source` is next due. `stagger` delays a source that was never fetched, so that the
+/// sources of one host do not all start at once.
+pub async fn due(
+    store: &Arc<Store>,
+    source: &SourceConfig,
+    stagger: Duration,
+) -> Result<Due, RefreshError> {
+    let (id, host) = (source.id.clone(), host_of(source));
+    let schedule = source.schedule.clone();
+    blocking(store, move |s| {
+        let (state, deferred) = (s.source_state(&id)?, s.host_deferred_until(&host)?);
+        let now = Utc::now();
+        let mut at = match (state.next_run, state.last_fetch_at) {
+            (Some(next), _) => next,
+            // A database from before next runs were stored: continue from the last fetch.
+            (None, Some(last)) => schedule.next_after(last),
+            (None, None) => now + chrono::Duration::from_std(stagger).unwrap_or_default(),
+        };
+        if let Some(until) = deferred {
+            at = at.max(until);
+        }
+        if state.disabled_reason.is_some() {
+            at = now + chrono::Duration::days(365);
+        } else if state.next_run != Some(at) {
+            // Recorded, so that `/api/sources` shows the run the task is waiting for.
+            s.set_next_run(&id, at)?;
+        }
+        Ok(Due {
+            at,
+            disabled: state.disabled_reason,
+        })
+    })
+    .await
+}
+
+/// Whether another source of this host was told to back off while `source` waited: the end
+/// of the pause, recorded as `source`'s next run (so `/api/sources` shows it).
+pub async fn host_paused(
+    store: &Arc<Store>,
+    source: &SourceConfig,
+) -> Result<Option<DateTime<Utc>>, RefreshError> {
+    let (id, host) = (source.id.clone(), host_of(source));
+    blocking(store, move |s| {
+        let Some(until) = s.host_deferred_until(&host)?.filter(|u| *u > Utc::now()) else {
+            return Ok(None);
+        };
+        s.set_next_run(&id, until)?;
+        Ok(Some(until))
+    })
+    .await
+}
+
+/// After a fetch of `source`: when to come back ([`politeness::next_check`] on its schedule,
+/// the failures in a row and what the fetch learned), recorded as its next run, and a
+/// Retry-After recorded as a pause of its whole host. The daemon and `tributary fetch` both
+/// call this, so a one-off fetch leaves the schedule where the daemon would.
+pub async fn schedule_next(
+    store: &Arc<Store>,
+    source: &SourceConfig,
+    hints: &NextCheckHints,
+) -> Result<DateTime<Utc>, RefreshError> {
+    let politeness = Politeness {
+        max_interval: source.max_interval,
+        max_backoff: source.max_backoff,
+        ..Politeness::default()
+    };
+    let (id, host, hints) = (source.id.clone(), host_of(source), hints.clone());
+    let schedule = source.schedule.clone();
+    blocking(store, move |s| {
+        let now = Utc::now();
+        let failures = s.source_state(&id)?.consecutive_failures;
+        let jitter = politeness::jitter_unit(&id, now);
+        let next = politeness::next_check(&schedule, now, &hints, failures, &politeness, jitter);
+        if let Some(wait) = hints.retry_after {
+            let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+            s.defer_host(&host, until, "Retry-After")?;
+        }
+        s.set_next_run(&id, next)?;
+        tracing::debug!(source = %id, next = %next, failures, "next check");
+        Ok(next)
+    })
+    .await
+}
+
+fn host_of(source: &SourceConfig) -> String {
+    source.url.host_str().unwrap_or("").to_ascii_lowercase()
 }
 
 async fn blocking<T: Send + 'static>(

@@ -1135,7 +1135,7 @@ fn published(store: &tributary::store::Store, id: &str) -> Vec<Fields> {
             has_text: [&e.content, &e.summary]
                 .into_iter()
                 .flatten()
-                .any(|h| !tributary::normalize::html_to_text(h).is_empty()),
+                .any(|h| !tributary::text::html_to_text(h).is_empty()),
         })
         .collect()
 }

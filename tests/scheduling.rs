@@ -87,6 +87,40 @@ fn retry_after_defers_every_source_of_the_host() {
     );
 }
 
+/// `tributary fetch` leaves the schedule where the daemon would: each source's next run, and a
+/// 429's Retry-After as a pause of the whole host, which the daemon then honours.
+#[test]
+fn a_one_off_fetch_records_the_next_run_and_the_hosts_pause() {
+    let server = FixtureServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    server.fail_with_retry_after("/busy.xml", 429, "600");
+    let (config, listen) = config_with_token(
+        dir.path(),
+        &[
+            Source::new("busy", "Busy", &server.url("/busy.xml"), "tech").schedule("every 1m"),
+            Source::new("calm", "Calm", &server.url("/tech-blog.atom"), "tech")
+                .schedule("every 1m"),
+        ],
+    );
+    let started = Utc::now();
+    let (code, _, err) = run_fetch(&config, &["busy"]);
+    assert_eq!(code, 1, "{err}");
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let busy = source_until(&serve, "busy", "a next run", |s| !s["next_run"].is_null());
+    let busy = time_of(&busy["next_run"]).expect("the fetch recorded busy's next run");
+    assert!(
+        (busy - started).num_seconds() >= 590,
+        "busy's next run {busy} is not the Retry-After's 600 s after {started}"
+    );
+    // The daemon starts calm (never fetched, same host) only after the pause.
+    let calm = source_until(&serve, "calm", "a next run after the pause", |s| {
+        time_of(&s["next_run"]).is_some_and(|t| (t - started).num_seconds() >= 590)
+    });
+    assert!(calm["last_fetch"].is_null(), "{calm}");
+    assert_eq!(server.started("/tech-blog.atom"), 0);
+}
+
 /// Failures push the next run back by doubling delays from the schedule; a 304 ends it.
 #[test]
 fn failures_back_off_doubling_and_a_304_resets_them() {

@@ -23,6 +23,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
+pub use crate::config::Thresholds;
+
 pub mod index;
 
 pub use crate::model::{Figures, Fingerprint};
@@ -48,47 +50,6 @@ impl Hasher for Prehashed {
 
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
-    }
-}
-
-/// Thresholds, configurable per category. The defaults were tuned on the labeled pairs in
-/// `tests/fixtures/dedupe/` (precision and recall are checked there).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Thresholds {
-    /// Off: every entry stands alone in the merged feeds (exact identity still applies).
-    pub enabled: bool,
-    /// Entries further apart in time are never merged.
-    pub window_hours: i64,
-    /// Bodies shorter than this (flashes, headline-only items) are compared by title.
-    pub min_body_chars: usize,
-    /// Bodies of at least this many characters are also compared by SimHash.
-    pub long_body_chars: usize,
-    /// Hamming distance between two long bodies' SimHashes that still means "same text".
-    pub simhash_distance: u32,
-    /// Share of the shorter body's shingles found in the other (wire copies, trimmed copies).
-    pub body_containment: f64,
-    /// Rewrites: Jaccard of the bodies' character bigrams ...
-    pub rewrite_body_bigrams: f64,
-    /// ... and the share of one title's bigrams found in the other's title and lead.
-    pub rewrite_title_cover: f64,
-    /// Headlines: the share of the short item's title bigrams found in the other's title and
-    /// lead.
-    pub headline_title_cover: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            enabled: true,
-            window_hours: 72,
-            min_body_chars: 60,
-            long_body_chars: 200,
-            simhash_distance: 3,
-            body_containment: 0.7,
-            rewrite_body_bigrams: 0.2,
-            rewrite_title_cover: 0.3,
-            headline_title_cover: 0.5,
-        }
     }
 }
 

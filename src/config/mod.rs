@@ -14,8 +14,9 @@ use regex::Regex;
 use serde::Deserialize;
 use url::Url;
 
-use crate::dedupe::Thresholds;
-use crate::schedule::Schedule;
+mod schedule;
+
+pub use schedule::{Schedule, ScheduleError};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -61,6 +62,50 @@ impl std::fmt::Debug for ServerConfig {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .finish()
+    }
+}
+
+/// The default `[export] placeholder`.
+pub const DEFAULT_PLACEHOLDER: &str = "https://picsum.photos/400/300?random={n}";
+
+/// Thresholds, configurable per category. The defaults were tuned on the labeled pairs in
+/// `tests/fixtures/dedupe/` (precision and recall are checked there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Off: every entry stands alone in the merged feeds (exact identity still applies).
+    pub enabled: bool,
+    /// Entries further apart in time are never merged.
+    pub window_hours: i64,
+    /// Bodies shorter than this (flashes, headline-only items) are compared by title.
+    pub min_body_chars: usize,
+    /// Bodies of at least this many characters are also compared by SimHash.
+    pub long_body_chars: usize,
+    /// Hamming distance between two long bodies' SimHashes that still means "same text".
+    pub simhash_distance: u32,
+    /// Share of the shorter body's shingles found in the other (wire copies, trimmed copies).
+    pub body_containment: f64,
+    /// Rewrites: Jaccard of the bodies' character bigrams ...
+    pub rewrite_body_bigrams: f64,
+    /// ... and the share of one title's bigrams found in the other's title and lead.
+    pub rewrite_title_cover: f64,
+    /// Headlines: the share of the short item's title bigrams found in the other's title and
+    /// lead.
+    pub headline_title_cover: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            enabled: true,
+            window_hours: 72,
+            min_body_chars: 60,
+            long_body_chars: 200,
+            simhash_distance: 3,
+            body_containment: 0.7,
+            rewrite_body_bigrams: 0.2,
+            rewrite_title_cover: 0.3,
+            headline_title_cover: 0.5,
+        }
     }
 }
 
@@ -553,13 +598,11 @@ impl Config {
             base.join(&raw.storage.path)
         };
 
-        let default_schedule: Schedule =
-            raw.defaults
-                .schedule
-                .parse()
-                .map_err(|e: crate::schedule::ScheduleError| {
-                    invalid("[defaults]", "schedule", e.to_string())
-                })?;
+        let default_schedule: Schedule = raw
+            .defaults
+            .schedule
+            .parse()
+            .map_err(|e: ScheduleError| invalid("[defaults]", "schedule", e.to_string()))?;
         let default_tz = match &raw.defaults.timezone {
             Some(tz) => parse_timezone(tz).map_err(|m| invalid("[defaults]", "timezone", m))?,
             None => Tz::UTC,
@@ -659,9 +702,9 @@ impl Config {
                 ));
             }
             let schedule = match &s.schedule {
-                Some(text) => text.parse().map_err(|e: crate::schedule::ScheduleError| {
-                    invalid(&at, "schedule", e.to_string())
-                })?,
+                Some(text) => text
+                    .parse()
+                    .map_err(|e: ScheduleError| invalid(&at, "schedule", e.to_string()))?,
                 None => default_schedule.clone(),
             };
             let timezone = match &s.timezone {
@@ -793,7 +836,7 @@ impl Config {
         let placeholder = raw
             .export
             .placeholder
-            .unwrap_or_else(|| crate::export::DEFAULT_PLACEHOLDER.to_string());
+            .unwrap_or_else(|| DEFAULT_PLACEHOLDER.to_string());
         if placeholder.trim().is_empty() || placeholder.chars().any(char::is_control) {
             return Err(invalid(
                 "[export]",
