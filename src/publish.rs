@@ -260,89 +260,90 @@ fn rfc822(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
+/// One stored entry as an Atom entry: its links (the page, then each other source as `via`),
+/// content, first source and people.
+fn atom_entry(e: &StoredEntry) -> atom::Entry {
+    let mut links = Vec::new();
+    if let Some(link) = &e.link {
+        links.push(atom::Link {
+            href: link.clone(),
+            rel: "alternate".into(),
+            mime_type: Some("text/html".into()),
+            ..Default::default()
+        });
+    }
+    // RFC 4287 §4.2.7.2: "via" names where the entry's information came from.
+    for other in e.sources.iter().skip(1).take(ALSO_REPORTED_SHOWN) {
+        links.push(atom::Link {
+            href: other
+                .link
+                .clone()
+                .unwrap_or_else(|| other.source_url.clone()),
+            rel: "via".into(),
+            title: Some(other.source_name.clone()),
+            ..Default::default()
+        });
+    }
+    let content = body(e).map(|html| atom::Content {
+        value: Some(html),
+        content_type: Some("html".into()),
+        ..Default::default()
+    });
+    // An entry with neither content nor link must still say something (RFC 4287
+    // §4.1.1.1): its title.
+    let content = content.or_else(|| {
+        e.link.is_none().then(|| atom::Content {
+            value: Some(html_escape::encode_text(&e.title).into_owned()),
+            content_type: Some("html".into()),
+            ..Default::default()
+        })
+    });
+    let source = e.sources.first().map(|s| atom::Source {
+        title: atom::Text::plain(s.source_name.clone()),
+        id: s.source_url.clone(),
+        updated: e.updated.fixed_offset(),
+        links: vec![atom::Link {
+            href: s.source_url.clone(),
+            rel: "self".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    atom::Entry {
+        id: entry_id(e),
+        title: atom::Text::plain(e.title.clone()),
+        updated: e.updated.fixed_offset(),
+        published: Some(e.published.fixed_offset()),
+        authors: authors(e)
+            .into_iter()
+            .map(|name| atom::Person {
+                name,
+                ..Default::default()
+            })
+            .collect(),
+        categories: e
+            .categories
+            .iter()
+            .map(|c| atom::Category {
+                term: c.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        summary: e
+            .content
+            .as_ref()
+            .and(e.summary.as_ref())
+            .map(|s| atom::Text::html(s.clone())),
+        links,
+        content,
+        source,
+        ..Default::default()
+    }
+}
+
 fn atom(info: &FeedInfo, entries: &[StoredEntry]) -> String {
     let updated = last_updated(entries).fixed_offset();
-    let atom_entries = entries
-        .iter()
-        .map(|e| {
-            let mut links = Vec::new();
-            if let Some(link) = &e.link {
-                links.push(atom::Link {
-                    href: link.clone(),
-                    rel: "alternate".into(),
-                    mime_type: Some("text/html".into()),
-                    ..Default::default()
-                });
-            }
-            // RFC 4287 §4.2.7.2: "via" names where the entry's information came from.
-            for other in e.sources.iter().skip(1).take(ALSO_REPORTED_SHOWN) {
-                links.push(atom::Link {
-                    href: other
-                        .link
-                        .clone()
-                        .unwrap_or_else(|| other.source_url.clone()),
-                    rel: "via".into(),
-                    title: Some(other.source_name.clone()),
-                    ..Default::default()
-                });
-            }
-            let content = body(e).map(|html| atom::Content {
-                value: Some(html),
-                content_type: Some("html".into()),
-                ..Default::default()
-            });
-            // An entry with neither content nor link must still say something (RFC 4287
-            // §4.1.1.1): its title.
-            let content = content.or_else(|| {
-                e.link.is_none().then(|| atom::Content {
-                    value: Some(html_escape::encode_text(&e.title).into_owned()),
-                    content_type: Some("html".into()),
-                    ..Default::default()
-                })
-            });
-            let source = e.sources.first().map(|s| atom::Source {
-                title: atom::Text::plain(s.source_name.clone()),
-                id: s.source_url.clone(),
-                updated: e.updated.fixed_offset(),
-                links: vec![atom::Link {
-                    href: s.source_url.clone(),
-                    rel: "self".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
-            atom::Entry {
-                id: entry_id(e),
-                title: atom::Text::plain(e.title.clone()),
-                updated: e.updated.fixed_offset(),
-                published: Some(e.published.fixed_offset()),
-                authors: authors(e)
-                    .into_iter()
-                    .map(|name| atom::Person {
-                        name,
-                        ..Default::default()
-                    })
-                    .collect(),
-                categories: e
-                    .categories
-                    .iter()
-                    .map(|c| atom::Category {
-                        term: c.clone(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                summary: e
-                    .content
-                    .as_ref()
-                    .and(e.summary.as_ref())
-                    .map(|s| atom::Text::html(s.clone())),
-                links,
-                content,
-                source,
-                ..Default::default()
-            }
-        })
-        .collect();
+    let atom_entries = entries.iter().map(atom_entry).collect();
     let feed = atom::Feed {
         title: atom::Text::plain(info.title.clone()),
         id: info.id.clone(),

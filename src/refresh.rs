@@ -108,7 +108,6 @@ pub async fn refresh_source(
     report
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run(
     fetcher: &Fetcher,
     store: &Arc<Store>,

@@ -225,45 +225,11 @@ impl Fetcher {
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
                 break response;
             }
-            let raw_location = response.headers().get(LOCATION);
-            if let Some(len) = raw_location
-                .map(|l| l.len())
-                .filter(|len| *len > MAX_URL_BYTES)
-            {
-                return Err(FetchError::UrlTooLong {
-                    what: "the redirect's Location",
-                    len,
-                });
-            }
-            let Some(location) = raw_location
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| current.join(l).ok())
-            else {
-                return Err(FetchError::Status {
-                    status,
-                    retry_after: None,
-                });
-            };
             hops += 1;
             if hops > self.max_redirects {
                 return Err(FetchError::Redirects);
             }
-            if location.as_str().len() > MAX_URL_BYTES {
-                return Err(FetchError::UrlTooLong {
-                    what: "the redirect's Location",
-                    len: location.as_str().len(),
-                });
-            }
-            if !matches!(location.scheme(), "http" | "https") {
-                return Err(FetchError::Other(format!(
-                    "redirect to {location}: not http(s)"
-                )));
-            }
-            if access == Access::PublicOnly && literal_private_host(&location) {
-                return Err(FetchError::Private(
-                    location.host_str().unwrap_or("").into(),
-                ));
-            }
+            let location = redirect_target(&current, &response, access)?;
             permanent &= matches!(
                 status,
                 StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
@@ -384,6 +350,49 @@ fn read_validators(headers: &HeaderMap) -> Validators {
         etag: get(ETAG),
         last_modified: get(LAST_MODIFIED),
     }
+}
+
+/// Where a redirect from `current` goes, checked: a Location that is there, not too long,
+/// http(s), and (for links found in pages) not a literal private address.
+fn redirect_target(
+    current: &Url,
+    response: &reqwest::Response,
+    access: Access,
+) -> Result<Url, FetchError> {
+    let too_long = |len| FetchError::UrlTooLong {
+        what: "the redirect's Location",
+        len,
+    };
+    let raw_location = response.headers().get(LOCATION);
+    if let Some(len) = raw_location
+        .map(|l| l.len())
+        .filter(|len| *len > MAX_URL_BYTES)
+    {
+        return Err(too_long(len));
+    }
+    let Some(location) = raw_location
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| current.join(l).ok())
+    else {
+        return Err(FetchError::Status {
+            status: response.status(),
+            retry_after: None,
+        });
+    };
+    if location.as_str().len() > MAX_URL_BYTES {
+        return Err(too_long(location.as_str().len()));
+    }
+    if !matches!(location.scheme(), "http" | "https") {
+        return Err(FetchError::Other(format!(
+            "redirect to {location}: not http(s)"
+        )));
+    }
+    if access == Access::PublicOnly && literal_private_host(&location) {
+        return Err(FetchError::Private(
+            location.host_str().unwrap_or("").into(),
+        ));
+    }
+    Ok(location)
 }
 
 /// Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3), from `now`.

@@ -1,0 +1,676 @@
+//! Reading the file: the TOML as written (`Raw*`, every table refusing unknown keys), and its
+//! validation into [`Config`], one section at a time. Every error names the file, the section
+//! or source, and the key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use regex::Regex;
+use serde::Deserialize;
+use url::Url;
+
+use super::*;
+
+pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })?;
+    let check = Check { path };
+    let server = check.server(&raw.server)?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let storage_path = if raw.storage.path.is_absolute() {
+        raw.storage.path.clone()
+    } else {
+        base.join(&raw.storage.path)
+    };
+    let fetch = check.fetch(&raw.fetch)?;
+    let defaults = Defaults {
+        dedupe: check.dedupe(&raw.dedupe)?,
+        ..check.defaults(&raw.defaults)?
+    };
+    let mut seen = HashSet::new();
+    let mut sources = Vec::with_capacity(raw.sources.len());
+    for (i, s) in raw.sources.into_iter().enumerate() {
+        let source = check.source(i, s, &defaults)?;
+        if !seen.insert(source.id.clone()) {
+            let at = format!("source {:?}", source.id);
+            return Err(check.invalid(&at, "id", "is used by another source".into()));
+        }
+        sources.push(source);
+    }
+    let export = check.export(&raw.export)?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        server,
+        storage_path,
+        fetch,
+        sources,
+        export,
+    })
+}
+
+/// What every source takes from `[defaults]` and `[dedupe]` unless it says otherwise.
+struct Defaults {
+    schedule: Schedule,
+    timezone: Tz,
+    timezone_named: bool,
+    max_backoff: Duration,
+    max_interval: Duration,
+    max_items: usize,
+    /// `[dedupe]`'s thresholds, and each category's.
+    dedupe: (Thresholds, BTreeMap<String, Thresholds>),
+}
+
+/// Validation of one file: it knows the path every error names.
+struct Check<'a> {
+    path: &'a Path,
+}
+
+impl Check<'_> {
+    fn invalid(&self, location: &str, key: &'static str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            location: location.to_string(),
+            key,
+            message,
+        }
+    }
+
+    fn url(&self, text: Option<&str>, key: &'static str) -> Result<Option<Url>, ConfigError> {
+        text.map(|u| {
+            Url::parse(u).map_err(|e| self.invalid("[server]", key, format!("{u:?}: {e}")))
+        })
+        .transpose()
+    }
+
+    fn server(&self, raw: &RawServer) -> Result<ServerConfig, ConfigError> {
+        let listen = raw.listen.parse::<SocketAddr>().map_err(|e| {
+            self.invalid(
+                "[server]",
+                "listen",
+                format!("{:?} is not an address:port ({e})", raw.listen),
+            )
+        })?;
+        let public_url = self.url(raw.public_url.as_deref(), "public_url")?;
+        let websub_hub = self.url(raw.websub_hub.as_deref(), "websub_hub")?;
+        if websub_hub.is_some() && public_url.is_none() {
+            return Err(self.invalid(
+                "[server]",
+                "websub_hub",
+                "needs public_url: the hub is told the feeds' public addresses".into(),
+            ));
+        }
+        let admin_token = raw.admin_token.clone();
+        if let Some(token) = &admin_token {
+            if token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+                || token.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(self.invalid(
+                    "[server]",
+                    "admin_token",
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters with no spaces \
+                         (e.g. the output of `openssl rand -hex 32`); leave it out to turn the \
+                         admin API off"
+                    ),
+                ));
+            }
+        }
+        Ok(ServerConfig {
+            listen,
+            public_url,
+            websub_hub,
+            admin_token,
+        })
+    }
+
+    fn fetch(&self, f: &RawFetch) -> Result<FetchConfig, ConfigError> {
+        let positive = |v: Option<u64>, key: &'static str, default: u64| match v {
+            Some(0) => Err(self.invalid("[fetch]", key, "must be greater than 0".into())),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        Ok(FetchConfig {
+            timeout: Duration::from_secs(positive(f.timeout_secs, "timeout_secs", 30)?),
+            connect_timeout: Duration::from_secs(positive(
+                f.connect_timeout_secs,
+                "connect_timeout_secs",
+                10,
+            )?),
+            max_body_bytes: positive(f.max_body_bytes, "max_body_bytes", 10 * 1024 * 1024)?,
+            max_redirects: f.max_redirects.unwrap_or(5),
+            user_agent: f
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| DEFAULT_USER_AGENT.to_string()),
+            concurrency: positive(f.concurrency.map(|n| n as u64), "concurrency", 8)? as usize,
+            per_host: positive(f.per_host.map(|n| n as u64), "per_host", 2)? as usize,
+        })
+    }
+
+    fn dedupe(
+        &self,
+        raw: &RawDedupe,
+    ) -> Result<(Thresholds, BTreeMap<String, Thresholds>), ConfigError> {
+        let base = raw.base.over(&Thresholds::default());
+        check_thresholds(&base).map_err(|m| self.invalid("[dedupe]", "thresholds", m))?;
+        let mut by_category = BTreeMap::new();
+        for (category, raw_t) in &raw.categories {
+            let t = raw_t.over(&base);
+            check_thresholds(&t).map_err(|m| {
+                self.invalid(
+                    &format!("[dedupe.categories.{category:?}]"),
+                    "thresholds",
+                    m,
+                )
+            })?;
+            by_category.insert(category.clone(), t);
+        }
+        Ok((base, by_category))
+    }
+
+    fn defaults(&self, raw: &RawDefaults) -> Result<Defaults, ConfigError> {
+        let schedule: Schedule = raw
+            .schedule
+            .parse()
+            .map_err(|e: ScheduleError| self.invalid("[defaults]", "schedule", e.to_string()))?;
+        let timezone = match &raw.timezone {
+            Some(tz) => {
+                parse_timezone(tz).map_err(|m| self.invalid("[defaults]", "timezone", m))?
+            }
+            None => Tz::UTC,
+        };
+        let hours = |v: Option<u64>, key: &'static str| match v {
+            Some(0) => Err(self.invalid("[defaults]", key, "must be greater than 0".into())),
+            Some(h) => Ok(Duration::from_secs(h * 3600)),
+            None => Ok(Duration::from_secs(24 * 3600)),
+        };
+        let max_items = match raw.max_items {
+            Some(0) => {
+                return Err(self.invalid(
+                    "[defaults]",
+                    "max_items",
+                    "must be greater than 0".into(),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_ITEMS,
+        };
+        Ok(Defaults {
+            schedule,
+            timezone,
+            timezone_named: raw.timezone.is_some(),
+            max_backoff: hours(raw.max_backoff_hours, "max_backoff_hours")?,
+            max_interval: hours(raw.max_interval_hours, "max_interval_hours")?,
+            max_items,
+            dedupe: Default::default(),
+        })
+    }
+
+    /// The `i`th `[[sources]]` table, with what it does not say taken from `defaults`.
+    fn source(
+        &self,
+        i: usize,
+        s: RawSource,
+        defaults: &Defaults,
+    ) -> Result<SourceConfig, ConfigError> {
+        let at = match &s.id {
+            Some(id) => format!("source {id:?}"),
+            None => format!("[[sources]] #{}", i + 1),
+        };
+        let required = |v: Option<String>, key: &'static str| {
+            v.filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| self.invalid(&at, key, "is required".into()))
+        };
+        let id = required(s.id.clone(), "id")?;
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(self.invalid(&at, "id", "must match [a-z0-9-]+".into()));
+        }
+        let name = required(s.name.clone(), "name")?;
+        let url_text = required(s.url.clone(), "url")?;
+        let url = Url::parse(&url_text)
+            .map_err(|e| self.invalid(&at, "url", format!("{url_text:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.invalid(&at, "url", format!("{url_text:?}: not http(s)")));
+        }
+        let category = required(s.category.clone(), "category")?;
+        if category == "all" {
+            return Err(self.invalid(
+                &at,
+                "category",
+                "\"all\" is reserved for the feed of every source".into(),
+            ));
+        }
+        let schedule = match &s.schedule {
+            Some(text) => text
+                .parse()
+                .map_err(|e: ScheduleError| self.invalid(&at, "schedule", e.to_string()))?,
+            None => defaults.schedule.clone(),
+        };
+        let timezone = match &s.timezone {
+            Some(tz) => parse_timezone(tz).map_err(|m| self.invalid(&at, "timezone", m))?,
+            None => defaults.timezone,
+        };
+        let kind = s.kind.unwrap_or(SourceKind::Feed);
+        let rules = Rules {
+            check: self,
+            at: &at,
+        };
+        let html = s.html.as_ref().map(|h| rules.html(h)).transpose()?;
+        let article = s.article.as_ref().map(|a| rules.article(a)).transpose()?;
+        let json = s.json.as_ref().map(|j| rules.json(j)).transpose()?;
+        match kind {
+            SourceKind::Html if html.is_none() => {
+                return Err(self.invalid(&at, "html", "kind = \"html\" needs a [sources.html] table".into()))
+            }
+            SourceKind::Json if json.is_none() => {
+                return Err(self.invalid(&at, "json", "kind = \"json\" needs a [sources.json] table".into()))
+            }
+            SourceKind::Feed if html.is_some() || json.is_some() || article.is_some() => {
+                return Err(self.invalid(
+                    &at,
+                    "kind",
+                    "[sources.html], [sources.json] and [sources.article] need kind = \"html\" or \"json\"".into(),
+                ))
+            }
+            _ => {}
+        }
+        let (dedupe_base, dedupe_by_category) = &defaults.dedupe;
+        let dedupe = dedupe_by_category
+            .get(&category)
+            .cloned()
+            .unwrap_or_else(|| dedupe_base.clone());
+        Ok(SourceConfig {
+            id,
+            name,
+            url,
+            category,
+            tags: s.tags,
+            kind,
+            enabled: s.enabled.unwrap_or(true),
+            schedule,
+            timezone,
+            timezone_named: s.timezone.is_some() || defaults.timezone_named,
+            allow_private: s.allow_private,
+            article_hosts: s.article_hosts,
+            html,
+            json,
+            article,
+            priority: s.priority,
+            dedupe,
+            max_interval: defaults.max_interval,
+            max_backoff: defaults.max_backoff,
+            max_items: defaults.max_items,
+        })
+    }
+
+    fn export(&self, raw: &RawExport) -> Result<ExportConfig, ConfigError> {
+        let placeholder = raw
+            .placeholder
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PLACEHOLDER.to_string());
+        if placeholder.trim().is_empty() || placeholder.chars().any(char::is_control) {
+            return Err(self.invalid(
+                "[export]",
+                "placeholder",
+                "must be a non-empty image URL on one line (\"{n}\" is replaced by a number)"
+                    .into(),
+            ));
+        }
+        Ok(ExportConfig { placeholder })
+    }
+}
+
+/// The extraction rules of one source: its selectors and patterns, each checked.
+struct Rules<'a> {
+    check: &'a Check<'a>,
+    at: &'a str,
+}
+
+impl Rules<'_> {
+    fn sel(&self, text: &str, key: &'static str) -> Result<Sel, ConfigError> {
+        scraper::Selector::parse(text)
+            .map(|selector| Sel {
+                text: text.to_string(),
+                key,
+                selector,
+            })
+            .map_err(|e| {
+                self.check
+                    .invalid(self.at, key, format!("bad CSS selector {text:?}: {e}"))
+            })
+    }
+
+    fn opt_sel(
+        &self,
+        text: &Option<String>,
+        key: &'static str,
+    ) -> Result<Option<Sel>, ConfigError> {
+        text.as_deref().map(|t| self.sel(t, key)).transpose()
+    }
+
+    fn pattern(
+        &self,
+        text: &Option<String>,
+        key: &'static str,
+    ) -> Result<Option<Regex>, ConfigError> {
+        text.as_deref()
+            .map(|p| {
+                Regex::new(p)
+                    .map_err(|e| self.check.invalid(self.at, key, format!("bad regex: {e}")))
+            })
+            .transpose()
+    }
+
+    fn html(&self, h: &RawHtml) -> Result<HtmlRules, ConfigError> {
+        Ok(HtmlRules {
+            item: self.sel(&h.item, "html.item")?,
+            title: self.opt_sel(&h.title, "html.title")?,
+            link: self.opt_sel(&h.link, "html.link")?,
+            date: self.opt_sel(&h.date, "html.date")?,
+            summary: self.opt_sel(&h.summary, "html.summary")?,
+            date_formats: h
+                .date_format
+                .clone()
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default(),
+            id_pattern: self.pattern(&h.id_pattern, "html.id_pattern")?,
+        })
+    }
+
+    fn article(&self, a: &RawArticle) -> Result<ArticleRules, ConfigError> {
+        Ok(ArticleRules {
+            content: self.sel(&a.content, "article.content")?,
+            author: self.opt_sel(&a.author, "article.author")?,
+            date: self.opt_sel(&a.date, "article.date")?,
+            remove: a
+                .remove
+                .iter()
+                .map(|r| self.sel(r, "article.remove"))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn json(&self, j: &RawJson) -> Result<JsonRules, ConfigError> {
+        Ok(JsonRules {
+            items: j.items.clone(),
+            title: j.title.clone(),
+            link: j.link.clone(),
+            date: j.date.clone(),
+            summary: j.summary.clone(),
+            author: j.author.clone(),
+            id: j.id.clone(),
+            date_formats: j
+                .date_format
+                .clone()
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default(),
+            id_pattern: self.pattern(&j.id_pattern, "json.id_pattern")?,
+        })
+    }
+}
+
+// The file as written. Unknown keys are errors: a misspelt `schedul` silently ignored is
+// worse than a refusal to start.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    fetch: RawFetch,
+    #[serde(default)]
+    dedupe: RawDedupe,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
+    export: RawExport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExport {
+    placeholder: Option<String>,
+}
+
+/// Near-duplicate thresholds: the defaults, and per-category overrides under
+/// `[dedupe.categories."金融"]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDedupe {
+    #[serde(flatten)]
+    base: RawThresholds,
+    #[serde(default)]
+    categories: std::collections::BTreeMap<String, RawThresholds>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    enabled: Option<bool>,
+    window_hours: Option<i64>,
+    min_body_chars: Option<usize>,
+    long_body_chars: Option<usize>,
+    simhash_distance: Option<u32>,
+    body_containment: Option<f64>,
+    rewrite_body_bigrams: Option<f64>,
+    rewrite_title_cover: Option<f64>,
+    headline_title_cover: Option<f64>,
+}
+
+impl RawThresholds {
+    /// `self`'s values over `base`'s.
+    fn over(&self, base: &Thresholds) -> Thresholds {
+        Thresholds {
+            enabled: self.enabled.unwrap_or(base.enabled),
+            window_hours: self.window_hours.unwrap_or(base.window_hours),
+            min_body_chars: self.min_body_chars.unwrap_or(base.min_body_chars),
+            long_body_chars: self.long_body_chars.unwrap_or(base.long_body_chars),
+            simhash_distance: self.simhash_distance.unwrap_or(base.simhash_distance),
+            body_containment: self.body_containment.unwrap_or(base.body_containment),
+            rewrite_body_bigrams: self
+                .rewrite_body_bigrams
+                .unwrap_or(base.rewrite_body_bigrams),
+            rewrite_title_cover: self.rewrite_title_cover.unwrap_or(base.rewrite_title_cover),
+            headline_title_cover: self
+                .headline_title_cover
+                .unwrap_or(base.headline_title_cover),
+        }
+    }
+}
+
+fn check_thresholds(t: &Thresholds) -> Result<(), String> {
+    let ratios = [
+        ("body_containment", t.body_containment),
+        ("rewrite_body_bigrams", t.rewrite_body_bigrams),
+        ("rewrite_title_cover", t.rewrite_title_cover),
+        ("headline_title_cover", t.headline_title_cover),
+    ];
+    if let Some((key, v)) = ratios.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+        return Err(format!("{key} = {v} is not between 0 and 1"));
+    }
+    if t.window_hours <= 0 || t.simhash_distance > 64 {
+        return Err("window_hours must be > 0 and simhash_distance at most 64".into());
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: String,
+    public_url: Option<String>,
+    admin_token: Option<String>,
+    websub_hub: Option<String>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: default_listen(),
+            public_url: None,
+            admin_token: None,
+            websub_hub: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_storage_path")]
+    path: PathBuf,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            path: default_storage_path(),
+        }
+    }
+}
+
+fn default_storage_path() -> PathBuf {
+    PathBuf::from("data/tributary.db")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    #[serde(default = "default_schedule")]
+    schedule: String,
+    /// Zone of naive dates on pages.
+    #[serde(default)]
+    timezone: Option<String>,
+    /// Hours; see `SourceConfig::max_backoff`.
+    max_backoff_hours: Option<u64>,
+    /// Hours; see `SourceConfig::max_interval`.
+    max_interval_hours: Option<u64>,
+    /// See `SourceConfig::max_items`.
+    max_items: Option<usize>,
+}
+
+impl Default for RawDefaults {
+    fn default() -> Self {
+        RawDefaults {
+            schedule: default_schedule(),
+            timezone: None,
+            max_backoff_hours: None,
+            max_interval_hours: None,
+            max_items: None,
+        }
+    }
+}
+
+fn default_schedule() -> String {
+    "every 15m".into()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    max_body_bytes: Option<u64>,
+    max_redirects: Option<usize>,
+    user_agent: Option<String>,
+    concurrency: Option<usize>,
+    per_host: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    id: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
+    category: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    kind: Option<SourceKind>,
+    schedule: Option<String>,
+    enabled: Option<bool>,
+    timezone: Option<String>,
+    #[serde(default)]
+    allow_private: bool,
+    #[serde(default)]
+    article_hosts: Vec<String>,
+    #[serde(default)]
+    priority: i64,
+    html: Option<RawHtml>,
+    article: Option<RawArticle>,
+    json: Option<RawJson>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHtml {
+    item: String,
+    title: Option<String>,
+    link: Option<String>,
+    date: Option<String>,
+    date_format: Option<OneOrMany>,
+    summary: Option<String>,
+    id_pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArticle {
+    content: String,
+    author: Option<String>,
+    date: Option<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJson {
+    items: String,
+    title: String,
+    link: String,
+    date: Option<String>,
+    date_format: Option<OneOrMany>,
+    summary: Option<String>,
+    author: Option<String>,
+    id: Option<String>,
+    id_pattern: Option<String>,
+}
+
+fn parse_timezone(tz: &str) -> Result<Tz, String> {
+    tz.parse::<Tz>()
+        .map_err(|_| format!("{tz:?} is not an IANA time zone name like \"Asia/Shanghai\""))
+}

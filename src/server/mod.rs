@@ -1,0 +1,360 @@
+//! HTTP: the published feeds, with content-derived ETags; a health check; Prometheus metrics;
+//! the sources' state as JSON; and the admin API that asks for a fetch now.
+//!
+//! Handlers only read: they ask the store for entries and hand them to publish. Store calls
+//! run on the blocking pool so a slow query never stalls the async workers. The one action,
+//! `POST /api/sources/{id}/refresh`, writes nothing either: it wakes the source's scheduler
+//! task, which fetches as it would on its schedule.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use url::Url;
+
+mod cache;
+mod feeds;
+
+pub use cache::FeedCache;
+use feeds::{base_url, feed_file};
+
+use crate::feed_urls;
+use crate::metrics;
+use crate::model::SourceStatus;
+use crate::store::Store;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    /// Base for self links; None means "from the request's Host header".
+    pub public_url: Option<Url>,
+    /// The scheduler's heartbeat and refresh triggers.
+    pub scheduler: Arc<crate::schedule::Scheduler>,
+    /// `[server] admin_token`: the bearer token the admin API wants; None turns it off.
+    pub admin_token: Option<String>,
+    /// The running configuration (it changes on SIGHUP): schedules for Cache-Control, the
+    /// WebSub hub.
+    pub config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
+    /// Rendered feeds, so a poll costs no query while nothing changed.
+    pub cache: Arc<FeedCache>,
+}
+
+pub fn router(state: AppState) -> Router {
+    // Feeds are compressed by their handler, once per rendered body (see `Rendered`), and
+    // served from the cache in the coding the reader accepts.
+    let feeds = Router::new()
+        .route(
+            &format!("/{}/{{file}}", feed_urls::CATEGORIES),
+            get(feed_file),
+        )
+        .route(&format!("/{}/{{file}}", feed_urls::SOURCES), get(feed_file))
+        .route(&format!("/{}/{{file}}", feed_urls::TAGS), get(feed_file));
+    // The rest is small or rare: compressed per response by tower-http.
+    let others = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/sources", get(api_sources))
+        .route("/api/sources/{id}/refresh", post(api_refresh))
+        .route("/opml", get(opml))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .br(true),
+        );
+    feeds
+        .merge(others)
+        // Outermost, so it also sees requests no route took (counted as `unmatched`).
+        .layer(middleware::from_fn(count_request))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// 200 "ok" while the store answers and the scheduler's loop turns; 503 naming what is broken.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let store_result = match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("store: {e}")),
+        Err(e) => Err(format!("store: {e}")),
+    };
+    let scheduler_ok = state.scheduler.scheduler_alive(Utc::now());
+    match (store_result, scheduler_ok) {
+        (Ok(()), true) => (StatusCode::OK, "ok\n").into_response(),
+        (Err(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        (Ok(()), false) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "scheduler: not running\n").into_response()
+        }
+    }
+}
+
+/// Counts every answered request by its route template (`/feeds/{file}`, never the raw path,
+/// so the number of series stays bounded) and status.
+async fn count_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut response = next.run(request).await;
+    // Feeds are shown in browsers too: a body is only ever what its type says (no sniffing a
+    // feed's escaped markup into an HTML page).
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    metrics::record_http_request(
+        method.as_str(),
+        route.as_deref().unwrap_or("unmatched"),
+        response.status().as_u16(),
+    );
+    response
+}
+
+/// Prometheus text. The stored per-source state (consecutive failures, and the last success
+/// from before this process started) is brought in first; a store error leaves the in-process
+/// metrics to be served alone.
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    metrics::observe_feed_queries(state.store.feed_queries());
+    match statuses(&state).await {
+        Ok(all) => {
+            for s in all.iter().filter(|s| s.active) {
+                let last_success = s
+                    .last_fetch_at
+                    .filter(|_| matches!(s.last_status.as_deref(), Some("ok" | "not modified")))
+                    .map(|t| t.timestamp());
+                metrics::observe_source(&s.id, s.consecutive_failures, last_success);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the sources' state"),
+    }
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, metrics::CONTENT_TYPE),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        metrics::render(),
+    )
+        .into_response()
+}
+
+async fn statuses(state: &AppState) -> Result<Vec<SourceStatus>, String> {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.source_statuses()).await {
+        Ok(Ok(all)) => Ok(all),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One source in `GET /api/sources`.
+#[derive(Debug, Serialize)]
+struct SourceJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    category: &'a str,
+    /// In the config and enabled.
+    active: bool,
+    /// RFC 3339, UTC; null before the first fetch.
+    last_fetch: Option<String>,
+    /// "ok", "not modified" or "error"; null before the first fetch.
+    last_status: Option<&'a str>,
+    last_error: Option<&'a str>,
+    consecutive_failures: u32,
+    /// RFC 3339, UTC: when the scheduler fetches it next; null when not yet planned.
+    next_run: Option<String>,
+    /// Why it is not fetched any more (HTTP 410); null while it is.
+    disabled_reason: Option<&'a str>,
+    entry_count: u64,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Every source the store knows, active ones first, as a JSON array.
+async fn api_sources(State(state): State<AppState>) -> Response {
+    let all = match statuses(&state).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::error!(error = %e, "sources query failed");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "store error");
+        }
+    };
+    let body: Vec<SourceJson> = all
+        .iter()
+        .map(|s| SourceJson {
+            id: &s.id,
+            name: &s.name,
+            category: &s.category,
+            active: s.active,
+            last_fetch: s.last_fetch_at.map(rfc3339),
+            last_status: s.last_status.as_deref(),
+            last_error: s.last_error.as_deref(),
+            consecutive_failures: s.consecutive_failures,
+            next_run: s.next_run.map(rfc3339),
+            disabled_reason: s.disabled_reason.as_deref(),
+            entry_count: s.entry_count,
+        })
+        .collect();
+    json(StatusCode::OK, &body)
+}
+
+/// Asks the scheduler to fetch a source now. 403 while no admin token is configured, 401
+/// without the right `Authorization: Bearer` token, 404 for a source the store does not know,
+/// 409 for one it knows that is not scheduled (disabled or gone from the config), else 202:
+/// the fetch starts as soon as the source's task and a fetch slot are free.
+async fn api_refresh(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "the admin API is off: set [server] admin_token to turn it on",
+        );
+    };
+    if !bearer_matches(&headers, expected) {
+        let mut response = json_error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <[server] admin_token>)",
+        );
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"tributary\""),
+        );
+        return response;
+    }
+    if state.scheduler.trigger(&id) {
+        tracing::info!(source = %id, "refresh requested through the admin API");
+        return json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "id": id, "refresh": "queued" }),
+        );
+    }
+    match statuses(&state).await {
+        Ok(all) if all.iter().any(|s| s.id == id) => json_error(
+            StatusCode::CONFLICT,
+            &format!("source {id:?} is not scheduled: it is disabled or no longer in the config"),
+        ),
+        Ok(_) => json_error(StatusCode::NOT_FOUND, &format!("no source {id:?}")),
+        Err(e) => {
+            tracing::error!(error = %e, "sources query failed");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "store error")
+        }
+    }
+}
+
+/// Whether `Authorization` carries `Bearer <expected>`. The tokens are compared through their
+/// BLAKE3 hashes, whose equality is constant-time: the time taken says nothing about how much
+/// of a guess was right, nor about the token's length.
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, given)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && blake3::hash(given.trim().as_bytes()) == blake3::hash(expected.as_bytes())
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (
+            status,
+            [
+                (CONTENT_TYPE, "application/json"),
+                (CACHE_CONTROL, "no-store"),
+            ],
+            text + "\n",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a JSON answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+    }
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// OPML 2.0 listing every feed served (all, each category, each tag of the active sources), with
+/// absolute URLs, for a reader to subscribe to all at once (`crate::opml::feed_list`).
+async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let store = state.store.clone();
+    let sources = match tokio::task::spawn_blocking(move || store.active_sources()).await {
+        Ok(Ok(sources)) => sources,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "sources query failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sources task failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+        }
+    };
+    let categories = sources.iter().map(|s| s.3.clone()).collect();
+    let tags = sources.iter().flat_map(|s| s.4.iter().cloned()).collect();
+    let body = crate::opml::feed_list(&base_url(&state, &headers), &categories, &tags, Utc::now());
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, crate::opml::CONTENT_TYPE),
+            (CACHE_CONTROL, "public, max-age=60"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let token = "0123456789abcdef0123";
+        assert!(bearer_matches(&auth("Bearer 0123456789abcdef0123"), token));
+        assert!(bearer_matches(&auth("bearer 0123456789abcdef0123"), token));
+        assert!(!bearer_matches(&HeaderMap::new(), token));
+        assert!(!bearer_matches(&auth("Bearer 0123456789abcdef012"), token));
+        assert!(!bearer_matches(
+            &auth("Bearer 0123456789abcdef01234"),
+            token
+        ));
+        assert!(!bearer_matches(&auth("Basic 0123456789abcdef0123"), token));
+        assert!(!bearer_matches(&auth("0123456789abcdef0123"), token));
+        assert!(!bearer_matches(&auth("Bearer "), token));
+    }
+}
