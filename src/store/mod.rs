@@ -8,7 +8,13 @@
 //! feeds never waits behind a fetch's transaction. Calls block: async callers use
 //! `spawn_blocking`.
 
+mod reads;
 mod schema;
+mod search;
+mod sources;
+
+pub use reads::ExportEntry;
+pub use sources::{FetchRecord, SourceState};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -17,12 +23,9 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::config::SourceConfig;
 use crate::dedupe::index::{self as dedupe_index, CandidateIndex, Signature};
 use crate::dedupe::{self, Fingerprint, Thresholds};
-use crate::model::{
-    Cursor, Entry, EntrySource, FeedQuery, Scope, SourceStatus, StoredEntry, Validators,
-};
+use crate::model::{Entry, Validators};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,18 +55,6 @@ pub enum StoreError {
 
 /// Prepared statements kept per connection (see `Store::open`).
 const STATEMENT_CACHE: usize = 128;
-
-/// What the scheduler and a refresh need to know about a source.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceState {
-    pub validators: Validators,
-    /// The URL a permanent redirect pointed to, used instead of the configured one.
-    pub moved_to: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub last_fetch_at: Option<DateTime<Utc>>,
-    pub consecutive_failures: u32,
-    pub disabled_reason: Option<String>,
-}
 
 /// Whether an item from a list still needs its article page fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,17 +89,6 @@ pub struct ClusterMember {
     pub sources: Vec<String>,
     /// The member it matched, the rule and the score; None for the cluster's first member.
     pub merged: Option<(i64, String, f64)>,
-}
-
-/// The outcome of one fetch, as recorded on the source.
-#[derive(Debug, Clone)]
-pub struct FetchRecord<'a> {
-    pub at: DateTime<Utc>,
-    /// "ok", "not modified" or "error".
-    pub status: &'a str,
-    pub error: Option<&'a str>,
-    /// Replaces the stored validators when Some.
-    pub validators: Option<&'a Validators>,
 }
 
 /// One fetch's outcome, handed to [`Store::store_fetch`].
@@ -253,156 +233,6 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the sources table match the config: new sources added, names, URLs and
-    /// categories updated, sources no longer configured (or disabled) marked inactive. Their
-    /// entries are kept.
-    pub fn sync_sources(&self, sources: &[SourceConfig]) -> Result<(), StoreError> {
-        let mut writer = self.writer()?;
-        let tx = writer.conn.transaction()?;
-        tx.execute("UPDATE sources SET active = 0", [])?;
-        {
-            let mut upsert = tx.prepare(
-                "INSERT INTO sources (id, name, url, category, tags, active, priority)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (id) DO UPDATE SET name = ?2, category = ?4, tags = ?5,
-                     active = ?6, priority = ?7,
-                     -- A new URL in the config is the operator's word over a redirect or a 410.
-                     moved_to = CASE WHEN url = ?3 THEN moved_to END,
-                     disabled_reason = CASE WHEN url = ?3 THEN disabled_reason END,
-                     url = ?3",
-            )?;
-            for s in sources {
-                let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());
-                upsert.execute(params![
-                    s.id,
-                    s.name,
-                    s.url.as_str(),
-                    s.category,
-                    tags,
-                    s.enabled,
-                    s.priority
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub fn validators(&self, source_id: &str) -> Result<Validators, StoreError> {
-        let v = self
-            .reader()?
-            .query_row(
-                "SELECT etag, last_modified FROM sources WHERE id = ?1",
-                [source_id],
-                |r| {
-                    Ok(Validators {
-                        etag: r.get(0)?,
-                        last_modified: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(v.unwrap_or_default())
-    }
-
-    /// The scheduling state of a source (defaults for one never seen).
-    pub fn source_state(&self, source_id: &str) -> Result<SourceState, StoreError> {
-        let state = self
-            .reader()?
-            .query_row(
-                "SELECT etag, last_modified, moved_to, next_run, last_fetch_at,
-                        consecutive_failures, disabled_reason
-                 FROM sources WHERE id = ?1",
-                [source_id],
-                |r| {
-                    Ok(SourceState {
-                        validators: Validators {
-                            etag: r.get(0)?,
-                            last_modified: r.get(1)?,
-                        },
-                        moved_to: r.get(2)?,
-                        next_run: r.get::<_, Option<i64>>(3)?.map(from_unix),
-                        last_fetch_at: r.get::<_, Option<i64>>(4)?.map(from_unix),
-                        consecutive_failures: r.get::<_, i64>(5)?.max(0) as u32,
-                        disabled_reason: r.get(6)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(state.unwrap_or_default())
-    }
-
-    pub fn set_next_run(&self, source_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.writer()?.conn.execute(
-            "UPDATE sources SET next_run = ?2 WHERE id = ?1",
-            params![source_id, at.timestamp()],
-        )?;
-        Ok(())
-    }
-
-    /// Stops fetching a source until a success or a config change (HTTP 410 Gone).
-    pub fn disable_source(&self, source_id: &str, reason: &str) -> Result<(), StoreError> {
-        self.writer()?.conn.execute(
-            "UPDATE sources SET disabled_reason = ?2 WHERE id = ?1",
-            params![source_id, reason],
-        )?;
-        Ok(())
-    }
-
-    /// Records a permanent redirect: later fetches go to `url`.
-    pub fn set_moved_to(&self, source_id: &str, url: &str) -> Result<(), StoreError> {
-        self.writer()?.conn.execute(
-            "UPDATE sources SET moved_to = ?2 WHERE id = ?1",
-            params![source_id, url],
-        )?;
-        Ok(())
-    }
-
-    /// No request goes to `host` before `until` (a later deferral wins over an earlier one).
-    pub fn defer_host(
-        &self,
-        host: &str,
-        until: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.writer()?.conn.execute(
-            "INSERT INTO hosts (host, deferred_until, reason) VALUES (?1, ?2, ?3)
-             ON CONFLICT (host) DO UPDATE SET deferred_until = MAX(deferred_until, ?2),
-                 reason = ?3",
-            params![host, until.timestamp(), reason],
-        )?;
-        Ok(())
-    }
-
-    pub fn host_deferred_until(&self, host: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = self
-            .reader()?
-            .query_row(
-                "SELECT deferred_until FROM hosts WHERE host = ?1",
-                [host],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(at.map(from_unix))
-    }
-
-    pub fn last_fetch_at(&self, source_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<Option<i64>> = self
-            .reader()?
-            .query_row(
-                "SELECT last_fetch_at FROM sources WHERE id = ?1",
-                [source_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(at.flatten().map(from_unix))
-    }
-
-    pub fn record_fetch(&self, source_id: &str, rec: &FetchRecord<'_>) -> Result<(), StoreError> {
-        let writer = self.writer()?;
-        record_fetch_in(&writer.conn, source_id, rec)
-    }
-
     /// Whether an entry of `source_id` still waits for its article page: its next poll must
     /// not be answered 304, or the retry would wait until the list changes.
     pub fn articles_pending(&self, source_id: &str) -> Result<bool, StoreError> {
@@ -477,7 +307,7 @@ impl Store {
                 now,
                 &mut searchable,
             )?;
-            index_for_search(&tx, &searchable)?;
+            search::index_for_search(&tx, &searchable)?;
             tx.commit()?;
             Ok(counts)
         })();
@@ -530,211 +360,6 @@ impl Store {
     fn queue(&self) -> Result<MutexGuard<'_, WriteQueue>, StoreError> {
         self.queue.lock().map_err(|_| StoreError::Poisoned)
     }
-
-    /// The title of `scope`'s feed (the category, or the source's name), or None when no
-    /// configured source makes that feed exist.
-    pub fn scope_title(&self, scope: &Scope) -> Result<Option<String>, StoreError> {
-        let conn = self.reader()?;
-        let title = match scope {
-            Scope::All => Some("All sources".to_string()),
-            Scope::Category(c) => conn
-                .query_row(
-                    "SELECT category FROM sources WHERE category = ?1 AND active = 1 LIMIT 1",
-                    [c],
-                    |r| r.get(0),
-                )
-                .optional()?,
-            Scope::Source(s) => conn
-                .query_row(
-                    "SELECT name FROM sources WHERE id = ?1 AND active = 1",
-                    [s],
-                    |r| r.get(0),
-                )
-                .optional()?,
-            Scope::Tag(t) => conn
-                .query_row(
-                    "SELECT ?1 FROM sources s
-                     WHERE s.active = 1
-                       AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?1)
-                     LIMIT 1",
-                    [t],
-                    |r| r.get(0),
-                )
-                .optional()?,
-        };
-        Ok(title)
-    }
-
-    /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
-    /// carried it (for merged feeds, every source of its cluster).
-    pub fn entries(&self, scope: &Scope, q: &FeedQuery) -> Result<Vec<StoredEntry>, StoreError> {
-        let conn = self.reader()?;
-        self.queries
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Conditions and their parameters, numbered as they are pushed.
-        let mut source_conds = vec!["s.active = 1".to_string()];
-        let mut entry_conds = Vec::new();
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(q.limit as i64)];
-        let arg = |v: Box<dyn rusqlite::ToSql>, args: &mut Vec<Box<dyn rusqlite::ToSql>>| {
-            args.push(v);
-            format!("?{}", args.len())
-        };
-        match scope {
-            Scope::All => {}
-            Scope::Category(c) => {
-                let p = arg(Box::new(c.clone()), &mut args);
-                source_conds.push(format!("s.category = {p}"));
-            }
-            Scope::Source(id) => {
-                let p = arg(Box::new(id.clone()), &mut args);
-                source_conds.push(format!("s.id = {p}"));
-            }
-            Scope::Tag(t) => {
-                let p = arg(Box::new(t.clone()), &mut args);
-                source_conds.push(format!(
-                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
-                ));
-            }
-        }
-        if let Some(id) = &q.source {
-            let p = arg(Box::new(id.clone()), &mut args);
-            source_conds.push(format!("s.id = {p}"));
-        }
-        if let Some(t) = &q.tag {
-            let p = arg(Box::new(t.clone()), &mut args);
-            source_conds.push(format!(
-                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
-            ));
-        }
-        // Merged feeds show one member per cluster; a source's own feed shows its entries, in
-        // its own words.
-        let merged = !matches!(scope, Scope::Source(_));
-        let view = match scope {
-            Scope::Source(id) => Some(id.clone()),
-            _ => None,
-        };
-        let view_arg = arg(Box::new(view.clone()), &mut args);
-        if merged {
-            entry_conds.push("e.canonical = 1".to_string());
-        }
-        if let Some(c) = q.before {
-            let (p, k, i) = (
-                arg(Box::new(c.published), &mut args),
-                arg(Box::new(c.key), &mut args),
-                arg(Box::new(c.id), &mut args),
-            );
-            entry_conds.push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
-        }
-        if let Some(text) = q
-            .text
-            .as_deref()
-            .map(search_terms)
-            .filter(|t| !t.is_empty())
-        {
-            entry_conds.push(search_condition(&conn, &text, &mut |v| arg(v, &mut args))?);
-        }
-        entry_conds.push(format!(
-            "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
-                     WHERE es.entry_id = e.id AND {})",
-            source_conds.join(" AND ")
-        ));
-        let sql = format!(
-            "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
-                    COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
-                    COALESCE(o.authors, e.authors), e.categories,
-                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published),
-                    e.sort_key
-             FROM entries e
-             LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
-             WHERE {}
-             ORDER BY e.published DESC, e.sort_key DESC, e.id DESC
-             LIMIT ?1",
-            entry_conds.join(" AND ")
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-        let rows = stmt.query_map(params.as_slice(), |r| {
-            Ok(StoredEntry {
-                id: r.get(0)?,
-                cursor: Cursor {
-                    published: r.get(7)?,
-                    key: r.get(11)?,
-                    id: r.get(0)?,
-                },
-                title: r.get(1)?,
-                link: r.get(2)?,
-                summary: r.get(3)?,
-                content: r.get(4)?,
-                authors: from_json(&r.get::<_, String>(5)?),
-                categories: from_json(&r.get::<_, String>(6)?),
-                published: from_unix(r.get(10)?),
-                updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
-                sources: Vec::new(),
-            })
-            .map(|e| (e, r.get::<_, Option<i64>>(9)))
-        })?;
-        let rows = rows.collect::<Result<Vec<_>, _>>()?;
-        // The source whose feed this is first, then the entry's other sources, then its
-        // cluster's other members' sources.
-        let mut sources = conn.prepare_cached(
-            "SELECT es.source_id, s.name, s.url, es.guid, es.link
-             FROM entries m
-             JOIN entry_sources es ON es.entry_id = m.id
-             JOIN sources s ON s.id = es.source_id
-             WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
-             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
-                      m.published, m.sort_key",
-        )?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for (mut e, cluster) in rows {
-            let cluster = cluster?.unwrap_or(e.id);
-            let mut seen = std::collections::HashSet::new();
-            e.sources = sources
-                .query_map(params![e.id, cluster, merged, view], |r| {
-                    Ok(EntrySource {
-                        source_id: r.get(0)?,
-                        source_name: r.get(1)?,
-                        source_url: r.get(2)?,
-                        guid: r.get(3)?,
-                        link: r.get(4)?,
-                    })
-                })?
-                .filter(|s| {
-                    s.as_ref()
-                        .map_or(true, |s| seen.insert(s.source_id.clone()))
-                })
-                .collect::<Result<_, _>>()?;
-            entries.push(e);
-        }
-        Ok(entries)
-    }
-
-    /// Every known source with its last fetch and entry count, configured ones first.
-    pub fn source_statuses(&self) -> Result<Vec<SourceStatus>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(
-            "SELECT s.id, s.name, s.category, s.last_fetch_at, s.last_status, s.last_error,
-                    (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = s.id),
-                    s.consecutive_failures, s.next_run, s.disabled_reason, s.active
-             FROM sources s ORDER BY s.active DESC, s.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SourceStatus {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                category: r.get(2)?,
-                last_fetch_at: r.get::<_, Option<i64>>(3)?.map(from_unix),
-                last_status: r.get(4)?,
-                last_error: r.get(5)?,
-                entry_count: r.get::<_, i64>(6)? as u64,
-                consecutive_failures: r.get::<_, i64>(7)?.max(0) as u32,
-                next_run: r.get::<_, Option<i64>>(8)?.map(from_unix),
-                disabled_reason: r.get(9)?,
-                active: r.get(10)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
 }
 
 impl Store {
@@ -782,87 +407,6 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(Some((cluster, members)))
     }
-
-    /// Entries for a static export (`tributary export`), oldest first: every entry carried by
-    /// an active source (of `category`, when given) and published at or after `since`. Each
-    /// comes with the first such source to carry it: its name, category and tags.
-    pub fn export_entries(
-        &self,
-        category: Option<&str>,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<ExportEntry>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(
-            "SELECT e.id, e.title, e.link, e.summary, e.content, e.published,
-                    s.name, s.category, s.tags
-             FROM entries e
-             JOIN entry_sources es ON es.entry_id = e.id
-             JOIN sources s ON s.id = es.source_id
-             WHERE e.published >= ?2
-               AND es.rowid = (SELECT es2.rowid FROM entry_sources es2
-                               JOIN sources s2 ON s2.id = es2.source_id
-                               WHERE es2.entry_id = e.id AND s2.active = 1
-                                 AND (?1 IS NULL OR s2.category = ?1)
-                               ORDER BY es2.first_seen, es2.rowid LIMIT 1)
-             ORDER BY e.published, e.sort_key, e.id",
-        )?;
-        let since = since.map_or(i64::MIN, |t| t.timestamp());
-        let rows = stmt.query_map(params![category, since], |r| {
-            Ok(ExportEntry {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                link: r.get(2)?,
-                summary: r.get(3)?,
-                content: r.get(4)?,
-                published: from_unix(r.get(5)?),
-                source_name: r.get(6)?,
-                category: r.get(7)?,
-                tags: from_json(&r.get::<_, String>(8)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every active source (configured and enabled) as (id, name, url, category, tags), by id:
-    /// what `GET /opml` lists feeds from.
-    #[allow(clippy::type_complexity)] // the plain row; one caller
-    pub fn active_sources(
-        &self,
-    ) -> Result<Vec<(String, String, String, String, Vec<String>)>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(
-            "SELECT id, name, url, category, tags FROM sources WHERE active = 1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                from_json(&r.get::<_, String>(4)?),
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-/// One entry as `Store::export_entries` returns it: the entry and the one source it is
-/// exported under.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExportEntry {
-    pub id: i64,
-    pub title: String,
-    pub link: Option<String>,
-    /// Sanitized HTML.
-    pub summary: Option<String>,
-    /// Sanitized HTML.
-    pub content: Option<String>,
-    pub published: DateTime<Utc>,
-    pub source_name: String,
-    /// The source's category.
-    pub category: String,
-    /// The source's tags.
-    pub tags: Vec<String>,
 }
 
 /// Entries one candidate key may name before it counts as too common to say anything.
@@ -897,11 +441,7 @@ fn place_in_cluster(
         // told the text it indexed: that is said before the text changes (unless the entry
         // is not indexed yet, being new or already edited in this group).
         if indexed {
-            tx.prepare_cached(
-                "INSERT INTO entries_fts (entries_fts, rowid, text)
-                 SELECT 'delete', entry_id, text FROM search_text WHERE entry_id = ?1",
-            )?
-            .execute([entry_id])?;
+            search::unindex(tx, entry_id)?;
         }
         tx.prepare_cached(
             "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",
@@ -1060,7 +600,7 @@ fn load_candidate_days(
 }
 
 /// The work of [`Store::upsert_entries`] inside a transaction. New and edited entries are
-/// added to `searchable`, for [`index_for_search`] once the whole group is written: FTS5
+/// added to `searchable`, for [`search::index_for_search`] once the whole group is written: FTS5
 /// writes its pending terms out at every statement that changes it, so one statement per
 /// group instead of one per entry.
 fn upsert_in(
@@ -1543,7 +1083,7 @@ fn run_group(
                 f.now,
                 &mut searchable,
             )?);
-            record_fetch_in(
+            sources::record_fetch_in(
                 &tx,
                 &f.source_id,
                 &FetchRecord {
@@ -1554,7 +1094,7 @@ fn run_group(
                 },
             )?;
         }
-        index_for_search(&tx, &searchable)?;
+        search::index_for_search(&tx, &searchable)?;
         tx.commit()?;
         Ok(counts)
     };
@@ -1570,43 +1110,6 @@ fn run_group(
                 .collect()
         }
     }
-}
-
-/// The fetch's outcome on the source row: status, error, failure count, validators.
-fn record_fetch_in(
-    conn: &Connection,
-    source_id: &str,
-    rec: &FetchRecord<'_>,
-) -> Result<(), StoreError> {
-    let failed = rec.error.is_some();
-    conn.execute(
-        "UPDATE sources SET last_fetch_at = ?2, last_status = ?3, last_error = ?4,
-             last_success_at = CASE WHEN ?5 THEN last_success_at ELSE ?2 END,
-             disabled_reason = CASE WHEN ?5 THEN disabled_reason END,
-             consecutive_failures = CASE WHEN ?5 THEN consecutive_failures + 1 ELSE 0 END
-         WHERE id = ?1",
-        params![source_id, rec.at.timestamp(), rec.status, rec.error, failed],
-    )?;
-    if let Some(v) = rec.validators {
-        conn.execute(
-            "UPDATE sources SET etag = ?2, last_modified = ?3 WHERE id = ?1",
-            params![source_id, v.etag, v.last_modified],
-        )?;
-    }
-    Ok(())
-}
-
-/// Makes search see `entries` as they are now: new ones, and edited ones whose old text
-/// `place_in_cluster` took out of the index.
-fn index_for_search(tx: &rusqlite::Transaction<'_>, entries: &[i64]) -> Result<(), StoreError> {
-    let ids = serde_json::to_string(entries).unwrap_or_else(|_| "[]".into());
-    tx.prepare_cached(
-        "INSERT INTO entries_fts (rowid, text)
-         SELECT entry_id, text FROM search_text
-         WHERE entry_id IN (SELECT value FROM json_each(?1))",
-    )?
-    .execute([ids])?;
-    Ok(())
 }
 
 /// Takes an entry out of its cluster (before an edited version is placed again). When it was
@@ -1726,110 +1229,6 @@ fn choose_canonical(tx: &rusqlite::Transaction<'_>, cluster: i64) -> Result<(), 
     )?
     .execute([cluster])?;
     Ok(())
-}
-
-/// A search as the index sees it: NFKC, lower case, split into terms at spaces.
-fn search_terms(text: &str) -> Vec<String> {
-    crate::dedupe::normalize(text)
-        .split(' ')
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Matches above which a term counts as common (see [`search_condition`]).
-const RARE_TERM_MATCHES: usize = 5_000;
-
-/// Trigrams beginning with a two-character term above which it counts as common: each is a
-/// term of the index query, and a pair followed by this many different characters is in
-/// many entries anyway.
-const MAX_PAIR_TRIGRAMS: usize = 300;
-
-/// Every term must occur, as a substring of the entry's normalized title and text.
-///
-/// A feed is a page of the newest matches, so how to find them depends on how many there are.
-/// A rare term is looked up in the search index and the page is built from the entries found;
-/// walking the feed newest first instead would read every entry of the scope to find none. A
-/// common term (more than [`RARE_TERM_MATCHES`] entries), or a single character, is checked on
-/// each entry's text as the feed is walked newest first: a page needs about as many entries as
-/// it shows, where the index would have checked every match in the store first.
-fn search_condition(
-    conn: &Connection,
-    terms: &[String],
-    arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
-) -> Result<String, StoreError> {
-    let mut conds = Vec::with_capacity(terms.len());
-    for term in terms {
-        // Terms are letters, digits and decimal points (normalize drops everything else),
-        // so a pattern holds no LIKE wildcard. A LIKE with ESCAPE would not reach the index.
-        let pattern = format!("%{term}%");
-        conds.push(match rare_term_matches(conn, term, &pattern)? {
-            Some(ids) => {
-                let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
-                format!("e.id IN (SELECT value FROM json_each({ids}))")
-            }
-            None => {
-                let p = arg(Box::new(pattern));
-                format!(
-                    "EXISTS (SELECT 1 FROM search_text st WHERE st.entry_id = e.id AND st.text LIKE {p})"
-                )
-            }
-        });
-    }
-    Ok(conds.join(" AND "))
-}
-
-/// The entries whose text holds `term`, when the index can find them and they are at most
-/// [`RARE_TERM_MATCHES`]; `None` for a common term or one the index cannot look up.
-///
-/// FTS5 narrows a LIKE of three characters or more by its trigrams and checks the text. A
-/// pair of characters (most Chinese words) is in no trigram's LIKE, but every place it occurs
-/// begins a trigram (the indexed text ends in a space for that), so the entries holding it
-/// are those holding any trigram that begins with it: the index's own list of terms says
-/// which those are.
-fn rare_term_matches(
-    conn: &Connection,
-    term: &str,
-    pattern: &str,
-) -> Result<Option<Vec<i64>>, StoreError> {
-    let limit = RARE_TERM_MATCHES as i64 + 1;
-    let found = match term.chars().count() {
-        0 | 1 => return Ok(None),
-        2 => {
-            let trigrams = conn
-                .prepare_cached(
-                    "SELECT term FROM entries_fts_terms
-                     WHERE term >= ?1 AND term < ?1 || char(1114111) LIMIT ?2",
-                )?
-                .query_map(params![term, MAX_PAIR_TRIGRAMS as i64 + 1], |r| {
-                    r.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<String>, _>>()?;
-            if trigrams.len() > MAX_PAIR_TRIGRAMS {
-                return Ok(None);
-            }
-            if trigrams.is_empty() {
-                return Ok(Some(Vec::new()));
-            }
-            // Each trigram a phrase of its own; the index's terms hold no double quote, and
-            // doubling one would keep it literal if they did.
-            let any = trigrams
-                .iter()
-                .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            conn.prepare_cached(
-                "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?1 LIMIT ?2",
-            )?
-            .query_map(params![any, limit], |r| r.get::<_, i64>(0))?
-            .collect::<Result<Vec<i64>, _>>()?
-        }
-        _ => conn
-            .prepare_cached("SELECT rowid FROM entries_fts WHERE text LIKE ?1 LIMIT ?2")?
-            .query_map(params![pattern, limit], |r| r.get::<_, i64>(0))?
-            .collect::<Result<Vec<i64>, _>>()?,
-    };
-    Ok((found.len() <= RARE_TERM_MATCHES).then_some(found))
 }
 
 fn json(list: &[String]) -> String {

@@ -287,7 +287,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::dedupe::index as dedupe_index;
-    use crate::store::rare_term_matches;
+    use crate::store::search::rare_term_matches;
     use crate::store::Store;
 
     fn user_version(conn: &Connection) -> i64 {

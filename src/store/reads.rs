@@ -1,0 +1,251 @@
+//! What readers are served: a feed's title and its newest entries (merged feeds one member
+//! per cluster, a source's own feed in its own words, each entry with the sources that carried
+//! it), and the entries `tributary export` writes out. Reads run on the reader connection, so
+//! serving never waits behind a write group.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{from_json, from_unix, search, Store, StoreError};
+use crate::model::{Cursor, EntrySource, FeedQuery, Scope, StoredEntry};
+
+/// One entry as `Store::export_entries` returns it: the entry and the one source it is
+/// exported under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportEntry {
+    pub id: i64,
+    pub title: String,
+    pub link: Option<String>,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub published: DateTime<Utc>,
+    pub source_name: String,
+    /// The source's category.
+    pub category: String,
+    /// The source's tags.
+    pub tags: Vec<String>,
+}
+
+impl Store {
+    /// The title of `scope`'s feed (the category, or the source's name), or None when no
+    /// configured source makes that feed exist.
+    pub fn scope_title(&self, scope: &Scope) -> Result<Option<String>, StoreError> {
+        let conn = self.reader()?;
+        let title = match scope {
+            Scope::All => Some("All sources".to_string()),
+            Scope::Category(c) => conn
+                .query_row(
+                    "SELECT category FROM sources WHERE category = ?1 AND active = 1 LIMIT 1",
+                    [c],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            Scope::Source(s) => conn
+                .query_row(
+                    "SELECT name FROM sources WHERE id = ?1 AND active = 1",
+                    [s],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            Scope::Tag(t) => conn
+                .query_row(
+                    "SELECT ?1 FROM sources s
+                     WHERE s.active = 1
+                       AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?1)
+                     LIMIT 1",
+                    [t],
+                    |r| r.get(0),
+                )
+                .optional()?,
+        };
+        Ok(title)
+    }
+
+    /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
+    /// carried it (for merged feeds, every source of its cluster).
+    pub fn entries(&self, scope: &Scope, q: &FeedQuery) -> Result<Vec<StoredEntry>, StoreError> {
+        let conn = self.reader()?;
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Conditions and their parameters, numbered as they are pushed.
+        let mut source_conds = vec!["s.active = 1".to_string()];
+        let mut entry_conds = Vec::new();
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(q.limit as i64)];
+        let arg = |v: Box<dyn rusqlite::ToSql>, args: &mut Vec<Box<dyn rusqlite::ToSql>>| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        match scope {
+            Scope::All => {}
+            Scope::Category(c) => {
+                let p = arg(Box::new(c.clone()), &mut args);
+                source_conds.push(format!("s.category = {p}"));
+            }
+            Scope::Source(id) => {
+                let p = arg(Box::new(id.clone()), &mut args);
+                source_conds.push(format!("s.id = {p}"));
+            }
+            Scope::Tag(t) => {
+                let p = arg(Box::new(t.clone()), &mut args);
+                source_conds.push(format!(
+                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+                ));
+            }
+        }
+        if let Some(id) = &q.source {
+            let p = arg(Box::new(id.clone()), &mut args);
+            source_conds.push(format!("s.id = {p}"));
+        }
+        if let Some(t) = &q.tag {
+            let p = arg(Box::new(t.clone()), &mut args);
+            source_conds.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+            ));
+        }
+        // Merged feeds show one member per cluster; a source's own feed shows its entries, in
+        // its own words.
+        let merged = !matches!(scope, Scope::Source(_));
+        let view = match scope {
+            Scope::Source(id) => Some(id.clone()),
+            _ => None,
+        };
+        let view_arg = arg(Box::new(view.clone()), &mut args);
+        if merged {
+            entry_conds.push("e.canonical = 1".to_string());
+        }
+        if let Some(c) = q.before {
+            let (p, k, i) = (
+                arg(Box::new(c.published), &mut args),
+                arg(Box::new(c.key), &mut args),
+                arg(Box::new(c.id), &mut args),
+            );
+            entry_conds.push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
+        }
+        if let Some(text) = q
+            .text
+            .as_deref()
+            .map(search::search_terms)
+            .filter(|t| !t.is_empty())
+        {
+            entry_conds.push(search::search_condition(&conn, &text, &mut |v| {
+                arg(v, &mut args)
+            })?);
+        }
+        entry_conds.push(format!(
+            "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
+                     WHERE es.entry_id = e.id AND {})",
+            source_conds.join(" AND ")
+        ));
+        let sql = format!(
+            "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
+                    COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
+                    COALESCE(o.authors, e.authors), e.categories,
+                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published),
+                    e.sort_key
+             FROM entries e
+             LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
+             WHERE {}
+             ORDER BY e.published DESC, e.sort_key DESC, e.id DESC
+             LIMIT ?1",
+            entry_conds.join(" AND ")
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            Ok(StoredEntry {
+                id: r.get(0)?,
+                cursor: Cursor {
+                    published: r.get(7)?,
+                    key: r.get(11)?,
+                    id: r.get(0)?,
+                },
+                title: r.get(1)?,
+                link: r.get(2)?,
+                summary: r.get(3)?,
+                content: r.get(4)?,
+                authors: from_json(&r.get::<_, String>(5)?),
+                categories: from_json(&r.get::<_, String>(6)?),
+                published: from_unix(r.get(10)?),
+                updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
+                sources: Vec::new(),
+            })
+            .map(|e| (e, r.get::<_, Option<i64>>(9)))
+        })?;
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        // The source whose feed this is first, then the entry's other sources, then its
+        // cluster's other members' sources.
+        let mut sources = conn.prepare_cached(
+            "SELECT es.source_id, s.name, s.url, es.guid, es.link
+             FROM entries m
+             JOIN entry_sources es ON es.entry_id = m.id
+             JOIN sources s ON s.id = es.source_id
+             WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
+             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
+                      m.published, m.sort_key",
+        )?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (mut e, cluster) in rows {
+            let cluster = cluster?.unwrap_or(e.id);
+            let mut seen = std::collections::HashSet::new();
+            e.sources = sources
+                .query_map(params![e.id, cluster, merged, view], |r| {
+                    Ok(EntrySource {
+                        source_id: r.get(0)?,
+                        source_name: r.get(1)?,
+                        source_url: r.get(2)?,
+                        guid: r.get(3)?,
+                        link: r.get(4)?,
+                    })
+                })?
+                .filter(|s| {
+                    s.as_ref()
+                        .map_or(true, |s| seen.insert(s.source_id.clone()))
+                })
+                .collect::<Result<_, _>>()?;
+            entries.push(e);
+        }
+        Ok(entries)
+    }
+
+    /// Entries for a static export (`tributary export`), oldest first: every entry carried by
+    /// an active source (of `category`, when given) and published at or after `since`. Each
+    /// comes with the first such source to carry it: its name, category and tags.
+    pub fn export_entries(
+        &self,
+        category: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ExportEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT e.id, e.title, e.link, e.summary, e.content, e.published,
+                    s.name, s.category, s.tags
+             FROM entries e
+             JOIN entry_sources es ON es.entry_id = e.id
+             JOIN sources s ON s.id = es.source_id
+             WHERE e.published >= ?2
+               AND es.rowid = (SELECT es2.rowid FROM entry_sources es2
+                               JOIN sources s2 ON s2.id = es2.source_id
+                               WHERE es2.entry_id = e.id AND s2.active = 1
+                                 AND (?1 IS NULL OR s2.category = ?1)
+                               ORDER BY es2.first_seen, es2.rowid LIMIT 1)
+             ORDER BY e.published, e.sort_key, e.id",
+        )?;
+        let since = since.map_or(i64::MIN, |t| t.timestamp());
+        let rows = stmt.query_map(params![category, since], |r| {
+            Ok(ExportEntry {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                link: r.get(2)?,
+                summary: r.get(3)?,
+                content: r.get(4)?,
+                published: from_unix(r.get(5)?),
+                source_name: r.get(6)?,
+                category: r.get(7)?,
+                tags: from_json(&r.get::<_, String>(8)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
