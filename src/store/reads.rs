@@ -4,7 +4,9 @@
 //! serving never waits behind a write group.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 
 use super::{from_json, from_unix, search, Store, StoreError};
 use crate::model::{Cursor, EntrySource, FeedQuery, Scope, StoredEntry};
@@ -69,144 +71,18 @@ impl Store {
         let conn = self.reader()?;
         self.queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Conditions and their parameters, numbered as they are pushed.
-        let mut source_conds = vec!["s.active = 1".to_string()];
-        let mut entry_conds = Vec::new();
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(q.limit as i64)];
-        let arg = |v: Box<dyn rusqlite::ToSql>, args: &mut Vec<Box<dyn rusqlite::ToSql>>| {
-            args.push(v);
-            format!("?{}", args.len())
-        };
-        match scope {
-            Scope::All => {}
-            Scope::Category(c) => {
-                let p = arg(Box::new(c.clone()), &mut args);
-                source_conds.push(format!("s.category = {p}"));
-            }
-            Scope::Source(id) => {
-                let p = arg(Box::new(id.clone()), &mut args);
-                source_conds.push(format!("s.id = {p}"));
-            }
-            Scope::Tag(t) => {
-                let p = arg(Box::new(t.clone()), &mut args);
-                source_conds.push(format!(
-                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
-                ));
-            }
-        }
-        if let Some(id) = &q.source {
-            let p = arg(Box::new(id.clone()), &mut args);
-            source_conds.push(format!("s.id = {p}"));
-        }
-        if let Some(t) = &q.tag {
-            let p = arg(Box::new(t.clone()), &mut args);
-            source_conds.push(format!(
-                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
-            ));
-        }
         // Merged feeds show one member per cluster; a source's own feed shows its entries, in
         // its own words.
-        let merged = !matches!(scope, Scope::Source(_));
         let view = match scope {
             Scope::Source(id) => Some(id.clone()),
             _ => None,
         };
-        let view_arg = arg(Box::new(view.clone()), &mut args);
-        if merged {
-            entry_conds.push("e.canonical = 1".to_string());
-        }
-        if let Some(c) = q.before {
-            let (p, k, i) = (
-                arg(Box::new(c.published), &mut args),
-                arg(Box::new(c.key), &mut args),
-                arg(Box::new(c.id), &mut args),
-            );
-            entry_conds.push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
-        }
-        if let Some(text) = q
-            .text
-            .as_deref()
-            .map(search::search_terms)
-            .filter(|t| !t.is_empty())
-        {
-            entry_conds.push(search::search_condition(&conn, &text, &mut |v| {
-                arg(v, &mut args)
-            })?);
-        }
-        entry_conds.push(format!(
-            "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
-                     WHERE es.entry_id = e.id AND {})",
-            source_conds.join(" AND ")
-        ));
-        let sql = format!(
-            "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
-                    COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
-                    COALESCE(o.authors, e.authors), e.categories,
-                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published),
-                    e.sort_key
-             FROM entries e
-             LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
-             WHERE {}
-             ORDER BY e.published DESC, e.sort_key DESC, e.id DESC
-             LIMIT ?1",
-            entry_conds.join(" AND ")
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-        let rows = stmt.query_map(params.as_slice(), |r| {
-            Ok(StoredEntry {
-                id: r.get(0)?,
-                cursor: Cursor {
-                    published: r.get(7)?,
-                    key: r.get(11)?,
-                    id: r.get(0)?,
-                },
-                title: r.get(1)?,
-                link: r.get(2)?,
-                summary: r.get(3)?,
-                content: r.get(4)?,
-                authors: from_json(&r.get::<_, String>(5)?),
-                categories: from_json(&r.get::<_, String>(6)?),
-                published: from_unix(r.get(10)?),
-                updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
-                sources: Vec::new(),
-            })
-            .map(|e| (e, r.get::<_, Option<i64>>(9)))
-        })?;
-        let rows = rows.collect::<Result<Vec<_>, _>>()?;
-        // The source whose feed this is first, then the entry's other sources, then its
-        // cluster's other members' sources.
-        let mut sources = conn.prepare_cached(
-            "SELECT es.source_id, s.name, s.url, es.guid, es.link
-             FROM entries m
-             JOIN entry_sources es ON es.entry_id = m.id
-             JOIN sources s ON s.id = es.source_id
-             WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
-             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
-                      m.published, m.sort_key",
-        )?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for (mut e, cluster) in rows {
-            let cluster = cluster?.unwrap_or(e.id);
-            let mut seen = std::collections::HashSet::new();
-            e.sources = sources
-                .query_map(params![e.id, cluster, merged, view], |r| {
-                    Ok(EntrySource {
-                        source_id: r.get(0)?,
-                        source_name: r.get(1)?,
-                        source_url: r.get(2)?,
-                        guid: r.get(3)?,
-                        link: r.get(4)?,
-                    })
-                })?
-                .filter(|s| {
-                    s.as_ref()
-                        .map_or(true, |s| seen.insert(s.source_id.clone()))
-                })
-                .collect::<Result<_, _>>()?;
-            entries.push(e);
-        }
-        Ok(entries)
+        let mut query = FeedSql::new(q.limit);
+        query.narrow_sources(scope, q);
+        let view_arg = query.arg(Box::new(view.clone()));
+        query.narrow_entries(&conn, q, view.is_none())?;
+        let rows = query.run(&conn, &view_arg)?;
+        with_sources(&conn, rows, view)
     }
 
     /// Entries for a static export (`tributary export`), oldest first: every entry carried by
@@ -248,4 +124,185 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A feed query being built: its conditions on the entry and on the sources carrying it, and
+/// their parameters, numbered as they are pushed (`?1` is the limit).
+struct FeedSql {
+    source_conds: Vec<String>,
+    entry_conds: Vec<String>,
+    args: Vec<Box<dyn ToSql>>,
+}
+
+impl FeedSql {
+    fn new(limit: usize) -> Self {
+        FeedSql {
+            source_conds: vec!["s.active = 1".to_string()],
+            entry_conds: Vec::new(),
+            args: vec![Box::new(limit as i64)],
+        }
+    }
+
+    /// Adds a parameter; returns its placeholder.
+    fn arg(&mut self, v: Box<dyn ToSql>) -> String {
+        self.args.push(v);
+        format!("?{}", self.args.len())
+    }
+
+    /// Which sources' entries the feed holds: the scope's, narrowed by the query's source
+    /// and tag.
+    fn narrow_sources(&mut self, scope: &Scope, q: &FeedQuery) {
+        match scope {
+            Scope::All => {}
+            Scope::Category(c) => {
+                let p = self.arg(Box::new(c.clone()));
+                self.source_conds.push(format!("s.category = {p}"));
+            }
+            Scope::Source(id) => {
+                let p = self.arg(Box::new(id.clone()));
+                self.source_conds.push(format!("s.id = {p}"));
+            }
+            Scope::Tag(t) => {
+                let p = self.arg(Box::new(t.clone()));
+                self.source_conds.push(format!(
+                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+                ));
+            }
+        }
+        if let Some(id) = &q.source {
+            let p = self.arg(Box::new(id.clone()));
+            self.source_conds.push(format!("s.id = {p}"));
+        }
+        if let Some(t) = &q.tag {
+            let p = self.arg(Box::new(t.clone()));
+            self.source_conds.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+            ));
+        }
+    }
+
+    /// Which entries: one per cluster in merged feeds, those before the cursor, those
+    /// matching the search.
+    fn narrow_entries(
+        &mut self,
+        conn: &Connection,
+        q: &FeedQuery,
+        merged: bool,
+    ) -> Result<(), StoreError> {
+        if merged {
+            self.entry_conds.push("e.canonical = 1".to_string());
+        }
+        if let Some(c) = q.before {
+            let (p, k, i) = (
+                self.arg(Box::new(c.published)),
+                self.arg(Box::new(c.key)),
+                self.arg(Box::new(c.id)),
+            );
+            self.entry_conds
+                .push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
+        }
+        if let Some(text) = q
+            .text
+            .as_deref()
+            .map(search::search_terms)
+            .filter(|t| !t.is_empty())
+        {
+            let cond = search::search_condition(conn, &text, &mut |v| self.arg(v))?;
+            self.entry_conds.push(cond);
+        }
+        Ok(())
+    }
+
+    /// The page of entries, newest first, each with its cluster label; `view_arg` names the
+    /// source whose own words are read (NULL for merged feeds).
+    fn run(
+        mut self,
+        conn: &Connection,
+        view_arg: &str,
+    ) -> Result<Vec<(StoredEntry, Option<i64>)>, StoreError> {
+        self.entry_conds.push(format!(
+            "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
+                     WHERE es.entry_id = e.id AND {})",
+            self.source_conds.join(" AND ")
+        ));
+        let sql = format!(
+            "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
+                    COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
+                    COALESCE(o.authors, e.authors), e.categories,
+                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published),
+                    e.sort_key
+             FROM entries e
+             LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
+             WHERE {}
+             ORDER BY e.published DESC, e.sort_key DESC, e.id DESC
+             LIMIT ?1",
+            self.entry_conds.join(" AND ")
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let params: Vec<&dyn ToSql> = self.args.iter().map(|a| a.as_ref()).collect();
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            Ok((
+                StoredEntry {
+                    id: r.get(0)?,
+                    cursor: Cursor {
+                        published: r.get(7)?,
+                        key: r.get(11)?,
+                        id: r.get(0)?,
+                    },
+                    title: r.get(1)?,
+                    link: r.get(2)?,
+                    summary: r.get(3)?,
+                    content: r.get(4)?,
+                    authors: from_json(&r.get::<_, String>(5)?),
+                    categories: from_json(&r.get::<_, String>(6)?),
+                    published: from_unix(r.get(10)?),
+                    updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
+                    sources: Vec::new(),
+                },
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+/// Gives each entry its sources: the source whose feed this is (`view`) first, then the
+/// entry's other sources, then (merged feeds) its cluster's other members' sources, each once.
+fn with_sources(
+    conn: &Connection,
+    rows: Vec<(StoredEntry, Option<i64>)>,
+    view: Option<String>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let merged = view.is_none();
+    let mut sources = conn.prepare_cached(
+        "SELECT es.source_id, s.name, s.url, es.guid, es.link
+         FROM entries m
+         JOIN entry_sources es ON es.entry_id = m.id
+         JOIN sources s ON s.id = es.source_id
+         WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
+         ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
+                  m.published, m.sort_key",
+    )?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (mut e, cluster) in rows {
+        let cluster = cluster.unwrap_or(e.id);
+        let mut seen = HashSet::new();
+        e.sources = sources
+            .query_map(params![e.id, cluster, merged, view], |r| {
+                Ok(EntrySource {
+                    source_id: r.get(0)?,
+                    source_name: r.get(1)?,
+                    source_url: r.get(2)?,
+                    guid: r.get(3)?,
+                    link: r.get(4)?,
+                })
+            })?
+            .filter(|s| {
+                s.as_ref()
+                    .map_or(true, |s| seen.insert(s.source_id.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        entries.push(e);
+    }
+    Ok(entries)
 }
