@@ -472,3 +472,142 @@ fn choose_canonical(tx: &Transaction<'_>, cluster: i64) -> Result<(), StoreError
     .execute([cluster])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{entry, put, scratch, BODY, OTHER};
+    use super::*;
+    use crate::model::{FeedQuery, Scope};
+
+    fn feed(store: &Store, scope: Scope) -> Vec<crate::model::StoredEntry> {
+        let q = FeedQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        store.entries(&scope, &q).expect("feed")
+    }
+
+    fn id_of(store: &Store, source: &str) -> i64 {
+        let own = feed(store, Scope::Source(source.into()));
+        assert_eq!(own.len(), 1, "{source} has one entry");
+        own[0].id
+    }
+
+    /// The members of `id`'s cluster, by id, and which of them is canonical.
+    fn cluster_of(store: &Store, id: i64) -> (Vec<i64>, Vec<i64>) {
+        let (_, members) = store.explain(id).expect("explain").expect("an entry");
+        let ids = members.iter().map(|m| m.entry_id).collect();
+        let canonical = members
+            .iter()
+            .filter(|m| m.canonical)
+            .map(|m| m.entry_id)
+            .collect();
+        (ids, canonical)
+    }
+
+    fn copy_of_the_story() -> crate::model::Entry {
+        let body = format!("{BODY} Work is expected to start next year.");
+        entry(
+            "second",
+            "park",
+            "Riverside park plan approved by council",
+            &body,
+        )
+    }
+
+    #[test]
+    fn two_copies_are_one_cluster_until_one_is_edited_into_another_story() {
+        let s = scratch();
+        let story = entry(
+            "first",
+            "park",
+            "Council approves riverside park plan",
+            BODY,
+        );
+        assert_eq!(put(&s.store, "first", &[story]).merged, 0);
+        assert_eq!(put(&s.store, "second", &[copy_of_the_story()]).merged, 1);
+        let (a, b) = (id_of(&s.store, "first"), id_of(&s.store, "second"));
+        // Same priority and date: the smaller source id is shown.
+        assert_eq!(cluster_of(&s.store, a), (vec![a, b], vec![a]));
+        let merged = feed(&s.store, Scope::All);
+        assert_eq!(merged.len(), 1);
+        let sources: Vec<&str> = merged[0]
+            .sources
+            .iter()
+            .map(|x| x.source_id.as_str())
+            .collect();
+        assert_eq!(sources, ["first", "second"]);
+
+        let edited = entry("second", "park", "Library extends weekend hours", OTHER);
+        let counts = put(&s.store, "second", &[edited]);
+        assert_eq!((counts.updated, counts.merged), (1, 0));
+        assert_eq!(cluster_of(&s.store, a), (vec![a], vec![a]));
+        assert_eq!(cluster_of(&s.store, b), (vec![b], vec![b]));
+        assert_eq!(feed(&s.store, Scope::All).len(), 2);
+    }
+
+    /// A source lists one story once: when one source turns out to carry both members, their
+    /// pair no longer joins them.
+    #[test]
+    fn a_source_carrying_both_members_keeps_them_apart() {
+        let s = scratch();
+        let story = entry(
+            "first",
+            "park",
+            "Council approves riverside park plan",
+            BODY,
+        );
+        put(&s.store, "first", &[story]);
+        put(&s.store, "second", &[copy_of_the_story()]);
+        let (a, b) = (id_of(&s.store, "first"), id_of(&s.store, "second"));
+        assert_eq!(cluster_of(&s.store, a).0, vec![a, b]);
+
+        let mut one = entry("third", "one", "Park plan approved", BODY);
+        one.keys.push("link:example.org/first/park".into());
+        let mut two = entry("third", "two", "Park plan passes", BODY);
+        two.keys.push("link:example.org/second/park".into());
+        let counts = put(&s.store, "third", &[one, two]);
+        assert_eq!(
+            (counts.new, counts.unchanged),
+            (0, 2),
+            "both matched by link"
+        );
+        assert_eq!(cluster_of(&s.store, a), (vec![a], vec![a]));
+        assert_eq!(cluster_of(&s.store, b), (vec![b], vec![b]));
+        // The pair is still kept: the clusters are recomputed from it, not forgotten.
+        let edges: i64 = s
+            .store
+            .reader()
+            .expect("reader")
+            .query_row("SELECT COUNT(*) FROM dedupe_edges", [], |r| r.get(0))
+            .expect("edges");
+        assert_eq!(edges, 1);
+    }
+
+    #[test]
+    fn with_dedupe_off_a_copy_stands_alone() {
+        let s = scratch();
+        let off = crate::dedupe::Thresholds {
+            enabled: false,
+            ..Default::default()
+        };
+        let story = entry(
+            "first",
+            "park",
+            "Council approves riverside park plan",
+            BODY,
+        );
+        put(&s.store, "first", &[story]);
+        let counts = s
+            .store
+            .upsert_entries(
+                "second",
+                &[copy_of_the_story()],
+                &off,
+                super::super::testing::at(0),
+            )
+            .expect("stored");
+        assert_eq!((counts.new, counts.merged), (1, 0));
+        assert_eq!(feed(&s.store, Scope::All).len(), 2);
+    }
+}

@@ -98,7 +98,7 @@ pub(super) fn upsert_in(
 /// source would give it (not a guid, which is scoped to its source, nor a hash scoped to it),
 /// non-negative so cursors stay readable. None when every key is the source's own: such an
 /// entry is only ever that source's, and its id orders it.
-pub(super) fn sort_key(source_id: &str, keys: &[String]) -> Option<i64> {
+fn sort_key(source_id: &str, keys: &[String]) -> Option<i64> {
     let scoped = format!("hash:{source_id}:");
     let key = keys
         .iter()
@@ -436,5 +436,132 @@ impl<'t> Statements<'t> {
             .query_row(params![id, fp.title, fp.body, fp.simhash as i64], |r| {
                 r.get::<_, bool>(0)
             })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{entry, put, scratch, BODY, OTHER};
+    use super::*;
+    use crate::model::{FeedQuery, Scope};
+
+    fn entry_count(store: &Store, source: &str) -> u64 {
+        store
+            .source_statuses()
+            .expect("statuses")
+            .into_iter()
+            .find(|s| s.id == source)
+            .expect("source")
+            .entry_count
+    }
+
+    #[test]
+    fn an_entry_another_source_sends_is_linked_not_stored_again() {
+        let s = scratch();
+        let counts = put(
+            &s.store,
+            "first",
+            &[entry("first", "park", "Park plan", BODY)],
+        );
+        assert_eq!(counts.new, 1);
+        let mut same = entry("second", "park", "Park plan", BODY);
+        same.keys.push("link:example.org/first/park".into());
+        let counts = put(&s.store, "second", &[same]);
+        assert_eq!((counts.new, counts.unchanged), (0, 1));
+        assert_eq!(
+            (
+                entry_count(&s.store, "first"),
+                entry_count(&s.store, "second")
+            ),
+            (1, 1)
+        );
+        let all = s
+            .store
+            .entries(
+                &Scope::All,
+                &FeedQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("feed");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].sources.len(), 2);
+    }
+
+    /// Podcast items often all link to the show's page: their guids keep them apart.
+    #[test]
+    fn two_items_of_one_source_sharing_a_link_stay_two_entries() {
+        let s = scratch();
+        let one = entry("first", "show", "Episode one", BODY);
+        let mut two = entry("first", "two", "Episode two", OTHER);
+        two.keys[1] = one.keys[1].clone();
+        assert_eq!(put(&s.store, "first", &[one, two]).new, 2);
+    }
+
+    #[test]
+    fn a_new_version_is_an_update_and_the_same_one_is_not() {
+        let s = scratch();
+        put(
+            &s.store,
+            "first",
+            &[entry("first", "park", "Park plan", BODY)],
+        );
+        let edited = entry("first", "park", "Park plan approved", BODY);
+        let counts = put(&s.store, "first", std::slice::from_ref(&edited));
+        assert_eq!((counts.new, counts.updated, counts.unchanged), (0, 1, 0));
+        let counts = put(&s.store, "first", &[edited]);
+        assert_eq!((counts.new, counts.updated, counts.unchanged), (0, 0, 1));
+        let own = s
+            .store
+            .entries(
+                &Scope::Source("first".into()),
+                &FeedQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("feed");
+        assert_eq!(own[0].title, "Park plan approved");
+    }
+
+    #[test]
+    fn sort_key_is_the_same_from_any_source_and_none_for_source_scoped_keys() {
+        assert_eq!(
+            sort_key("a", &["guid:a:1".into(), "hash:a:9f".into()]),
+            None
+        );
+        let from_a = sort_key("a", &["guid:a:1".into(), "link:example.org/x".into()]);
+        let from_b = sort_key("b", &["guid:b:7".into(), "link:example.org/x".into()]);
+        assert!(from_a.is_some_and(|k| k >= 0));
+        assert_eq!(from_a, from_b);
+        // Only the fetching source's own scoped hash is passed over.
+        assert!(sort_key("a", &["hash:b:9f".into()]).is_some());
+    }
+
+    #[test]
+    fn article_needs_tell_new_pending_and_done_items_apart() {
+        let s = scratch();
+        let mut waiting = entry("first", "waiting", "Waiting for its page", BODY);
+        waiting.article_pending = true;
+        waiting.content = None;
+        let done = entry("first", "done", "Read", OTHER);
+        let mut bare = entry("first", "bare", "A list without text", OTHER);
+        bare.content = None;
+        let keys = vec![
+            waiting.keys.clone(),
+            done.keys.clone(),
+            bare.keys.clone(),
+            vec!["link:example.org/nowhere".to_string()],
+        ];
+        put(&s.store, "first", &[waiting, done, bare]);
+        use ArticleNeed::{Done, New, Pending};
+        let needs = s.store.article_needs("first", &keys).expect("needs");
+        assert_eq!(needs, [Pending, Done, Done, New]);
+        // An entry another source stored without its text wants this source's article.
+        let needs = s.store.article_needs("second", &keys).expect("needs");
+        assert_eq!(needs, [Pending, Done, Pending, New]);
+        assert!(s.store.articles_pending("first").expect("pending"));
+        assert!(!s.store.articles_pending("second").expect("pending"));
     }
 }

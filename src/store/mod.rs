@@ -29,6 +29,8 @@ mod reads;
 mod schema;
 mod search;
 mod sources;
+#[cfg(test)]
+mod testing;
 mod writes;
 
 pub use clusters::ClusterMember;
@@ -211,4 +213,50 @@ fn from_json(text: &str) -> Vec<String> {
 
 fn from_unix(ts: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(ts, 0).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{entry, put, scratch, BODY};
+    use crate::model::{FeedQuery, Scope};
+
+    /// Another `tributary` process's commit (here: its keys pruned) is not in the index: the
+    /// next group drops the index and decides on the database as it is.
+    #[test]
+    fn another_connections_commit_drops_the_candidate_index() {
+        let s = scratch();
+        put(
+            &s.store,
+            "first",
+            &[entry("first", "park", "Park plan approved", BODY)],
+        );
+        assert!(!s.store.writer().expect("writer").candidates.is_empty());
+        let other = rusqlite::Connection::open(&s.path).expect("second connection");
+        other
+            .execute("DELETE FROM dedupe_sigs", [])
+            .expect("keys removed elsewhere");
+        {
+            let mut writer = s.store.writer().expect("writer");
+            let (tx, candidates) = writer.begin().expect("begin");
+            assert!(
+                candidates.is_empty(),
+                "the index no longer mirrors the database"
+            );
+            drop(tx);
+        }
+        // The first story's keys are gone from the database, so its copy finds nothing.
+        let copy = entry("second", "park", "Council approves park plan", BODY);
+        assert_eq!(put(&s.store, "second", &[copy]).merged, 0);
+        let merged = s
+            .store
+            .entries(
+                &Scope::All,
+                &FeedQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("feed");
+        assert_eq!(merged.len(), 2);
+    }
 }

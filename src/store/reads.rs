@@ -306,3 +306,90 @@ fn with_sources(
     }
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, entry, put, scratch, BODY, OTHER};
+    use super::*;
+
+    #[test]
+    fn pages_follow_the_cursor_newest_first_without_repeats() {
+        let s = scratch();
+        let items: Vec<_> = (0..5)
+            .map(|h| {
+                let mut e = entry("first", &h.to_string(), &format!("Item {h}"), OTHER);
+                e.published = Some(at(-h));
+                e
+            })
+            .collect();
+        put(&s.store, "first", &items);
+        let mut q = FeedQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        let mut titles = Vec::new();
+        loop {
+            let page = s.store.entries(&Scope::All, &q).expect("page");
+            let Some(last) = page.last() else { break };
+            q.before = Some(last.cursor);
+            titles.extend(page.iter().map(|e| e.title.clone()));
+        }
+        assert_eq!(titles, ["Item 0", "Item 1", "Item 2", "Item 3", "Item 4"]);
+    }
+
+    #[test]
+    fn a_feed_has_a_title_only_when_configured_sources_make_it() {
+        let s = scratch();
+        let title = |scope: Scope| s.store.scope_title(&scope).expect("title");
+        assert_eq!(title(Scope::All).as_deref(), Some("All sources"));
+        assert_eq!(
+            title(Scope::Category("local".into())).as_deref(),
+            Some("local")
+        );
+        assert_eq!(title(Scope::Category("sports".into())), None);
+        assert_eq!(
+            title(Scope::Source("third".into())).as_deref(),
+            Some("The third")
+        );
+        assert_eq!(title(Scope::Tag("city".into())).as_deref(), Some("city"));
+        assert_eq!(title(Scope::Tag("village".into())), None);
+    }
+
+    #[test]
+    fn a_tag_feed_holds_its_sources_entries_and_an_export_starts_at_since() {
+        let s = scratch();
+        put(&s.store, "first", &[entry("first", "park", "Park", BODY)]);
+        let mut old = entry("third", "library", "Library", OTHER);
+        old.published = Some(at(-48));
+        put(&s.store, "third", &[old]);
+        let q = FeedQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let tagged = s
+            .store
+            .entries(&Scope::Tag("city".into()), &q)
+            .expect("feed");
+        assert_eq!(
+            tagged.iter().map(|e| e.title.as_str()).collect::<Vec<_>>(),
+            ["Library"]
+        );
+        let all = s.store.export_entries(None, None).expect("export");
+        let names: Vec<_> = all
+            .iter()
+            .map(|e| (e.title.as_str(), e.source_name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("Library", "The third"), ("Park", "The first")],
+            "oldest first"
+        );
+        assert_eq!(all[0].tags, ["city"]);
+        let recent = s
+            .store
+            .export_entries(Some("local"), Some(at(-1)))
+            .expect("export");
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].title, "Park");
+    }
+}

@@ -8,7 +8,7 @@ use super::StoreError;
 
 /// Each migration runs once, in order; `PRAGMA user_version` records how many have run.
 /// Never edit a shipped migration: append a new one.
-pub(super) const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE sources (
     id                    TEXT PRIMARY KEY,

@@ -138,3 +138,76 @@ pub(super) fn rare_term_matches(
     };
     Ok((found.len() <= RARE_TERM_MATCHES).then_some(found))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{entry, put, scratch, BODY};
+    use crate::model::{FeedQuery, Scope};
+    use crate::store::Store;
+
+    fn search(store: &Store, text: &str) -> Vec<String> {
+        let q = FeedQuery {
+            limit: 10,
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        let mut titles: Vec<String> = store
+            .entries(&Scope::All, &q)
+            .expect("search")
+            .into_iter()
+            .map(|e| e.title)
+            .collect();
+        titles.sort();
+        titles
+    }
+
+    #[test]
+    fn chinese_terms_of_one_two_and_more_characters_match_whole() {
+        let s = scratch();
+        put(
+            &s.store,
+            "first",
+            &[
+                entry("first", "a", "北京天气", "今天北京天气晴朗，气温回升。"),
+                entry("first", "b", "上海新闻", "上海地铁新线路开通，天空多云。"),
+            ],
+        );
+        // Two characters: looked up by the trigrams they begin.
+        assert_eq!(search(&s.store, "天气"), ["北京天气"]);
+        assert_eq!(search(&s.store, "地铁"), ["上海新闻"]);
+        // One character: checked on each entry's text.
+        assert_eq!(search(&s.store, "天"), ["上海新闻", "北京天气"]);
+        // Three or more: a trigram LIKE.
+        assert_eq!(search(&s.store, "新线路"), ["上海新闻"]);
+        // Every term must occur.
+        assert_eq!(search(&s.store, "北京 地铁"), Vec::<String>::new());
+        assert_eq!(search(&s.store, "天津"), Vec::<String>::new());
+    }
+
+    /// The index reads its text from the fingerprints: an edit takes the old words out.
+    #[test]
+    fn an_edit_is_found_by_its_new_words_only() {
+        let s = scratch();
+        put(
+            &s.store,
+            "first",
+            &[entry("first", "park", "Riverside park plan", BODY)],
+        );
+        let lake = BODY.replace("riverside", "lakeside");
+        put(
+            &s.store,
+            "first",
+            &[entry("first", "park", "Lakeside park plan", &lake)],
+        );
+        assert_eq!(search(&s.store, "lakeside"), ["Lakeside park plan"]);
+        assert_eq!(search(&s.store, "riverside"), Vec::<String>::new());
+        s.store
+            .reader()
+            .expect("reader")
+            .execute(
+                "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("the index agrees with its text");
+    }
+}

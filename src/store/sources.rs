@@ -228,3 +228,153 @@ pub(super) fn record_fetch_in(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, scratch, sources};
+    use super::*;
+
+    fn active(store: &Store) -> Vec<(String, bool)> {
+        store
+            .source_statuses()
+            .expect("statuses")
+            .into_iter()
+            .map(|s| (s.id, s.active))
+            .collect()
+    }
+
+    #[test]
+    fn sync_adds_sources_and_retires_those_left_out_or_disabled() {
+        let s = scratch();
+        let t = |id: &str, on: bool| (id.to_string(), on);
+        assert_eq!(
+            active(&s.store),
+            [t("first", true), t("second", true), t("third", true)]
+        );
+        let mut config = sources(
+            "[[sources]]\nid = \"fourth\"\nname = \"Fourth\"\n\
+             url = \"http://127.0.0.1:9/4.xml\"\ncategory = \"other\"\nenabled = false\n",
+        );
+        config.retain(|c| c.id != "second");
+        config[0].name = "First, renamed".into();
+        s.store.sync_sources(&config).expect("synced");
+        // Configured ones first; a source that left the config is kept, inactive.
+        assert_eq!(
+            active(&s.store),
+            [
+                t("first", true),
+                t("third", true),
+                t("fourth", false),
+                t("second", false)
+            ]
+        );
+        let title = s
+            .store
+            .scope_title(&crate::model::Scope::Source("first".into()));
+        assert_eq!(title.expect("title").as_deref(), Some("First, renamed"));
+        let listed: Vec<String> = s
+            .store
+            .active_sources()
+            .expect("active")
+            .into_iter()
+            .map(|(id, ..)| id)
+            .collect();
+        assert_eq!(listed, ["first", "third"]);
+    }
+
+    /// A redirect and a 410 hold until the operator changes the source's URL.
+    #[test]
+    fn a_new_url_in_the_config_clears_the_redirect_and_the_410() {
+        let s = scratch();
+        s.store
+            .set_moved_to("first", "http://example.org/new.xml")
+            .expect("moved");
+        s.store
+            .disable_source("first", "410 Gone")
+            .expect("disabled");
+        s.store.sync_sources(&sources("")).expect("same config");
+        let state = s.store.source_state("first").expect("state");
+        assert_eq!(
+            state.moved_to.as_deref(),
+            Some("http://example.org/new.xml")
+        );
+        assert_eq!(state.disabled_reason.as_deref(), Some("410 Gone"));
+
+        let mut config = sources("");
+        config[0].url = url::Url::parse("http://127.0.0.1:9/elsewhere.xml").expect("url");
+        s.store.sync_sources(&config).expect("new url");
+        let state = s.store.source_state("first").expect("state");
+        assert_eq!((state.moved_to, state.disabled_reason), (None, None));
+    }
+
+    #[test]
+    fn failures_count_up_and_a_success_resets_them_and_keeps_its_validators() {
+        let s = scratch();
+        let failed = |at| FetchRecord {
+            at,
+            status: "error",
+            error: Some("timed out"),
+            validators: None,
+        };
+        s.store
+            .record_fetch("first", &failed(at(0)))
+            .expect("recorded");
+        s.store
+            .record_fetch("first", &failed(at(1)))
+            .expect("recorded");
+        s.store
+            .disable_source("first", "410 Gone")
+            .expect("disabled");
+        let state = s.store.source_state("first").expect("state");
+        assert_eq!(state.consecutive_failures, 2);
+        assert_eq!(state.last_fetch_at, Some(at(1)));
+
+        let validators = Validators {
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+        };
+        let ok = FetchRecord {
+            at: at(2),
+            status: "ok",
+            error: None,
+            validators: Some(&validators),
+        };
+        s.store.record_fetch("first", &ok).expect("recorded");
+        let state = s.store.source_state("first").expect("state");
+        assert_eq!(state.consecutive_failures, 0);
+        assert_eq!(state.validators, validators);
+        assert_eq!(
+            state.disabled_reason, None,
+            "a success re-enables the source"
+        );
+        // A source never seen has the defaults.
+        assert_eq!(
+            s.store.source_state("nowhere").expect("state"),
+            SourceState::default()
+        );
+    }
+
+    #[test]
+    fn a_later_deferral_wins_over_an_earlier_one() {
+        let s = scratch();
+        s.store
+            .defer_host("example.org", at(5), "Retry-After")
+            .expect("deferred");
+        s.store
+            .defer_host("example.org", at(1), "Retry-After")
+            .expect("deferred");
+        assert_eq!(
+            s.store.host_deferred_until("example.org").expect("host"),
+            Some(at(5))
+        );
+        assert_eq!(
+            s.store.host_deferred_until("example.net").expect("host"),
+            None
+        );
+        s.store.set_next_run("first", at(3)).expect("next run");
+        assert_eq!(
+            s.store.source_state("first").expect("state").next_run,
+            Some(at(3))
+        );
+    }
+}

@@ -237,3 +237,100 @@ fn run_group(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, entry, scratch, BODY, OTHER};
+    use super::*;
+
+    fn fetch(source: &str, entries: Vec<Entry>) -> StoreFetch {
+        StoreFetch {
+            source_id: source.into(),
+            entries,
+            thresholds: Thresholds::default(),
+            now: at(0),
+            validators: Validators {
+                etag: Some(format!("\"{source}\"")),
+                last_modified: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_fetch_is_stored_with_its_record_on_the_source() {
+        let s = scratch();
+        let counts = s
+            .store
+            .store_fetch(fetch("first", vec![entry("first", "park", "Park", BODY)]))
+            .expect("stored");
+        assert_eq!(counts.new, 1);
+        let state = s.store.source_state("first").expect("state");
+        assert_eq!(state.validators.etag.as_deref(), Some("\"first\""));
+        assert_eq!(state.last_fetch_at, Some(at(0)));
+    }
+
+    /// One fetch of the group fails (its source is unknown to the database): none of the
+    /// group is kept, each fetch is told why, and the index forgets what it was given.
+    #[test]
+    fn a_failed_group_is_rolled_back_whole_and_every_fetch_gets_the_error() {
+        let s = scratch();
+        let group = vec![
+            (
+                1,
+                fetch("first", vec![entry("first", "park", "Park", BODY)]),
+            ),
+            (
+                2,
+                fetch("nowhere", vec![entry("nowhere", "x", "Library", OTHER)]),
+            ),
+        ];
+        let results = {
+            let mut writer = s.store.writer().expect("writer");
+            let results = run_group(&mut writer, &group);
+            assert!(writer.candidates.is_empty(), "nothing the database lacks");
+            results
+        };
+        assert_eq!(results.len(), 2);
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Group(cause)) if cause.contains("FOREIGN KEY"))));
+        let statuses = s.store.source_statuses().expect("statuses");
+        assert!(statuses.iter().all(|x| x.entry_count == 0));
+        assert_eq!(
+            s.store.source_state("first").expect("state").last_fetch_at,
+            None
+        );
+    }
+
+    /// Fetches that wait for the writer together are stored by whoever gets it: each caller
+    /// gets its own fetch's counts.
+    #[test]
+    fn concurrent_fetches_each_get_their_own_result() {
+        let s = scratch();
+        let sizes = [("first", 1), ("second", 2), ("third", 3)];
+        std::thread::scope(|scope| {
+            let store = &s.store;
+            let handles: Vec<_> = sizes
+                .iter()
+                .map(|&(source, n)| {
+                    scope.spawn(move || {
+                        let entries = (0..n)
+                            .map(|i| {
+                                let title = format!("{source} item {i}");
+                                entry(source, &i.to_string(), &title, &title)
+                            })
+                            .collect();
+                        (n, store.store_fetch(fetch(source, entries)))
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (n, result) = h.join().expect("thread");
+                assert_eq!(result.expect("stored").new, n);
+            }
+        });
+        let statuses = s.store.source_statuses().expect("statuses");
+        let counts: Vec<u64> = statuses.iter().map(|x| x.entry_count).collect();
+        assert_eq!(counts, [1, 2, 3]);
+    }
+}
