@@ -1,6 +1,7 @@
 //! ARCHITECTURE.md is the map, and this keeps it the territory: every module of `src/` has a
 //! row in its code map, every row is a module, and each module refers (`crate::…`) only to the
-//! modules its row's "may use" column names. The allowed graph has no cycle.
+//! modules its row's "may use" column names. The allowed graph has no cycle. And the rooms
+//! stay small: no file of `src/` over 800 lines, no silenced size lint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -229,6 +230,39 @@ fn cycle(map: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     let mut done = BTreeSet::new();
     map.keys()
         .find_map(|m| visit(m, map, &mut Vec::new(), &mut done))
+}
+
+/// The longest a file of `src/` may be, unit tests included: past it, a file holds more than
+/// one concern and should be split.
+const MAX_FILE_LINES: usize = 800;
+
+#[test]
+fn files_stay_small_and_no_size_lint_is_silenced() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    assert!(
+        lib.contains("#![warn(clippy::too_many_lines, clippy::too_many_arguments)]"),
+        "lib.rs turns on clippy's size lints"
+    );
+    let mut problems = Vec::new();
+    for file in files(&src) {
+        let code = fs::read_to_string(&file).expect("a source file");
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .display()
+            .to_string();
+        let lines = code.lines().count();
+        if lines > MAX_FILE_LINES {
+            problems.push(format!("{rel}: {lines} lines (at most {MAX_FILE_LINES})"));
+        }
+        for lint in ["too_many_lines", "too_many_arguments"] {
+            if code.contains(&format!("allow(clippy::{lint}")) {
+                problems.push(format!("{rel}: allows clippy::{lint}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]

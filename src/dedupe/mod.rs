@@ -23,6 +23,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
+/// The thresholds these functions take; configured per category (`[dedupe]`).
 pub use crate::config::Thresholds;
 
 pub mod index;

@@ -1,0 +1,262 @@
+//! SQLite storage. The only module that writes SQL.
+//!
+//! Entries and sources are many-to-many (`entry_sources`): one story carried by several sources
+//! is one entry. `entry_keys` maps every identity key (see `normalize::identity_keys`) to its
+//! entry, so matching an incoming entry is a few primary-key lookups, never a scan.
+//!
+//! The database runs in WAL mode with one connection for writes and one for reads, so serving
+//! feeds never waits behind a fetch's transaction. Calls block: async callers use
+//! `spawn_blocking`.
+//!
+//! This file holds the [`Store`] itself: opening the database, its two connections, and the
+//! writer's candidate index. Each concern has a file of its own:
+//!
+//! - `schema`: the migrations, and refusing a database newer than the build;
+//! - `sources`: the sources table and the scheduling state kept on it;
+//! - `writes`: group commit, and the `writes::Txn` and `writes::Batch` a write group's steps
+//!   share;
+//! - `entries`: matching entries by their keys, inserting and updating them;
+//! - `copies`: each source's own words for an entry it shares;
+//! - `clusters`: near-duplicate placement, clusters as components of matched pairs, the
+//!   canonical member;
+//! - `search`: the FTS5 index and search conditions;
+//! - `reads`: what feeds and `tributary export` read.
+
+mod clusters;
+mod copies;
+mod entries;
+mod reads;
+mod schema;
+mod search;
+mod sources;
+#[cfg(test)]
+mod testing;
+mod writes;
+
+pub use clusters::ClusterMember;
+pub use entries::ArticleNeed;
+pub use reads::ExportEntry;
+pub use sources::{FetchRecord, SourceState};
+pub use writes::{StoreFetch, UpsertCounts};
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::Connection;
+
+use crate::dedupe::index::CandidateIndex;
+use writes::WriteQueue;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create folder for database {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this build knows ({known}); \
+         upgrade tributary"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database lock poisoned by a panic in another thread")]
+    Poisoned,
+    /// A group commit failed; every fetch in the group gets the cause.
+    #[error("database: {0}")]
+    Group(String),
+}
+
+/// Prepared statements kept per connection (see `Store::open`).
+const STATEMENT_CACHE: usize = 128;
+
+/// The one connection that writes, and what it keeps in memory for placing entries.
+struct Writer {
+    conn: Connection,
+    /// Candidate keys of the days placements needed lately (see `dedupe::index`).
+    candidates: CandidateIndex,
+    /// `PRAGMA data_version` when `candidates` was last known to mirror the database.
+    data_version: i64,
+}
+
+/// Entries whose candidate keys stay in memory between groups of writes: about 20 MB.
+const RESIDENT_CANDIDATES: usize = 32_768;
+
+impl Writer {
+    /// Starts a group of writes. Another connection's commit (another `tributary` process)
+    /// may have stored entries the index does not hold: then it is dropped, and reloaded as
+    /// needed. The write lock is taken first, so that nothing can commit between the check and
+    /// the group's reads.
+    fn begin(&mut self) -> Result<(rusqlite::Transaction<'_>, &mut CandidateIndex), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if version != self.data_version {
+            self.candidates.clear();
+            self.data_version = version;
+        }
+        self.candidates.begin();
+        Ok((tx, &mut self.candidates))
+    }
+
+    /// Ends a group: a rolled-back one leaves the index ahead of the database, so it is
+    /// dropped.
+    fn end<T>(&mut self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => self.candidates.trim(),
+            Err(_) => self.candidates.clear(),
+        }
+    }
+}
+
+pub struct Store {
+    writer: Mutex<Writer>,
+    /// Fetches waiting for the writer (see [`Store::store_fetch`]).
+    queue: Mutex<WriteQueue>,
+    reader: Mutex<Connection>,
+    /// Feed queries run (GET /metrics shows it; a cached 304 must not move it).
+    queries: std::sync::atomic::AtomicU64,
+    /// Bumped by every write through this store, so readers can cache what they rendered.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(path).map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many
+            // commits touch are copied into the database once instead of once per 4 MB.
+            conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+            // The writer runs some forty statements per group; rusqlite keeps 16 prepared by
+            // default, and a statement pushed out is compiled again on its next use.
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok(conn)
+        };
+        let mut writer = open()?;
+        // The writer walks the indexes of every new entry (keys, dedupe buckets, search): a
+        // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
+        writer.pragma_update(None, "cache_size", -16_384)?;
+        schema::migrate(&mut writer)?;
+        let reader = open()?;
+        let writer = Writer {
+            conn: writer,
+            candidates: CandidateIndex::new(RESIDENT_CANDIDATES),
+            data_version: -1,
+        };
+        Ok(Store {
+            writer: Mutex::new(writer),
+            queue: Mutex::default(),
+            reader: Mutex::new(reader),
+            queries: Default::default(),
+            generation: Default::default(),
+        })
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
+        // Whoever takes the writer may change what feeds show.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.writer.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Changes whenever this store may have written anything (other processes' writes are not
+    /// seen: caches also expire by age).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many feed queries have run.
+    pub fn feed_queries(&self) -> u64 {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.reader.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Answers when the database does: for health checks.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.reader()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn from_unix(ts: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(ts, 0).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{entry, put, scratch, BODY};
+    use crate::model::{FeedQuery, Scope};
+
+    /// Another `tributary` process's commit (here: its keys pruned) is not in the index: the
+    /// next group drops the index and decides on the database as it is.
+    #[test]
+    fn another_connections_commit_drops_the_candidate_index() {
+        let s = scratch();
+        put(
+            &s.store,
+            "first",
+            &[entry("first", "park", "Park plan approved", BODY)],
+        );
+        assert!(!s.store.writer().expect("writer").candidates.is_empty());
+        let other = rusqlite::Connection::open(&s.path).expect("second connection");
+        other
+            .execute("DELETE FROM dedupe_sigs", [])
+            .expect("keys removed elsewhere");
+        {
+            let mut writer = s.store.writer().expect("writer");
+            let (tx, candidates) = writer.begin().expect("begin");
+            assert!(
+                candidates.is_empty(),
+                "the index no longer mirrors the database"
+            );
+            drop(tx);
+        }
+        // The first story's keys are gone from the database, so its copy finds nothing.
+        let copy = entry("second", "park", "Council approves park plan", BODY);
+        assert_eq!(put(&s.store, "second", &[copy]).merged, 0);
+        let merged = s
+            .store
+            .entries(
+                &Scope::All,
+                &FeedQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("feed");
+        assert_eq!(merged.len(), 2);
+    }
+}

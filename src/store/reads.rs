@@ -1,0 +1,395 @@
+//! What readers are served: a feed's title and its newest entries (merged feeds one member
+//! per cluster, a source's own feed in its own words, each entry with the sources that carried
+//! it), and the entries `tributary export` writes out. Reads run on the reader connection, so
+//! serving never waits behind a write group.
+
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+
+use super::{from_json, from_unix, search, Store, StoreError};
+use crate::model::{Cursor, EntrySource, FeedQuery, Scope, StoredEntry};
+
+/// One entry as `Store::export_entries` returns it: the entry and the one source it is
+/// exported under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportEntry {
+    pub id: i64,
+    pub title: String,
+    pub link: Option<String>,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub published: DateTime<Utc>,
+    pub source_name: String,
+    /// The source's category.
+    pub category: String,
+    /// The source's tags.
+    pub tags: Vec<String>,
+}
+
+impl Store {
+    /// The title of `scope`'s feed (the category, or the source's name), or None when no
+    /// configured source makes that feed exist.
+    pub fn scope_title(&self, scope: &Scope) -> Result<Option<String>, StoreError> {
+        let conn = self.reader()?;
+        let title = match scope {
+            Scope::All => Some("All sources".to_string()),
+            Scope::Category(c) => conn
+                .query_row(
+                    "SELECT category FROM sources WHERE category = ?1 AND active = 1 LIMIT 1",
+                    [c],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            Scope::Source(s) => conn
+                .query_row(
+                    "SELECT name FROM sources WHERE id = ?1 AND active = 1",
+                    [s],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            Scope::Tag(t) => conn
+                .query_row(
+                    "SELECT ?1 FROM sources s
+                     WHERE s.active = 1
+                       AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?1)
+                     LIMIT 1",
+                    [t],
+                    |r| r.get(0),
+                )
+                .optional()?,
+        };
+        Ok(title)
+    }
+
+    /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
+    /// carried it (for merged feeds, every source of its cluster).
+    pub fn entries(&self, scope: &Scope, q: &FeedQuery) -> Result<Vec<StoredEntry>, StoreError> {
+        let conn = self.reader()?;
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Merged feeds show one member per cluster; a source's own feed shows its entries, in
+        // its own words.
+        let view = match scope {
+            Scope::Source(id) => Some(id.clone()),
+            _ => None,
+        };
+        let mut query = FeedSql::new(q.limit);
+        query.narrow_sources(scope, q);
+        let view_arg = query.arg(Box::new(view.clone()));
+        query.narrow_entries(&conn, q, view.is_none())?;
+        let rows = query.run(&conn, &view_arg)?;
+        with_sources(&conn, rows, view)
+    }
+
+    /// Entries for a static export (`tributary export`), oldest first: every entry carried by
+    /// an active source (of `category`, when given) and published at or after `since`. Each
+    /// comes with the first such source to carry it: its name, category and tags.
+    pub fn export_entries(
+        &self,
+        category: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ExportEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT e.id, e.title, e.link, e.summary, e.content, e.published,
+                    s.name, s.category, s.tags
+             FROM entries e
+             JOIN entry_sources es ON es.entry_id = e.id
+             JOIN sources s ON s.id = es.source_id
+             WHERE e.published >= ?2
+               AND es.rowid = (SELECT es2.rowid FROM entry_sources es2
+                               JOIN sources s2 ON s2.id = es2.source_id
+                               WHERE es2.entry_id = e.id AND s2.active = 1
+                                 AND (?1 IS NULL OR s2.category = ?1)
+                               ORDER BY es2.first_seen, es2.rowid LIMIT 1)
+             ORDER BY e.published, e.sort_key, e.id",
+        )?;
+        let since = since.map_or(i64::MIN, |t| t.timestamp());
+        let rows = stmt.query_map(params![category, since], |r| {
+            Ok(ExportEntry {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                link: r.get(2)?,
+                summary: r.get(3)?,
+                content: r.get(4)?,
+                published: from_unix(r.get(5)?),
+                source_name: r.get(6)?,
+                category: r.get(7)?,
+                tags: from_json(&r.get::<_, String>(8)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A feed query being built: its conditions on the entry and on the sources carrying it, and
+/// their parameters, numbered as they are pushed (`?1` is the limit).
+struct FeedSql {
+    source_conds: Vec<String>,
+    entry_conds: Vec<String>,
+    args: Vec<Box<dyn ToSql>>,
+}
+
+impl FeedSql {
+    fn new(limit: usize) -> Self {
+        FeedSql {
+            source_conds: vec!["s.active = 1".to_string()],
+            entry_conds: Vec::new(),
+            args: vec![Box::new(limit as i64)],
+        }
+    }
+
+    /// Adds a parameter; returns its placeholder.
+    fn arg(&mut self, v: Box<dyn ToSql>) -> String {
+        self.args.push(v);
+        format!("?{}", self.args.len())
+    }
+
+    /// Which sources' entries the feed holds: the scope's, narrowed by the query's source
+    /// and tag.
+    fn narrow_sources(&mut self, scope: &Scope, q: &FeedQuery) {
+        match scope {
+            Scope::All => {}
+            Scope::Category(c) => {
+                let p = self.arg(Box::new(c.clone()));
+                self.source_conds.push(format!("s.category = {p}"));
+            }
+            Scope::Source(id) => {
+                let p = self.arg(Box::new(id.clone()));
+                self.source_conds.push(format!("s.id = {p}"));
+            }
+            Scope::Tag(t) => {
+                let p = self.arg(Box::new(t.clone()));
+                self.source_conds.push(format!(
+                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+                ));
+            }
+        }
+        if let Some(id) = &q.source {
+            let p = self.arg(Box::new(id.clone()));
+            self.source_conds.push(format!("s.id = {p}"));
+        }
+        if let Some(t) = &q.tag {
+            let p = self.arg(Box::new(t.clone()));
+            self.source_conds.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
+            ));
+        }
+    }
+
+    /// Which entries: one per cluster in merged feeds, those before the cursor, those
+    /// matching the search.
+    fn narrow_entries(
+        &mut self,
+        conn: &Connection,
+        q: &FeedQuery,
+        merged: bool,
+    ) -> Result<(), StoreError> {
+        if merged {
+            self.entry_conds.push("e.canonical = 1".to_string());
+        }
+        if let Some(c) = q.before {
+            let (p, k, i) = (
+                self.arg(Box::new(c.published)),
+                self.arg(Box::new(c.key)),
+                self.arg(Box::new(c.id)),
+            );
+            self.entry_conds
+                .push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
+        }
+        if let Some(text) = q
+            .text
+            .as_deref()
+            .map(search::search_terms)
+            .filter(|t| !t.is_empty())
+        {
+            let cond = search::search_condition(conn, &text, &mut |v| self.arg(v))?;
+            self.entry_conds.push(cond);
+        }
+        Ok(())
+    }
+
+    /// The page of entries, newest first, each with its cluster label; `view_arg` names the
+    /// source whose own words are read (NULL for merged feeds).
+    fn run(
+        mut self,
+        conn: &Connection,
+        view_arg: &str,
+    ) -> Result<Vec<(StoredEntry, Option<i64>)>, StoreError> {
+        self.entry_conds.push(format!(
+            "EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
+                     WHERE es.entry_id = e.id AND {})",
+            self.source_conds.join(" AND ")
+        ));
+        let sql = format!(
+            "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),
+                    COALESCE(o.summary, e.summary), COALESCE(o.content, e.content),
+                    COALESCE(o.authors, e.authors), e.categories,
+                    e.published, e.updated, e.cluster_id, COALESCE(o.published, e.published),
+                    e.sort_key
+             FROM entries e
+             LEFT JOIN entry_sources o ON o.entry_id = e.id AND o.source_id = {view_arg}
+             WHERE {}
+             ORDER BY e.published DESC, e.sort_key DESC, e.id DESC
+             LIMIT ?1",
+            self.entry_conds.join(" AND ")
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let params: Vec<&dyn ToSql> = self.args.iter().map(|a| a.as_ref()).collect();
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            Ok((
+                StoredEntry {
+                    id: r.get(0)?,
+                    cursor: Cursor {
+                        published: r.get(7)?,
+                        key: r.get(11)?,
+                        id: r.get(0)?,
+                    },
+                    title: r.get(1)?,
+                    link: r.get(2)?,
+                    summary: r.get(3)?,
+                    content: r.get(4)?,
+                    authors: from_json(&r.get::<_, String>(5)?),
+                    categories: from_json(&r.get::<_, String>(6)?),
+                    published: from_unix(r.get(10)?),
+                    updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
+                    sources: Vec::new(),
+                },
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+/// Gives each entry its sources: the source whose feed this is (`view`) first, then the
+/// entry's other sources, then (merged feeds) its cluster's other members' sources, each once.
+fn with_sources(
+    conn: &Connection,
+    rows: Vec<(StoredEntry, Option<i64>)>,
+    view: Option<String>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let merged = view.is_none();
+    let mut sources = conn.prepare_cached(
+        "SELECT es.source_id, s.name, s.url, es.guid, es.link
+         FROM entries m
+         JOIN entry_sources es ON es.entry_id = m.id
+         JOIN sources s ON s.id = es.source_id
+         WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
+         ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
+                  m.published, m.sort_key",
+    )?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (mut e, cluster) in rows {
+        let cluster = cluster.unwrap_or(e.id);
+        let mut seen = HashSet::new();
+        e.sources = sources
+            .query_map(params![e.id, cluster, merged, view], |r| {
+                Ok(EntrySource {
+                    source_id: r.get(0)?,
+                    source_name: r.get(1)?,
+                    source_url: r.get(2)?,
+                    guid: r.get(3)?,
+                    link: r.get(4)?,
+                })
+            })?
+            .filter(|s| {
+                s.as_ref()
+                    .map_or(true, |s| seen.insert(s.source_id.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, entry, put, scratch, BODY, OTHER};
+    use super::*;
+
+    #[test]
+    fn pages_follow_the_cursor_newest_first_without_repeats() {
+        let s = scratch();
+        let items: Vec<_> = (0..5)
+            .map(|h| {
+                let mut e = entry("first", &h.to_string(), &format!("Item {h}"), OTHER);
+                e.published = Some(at(-h));
+                e
+            })
+            .collect();
+        put(&s.store, "first", &items);
+        let mut q = FeedQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        let mut titles = Vec::new();
+        loop {
+            let page = s.store.entries(&Scope::All, &q).expect("page");
+            let Some(last) = page.last() else { break };
+            q.before = Some(last.cursor);
+            titles.extend(page.iter().map(|e| e.title.clone()));
+        }
+        assert_eq!(titles, ["Item 0", "Item 1", "Item 2", "Item 3", "Item 4"]);
+    }
+
+    #[test]
+    fn a_feed_has_a_title_only_when_configured_sources_make_it() {
+        let s = scratch();
+        let title = |scope: Scope| s.store.scope_title(&scope).expect("title");
+        assert_eq!(title(Scope::All).as_deref(), Some("All sources"));
+        assert_eq!(
+            title(Scope::Category("local".into())).as_deref(),
+            Some("local")
+        );
+        assert_eq!(title(Scope::Category("sports".into())), None);
+        assert_eq!(
+            title(Scope::Source("third".into())).as_deref(),
+            Some("The third")
+        );
+        assert_eq!(title(Scope::Tag("city".into())).as_deref(), Some("city"));
+        assert_eq!(title(Scope::Tag("village".into())), None);
+    }
+
+    #[test]
+    fn a_tag_feed_holds_its_sources_entries_and_an_export_starts_at_since() {
+        let s = scratch();
+        put(&s.store, "first", &[entry("first", "park", "Park", BODY)]);
+        let mut old = entry("third", "library", "Library", OTHER);
+        old.published = Some(at(-48));
+        put(&s.store, "third", &[old]);
+        let q = FeedQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        let tagged = s
+            .store
+            .entries(&Scope::Tag("city".into()), &q)
+            .expect("feed");
+        assert_eq!(
+            tagged.iter().map(|e| e.title.as_str()).collect::<Vec<_>>(),
+            ["Library"]
+        );
+        let all = s.store.export_entries(None, None).expect("export");
+        let names: Vec<_> = all
+            .iter()
+            .map(|e| (e.title.as_str(), e.source_name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("Library", "The third"), ("Park", "The first")],
+            "oldest first"
+        );
+        assert_eq!(all[0].tags, ["city"]);
+        let recent = s
+            .store
+            .export_entries(Some("local"), Some(at(-1)))
+            .expect("export");
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].title, "Park");
+    }
+}

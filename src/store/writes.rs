@@ -1,0 +1,336 @@
+//! The write path: group commit and the context a write group's steps share.
+//!
+//! Fetches hand their outcome to [`Store::store_fetch`]; whoever holds the writer stores every
+//! waiting fetch in one transaction. A commit per fetch rewrote the same index pages (and
+//! flushed the search index) once per source; a group does that once. The steps of a group
+//! (entries, clusters, search) take a [`Txn`] and a [`Batch`] instead of the dozen values
+//! they would otherwise pass each other.
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction};
+
+use super::{entries, search, sources, FetchRecord, Store, StoreError, Writer};
+use crate::config::Thresholds;
+use crate::dedupe::index::CandidateIndex;
+use crate::model::{Entry, Validators};
+
+/// What one batch of entries did to the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// New or edited entries that joined another source's story (near-duplicates).
+    pub merged: usize,
+    /// Time spent placing entries in clusters (candidate lookup and comparison).
+    pub dedupe_time: std::time::Duration,
+}
+
+/// One fetch's outcome, handed to [`Store::store_fetch`].
+#[derive(Debug, Clone)]
+pub struct StoreFetch {
+    pub source_id: String,
+    pub entries: Vec<Entry>,
+    pub thresholds: Thresholds,
+    pub now: DateTime<Utc>,
+    pub validators: Validators,
+}
+
+/// Fetches waiting for the writer, and the results of those a group stored for them.
+#[derive(Default)]
+pub(super) struct WriteQueue {
+    next: u64,
+    pending: Vec<(u64, StoreFetch)>,
+    done: HashMap<u64, Result<UpsertCounts, StoreError>>,
+}
+
+/// One write group's transaction and what every step of it shares: the writer's candidate
+/// index (kept equal to `dedupe_sigs`: every insert and removal goes to both), and the entries
+/// to index for search once the whole group is written. FTS5 writes its pending terms out at
+/// every statement that changes it, so one statement per group instead of one per entry.
+pub(super) struct Txn<'t, 'c> {
+    pub(super) tx: &'t Transaction<'c>,
+    pub(super) candidates: &'t mut CandidateIndex,
+    searchable: Vec<i64>,
+}
+
+impl<'t, 'c> Txn<'t, 'c> {
+    fn new(tx: &'t Transaction<'c>, candidates: &'t mut CandidateIndex) -> Self {
+        Txn {
+            tx,
+            candidates,
+            searchable: Vec::new(),
+        }
+    }
+
+    /// Has `entry_id` indexed for search when the group ends. Returns whether it already was
+    /// to be: an entry new or changed earlier in this group is not in the index yet.
+    pub(super) fn index_later(&mut self, entry_id: i64) -> bool {
+        let queued = self.searchable.contains(&entry_id);
+        self.searchable.push(entry_id);
+        queued
+    }
+
+    fn finish(self) -> Result<(), StoreError> {
+        search::index_for_search(self.tx, &self.searchable)
+    }
+}
+
+/// One fetch's entries as they are written: whose they are, when, and what they did.
+pub(super) struct Batch<'a> {
+    pub(super) source_id: &'a str,
+    /// The source's category: near-duplicates are looked for within it.
+    pub(super) category: String,
+    pub(super) thresholds: &'a Thresholds,
+    /// When the fetch happened: the first-seen time, and the date of entries without one.
+    pub(super) now: DateTime<Utc>,
+    pub(super) counts: UpsertCounts,
+}
+
+impl<'a> Batch<'a> {
+    pub(super) fn new(
+        tx: &Transaction<'_>,
+        source_id: &'a str,
+        thresholds: &'a Thresholds,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let category: String = tx
+            .query_row(
+                "SELECT category FROM sources WHERE id = ?1",
+                [source_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default();
+        Ok(Batch {
+            source_id,
+            category,
+            thresholds,
+            now,
+            counts: UpsertCounts::default(),
+        })
+    }
+
+    pub(super) fn now_ts(&self) -> i64 {
+        self.now.timestamp()
+    }
+}
+
+/// Runs `work` as one write group: committed whole, with its entries indexed for search, or
+/// rolled back whole. The candidate index follows: trimmed after a commit, dropped after a
+/// rollback (it would hold entries the database does not).
+fn write_group<T>(
+    writer: &mut Writer,
+    work: impl FnOnce(&mut Txn<'_, '_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let result = (|| {
+        let (tx, candidates) = writer.begin()?;
+        let mut txn = Txn::new(&tx, candidates);
+        let done = work(&mut txn)?;
+        txn.finish()?;
+        tx.commit()?;
+        Ok(done)
+    })();
+    writer.end(&result);
+    result
+}
+
+impl Store {
+    /// Stores one fetch's entries for `source_id` in one transaction: an entry whose keys match
+    /// a stored entry updates it (if this source's version changed) and links the source to
+    /// it; otherwise it is inserted. Missing dates become `now`, the first-seen time.
+    pub fn upsert_entries(
+        &self,
+        source_id: &str,
+        entries: &[Entry],
+        thresholds: &Thresholds,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertCounts, StoreError> {
+        let mut writer = self.writer()?;
+        write_group(&mut writer, |txn| {
+            let mut batch = Batch::new(txn.tx, source_id, thresholds, now)?;
+            entries::upsert_in(txn, &mut batch, entries)?;
+            Ok(batch.counts)
+        })
+    }
+
+    /// Stores one fetch's outcome (its entries, as [`Store::upsert_entries`] does, and the
+    /// record on the source), committed together with whatever other fetches are waiting.
+    ///
+    /// Group commit: the caller that gets the writer runs every queued fetch in one
+    /// transaction, and those callers find their result ready when they get the writer in
+    /// turn. A group that fails is rolled back whole and each of its fetches gets the error:
+    /// stored entries are never lost, and every source in it simply tries again.
+    pub fn store_fetch(&self, fetch: StoreFetch) -> Result<UpsertCounts, StoreError> {
+        let ticket = {
+            let mut q = self.queue()?;
+            q.next += 1;
+            let ticket = q.next;
+            q.pending.push((ticket, fetch));
+            ticket
+        };
+        let mut writer = self.writer()?;
+        let group = {
+            let mut q = self.queue()?;
+            if let Some(done) = q.done.remove(&ticket) {
+                return done;
+            }
+            std::mem::take(&mut q.pending)
+        };
+        let results = run_group(&mut writer, &group);
+        // The others' results are handed over before the writer is let go: whoever takes it
+        // next looks for its result first.
+        let mut q = self.queue()?;
+        let mut mine = Err(StoreError::Poisoned);
+        for ((t, _), result) in group.iter().zip(results) {
+            if *t == ticket {
+                mine = result;
+            } else {
+                q.done.insert(*t, result);
+            }
+        }
+        drop(q);
+        drop(writer);
+        mine
+    }
+
+    fn queue(&self) -> Result<MutexGuard<'_, WriteQueue>, StoreError> {
+        self.queue.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+/// Runs a group of fetches in one transaction; one result per fetch, in order.
+fn run_group(
+    writer: &mut Writer,
+    group: &[(u64, StoreFetch)],
+) -> Vec<Result<UpsertCounts, StoreError>> {
+    let result = write_group(writer, |txn| {
+        let mut counts = Vec::with_capacity(group.len());
+        for (_, f) in group {
+            let mut batch = Batch::new(txn.tx, &f.source_id, &f.thresholds, f.now)?;
+            entries::upsert_in(txn, &mut batch, &f.entries)?;
+            counts.push(batch.counts);
+            sources::record_fetch_in(
+                txn.tx,
+                &f.source_id,
+                &FetchRecord {
+                    at: f.now,
+                    status: "ok",
+                    error: None,
+                    validators: Some(&f.validators),
+                },
+            )?;
+        }
+        Ok(counts)
+    });
+    match result {
+        Ok(counts) => counts.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let cause = e.to_string();
+            group
+                .iter()
+                .map(|_| Err(StoreError::Group(cause.clone())))
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, entry, scratch, BODY, OTHER};
+    use super::*;
+
+    fn fetch(source: &str, entries: Vec<Entry>) -> StoreFetch {
+        StoreFetch {
+            source_id: source.into(),
+            entries,
+            thresholds: Thresholds::default(),
+            now: at(0),
+            validators: Validators {
+                etag: Some(format!("\"{source}\"")),
+                last_modified: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_fetch_is_stored_with_its_record_on_the_source() {
+        let s = scratch();
+        let counts = s
+            .store
+            .store_fetch(fetch("first", vec![entry("first", "park", "Park", BODY)]))
+            .expect("stored");
+        assert_eq!(counts.new, 1);
+        let state = s.store.source_state("first").expect("state");
+        assert_eq!(state.validators.etag.as_deref(), Some("\"first\""));
+        assert_eq!(state.last_fetch_at, Some(at(0)));
+    }
+
+    /// One fetch of the group fails (its source is unknown to the database): none of the
+    /// group is kept, each fetch is told why, and the index forgets what it was given.
+    #[test]
+    fn a_failed_group_is_rolled_back_whole_and_every_fetch_gets_the_error() {
+        let s = scratch();
+        let group = vec![
+            (
+                1,
+                fetch("first", vec![entry("first", "park", "Park", BODY)]),
+            ),
+            (
+                2,
+                fetch("nowhere", vec![entry("nowhere", "x", "Library", OTHER)]),
+            ),
+        ];
+        let results = {
+            let mut writer = s.store.writer().expect("writer");
+            let results = run_group(&mut writer, &group);
+            assert!(writer.candidates.is_empty(), "nothing the database lacks");
+            results
+        };
+        assert_eq!(results.len(), 2);
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Group(cause)) if cause.contains("FOREIGN KEY"))));
+        let statuses = s.store.source_statuses().expect("statuses");
+        assert!(statuses.iter().all(|x| x.entry_count == 0));
+        assert_eq!(
+            s.store.source_state("first").expect("state").last_fetch_at,
+            None
+        );
+    }
+
+    /// Fetches that wait for the writer together are stored by whoever gets it: each caller
+    /// gets its own fetch's counts.
+    #[test]
+    fn concurrent_fetches_each_get_their_own_result() {
+        let s = scratch();
+        let sizes = [("first", 1), ("second", 2), ("third", 3)];
+        std::thread::scope(|scope| {
+            let store = &s.store;
+            let handles: Vec<_> = sizes
+                .iter()
+                .map(|&(source, n)| {
+                    scope.spawn(move || {
+                        let entries = (0..n)
+                            .map(|i| {
+                                let title = format!("{source} item {i}");
+                                entry(source, &i.to_string(), &title, &title)
+                            })
+                            .collect();
+                        (n, store.store_fetch(fetch(source, entries)))
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (n, result) = h.join().expect("thread");
+                assert_eq!(result.expect("stored").new, n);
+            }
+        });
+        let statuses = s.store.source_statuses().expect("statuses");
+        let counts: Vec<u64> = statuses.iter().map(|x| x.entry_count).collect();
+        assert_eq!(counts, [1, 2, 3]);
+    }
+}
