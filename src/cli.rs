@@ -596,7 +596,7 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
             for note in notes {
                 eprintln!("tributary: note: {note}");
             }
-            crate::opml::write_atomically(file, text.as_bytes(), None)
+            crate::files::replace(file, text.as_bytes(), None)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             outln!(
                 out,

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -347,8 +346,7 @@ pub fn slug(link: &str) -> String {
 }
 
 /// Writes `bytes` to `path` unless it already holds exactly them; returns whether it wrote.
-/// The bytes go to a temporary file in the same folder, synced, then renamed over `path`, so
-/// a reader (or a crash) never sees half a post.
+/// Through [`crate::files::replace`], so a reader (or a crash) never sees half a post.
 pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, ExportError> {
     let io = |source| ExportError::Io {
         path: path.to_path_buf(),
@@ -360,24 +358,8 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, ExportError> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    if let Err(e) = replace_with(&tmp, path, bytes) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
+    crate::files::replace(path, bytes, None).map_err(io)?;
     Ok(true)
-}
-
-fn replace_with(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::File::create(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(tmp, path)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@
 //! - [`opml`]: OPML 2.0: the feed list `GET /opml` serves, `opml export` of the sources and
 //!   `opml import` of a reader's subscriptions (appended to the config).
 //! - [`export`]: stored entries as static-site posts (Hexo Markdown), one file per entry.
+//! - [`files`]: replacing a file whole (a temporary file renamed over it).
 //! - [`metrics`]: the process-wide Prometheus counters, gauges and histograms.
 //! - [`notify`]: systemd's notify protocol (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
 //! - [`websub`]: tells a WebSub hub when feeds gain entries.
@@ -49,6 +50,7 @@ pub mod dedupe;
 pub mod export;
 pub mod feed_urls;
 pub mod fetch;
+pub mod files;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
