@@ -79,8 +79,7 @@ impl Daemon {
             tracing::warn!("[server] listen changed: takes effect at the next restart");
         }
         let sources = new.sources.clone();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.sync_sources(&sources)).await??;
+        self.store.call(move |s| s.sync_sources(&sources)).await?;
         self.configs.send_replace(Arc::new(new));
         Ok(())
     }

@@ -95,11 +95,9 @@ pub async fn send_status(store: &Arc<Store>) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.source_statuses()).await {
-        Ok(Ok(sources)) => status(&status_line(&sources)),
-        Ok(Err(e)) => tracing::debug!(error = %e, "status line: cannot read the store"),
-        Err(e) => tracing::debug!(error = %e, "status line: task failed"),
+    match store.call(|s| s.source_statuses()).await {
+        Ok(sources) => status(&status_line(&sources)),
+        Err(e) => tracing::debug!(error = %e, "status line: cannot read the store"),
     }
 }
 
@@ -119,7 +117,7 @@ pub async fn status_loop(store: Arc<Store>) {
 /// When systemd watches this process, sends `WATCHDOG=1` every half timeout, but only after
 /// the store answered a ping and while the scheduler's loop turns. A stuck store or a dead
 /// scheduler thus gets the daemon restarted. Returns at once when there is no watchdog.
-pub async fn watchdog_loop(store: Arc<Store>, daemon: Arc<Scheduler>) {
+pub async fn watchdog_loop(store: Arc<Store>, scheduler: Arc<Scheduler>) {
     let Some(timeout) = watchdog_interval() else {
         return;
     };
@@ -129,19 +127,14 @@ pub async fn watchdog_loop(store: Arc<Store>, daemon: Arc<Scheduler>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let store = store.clone();
-        let store_ok = match tokio::task::spawn_blocking(move || store.ping()).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
+        let store_ok = match store.call(|s| s.ping()).await {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::warn!(error = %e, "store does not answer; withholding the watchdog ping");
                 false
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "store ping failed; withholding the watchdog ping");
-                false
-            }
         };
-        let scheduler_ok = daemon.scheduler_alive(chrono::Utc::now());
+        let scheduler_ok = scheduler.scheduler_alive(chrono::Utc::now());
         if !scheduler_ok {
             tracing::warn!("scheduler not running; withholding the watchdog ping");
         }

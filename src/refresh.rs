@@ -613,10 +613,7 @@ async fn blocking<T: Send + 'static>(
     store: &Arc<Store>,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, RefreshError> {
-    let store = store.clone();
-    off_runtime(move || f(&store))
-        .await?
-        .map_err(RefreshError::from)
+    store.call(f).await.map_err(RefreshError::from)
 }
 
 /// Runs blocking work (a store call, parsing) on a blocking thread, off the runtime's.

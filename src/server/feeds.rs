@@ -208,18 +208,19 @@ async fn render_and_cache(
         previous,
     } = target;
     let hub = config.server.websub_hub.as_ref().map(Url::to_string);
-    let store = state.store.clone();
     let (lookup, page) = (scope.clone(), req.q.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        let Some(title) = store.scope_title(&lookup)? else {
-            return Ok(None);
-        };
-        store.entries(&lookup, &page).map(|e| Some((title, e)))
-    })
-    .await;
+    let result = state
+        .store
+        .call(move |store| {
+            let Some(title) = store.scope_title(&lookup)? else {
+                return Ok(None);
+            };
+            store.entries(&lookup, &page).map(|e| Some((title, e)))
+        })
+        .await;
     let (title, entries) = match result {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => {
+        Ok(Some(found)) => found,
+        Ok(None) => {
             return Err(not_found(&match scope {
                 Scope::Source(id) => format!("no source {id:?}"),
                 Scope::Category(c) => format!("no category {c:?}"),
@@ -227,13 +228,9 @@ async fn render_and_cache(
                 Scope::All => "no feed".into(),
             }));
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "feed query failed");
             return Err((StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response());
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "feed task failed");
-            return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response());
         }
     };
     let mut rendered = Arc::new(render(

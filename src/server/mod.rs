@@ -92,12 +92,11 @@ pub async fn serve(
 
 /// 200 "ok" while the store answers and the scheduler's loop turns; 503 naming what is broken.
 async fn healthz(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let store_result = match tokio::task::spawn_blocking(move || store.ping()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("store: {e}")),
-        Err(e) => Err(format!("store: {e}")),
-    };
+    let store_result = state
+        .store
+        .call(|s| s.ping())
+        .await
+        .map_err(|e| format!("store: {e}"));
     let scheduler_ok = state.scheduler.scheduler_alive(Utc::now());
     match (store_result, scheduler_ok) {
         (Ok(()), true) => (StatusCode::OK, "ok\n").into_response(),
@@ -160,12 +159,11 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 async fn statuses(state: &AppState) -> Result<Vec<SourceStatus>, String> {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.source_statuses()).await {
-        Ok(Ok(all)) => Ok(all),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    state
+        .store
+        .call(|s| s.source_statuses())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// One source in `GET /api/sources`.
@@ -306,16 +304,11 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 /// OPML 2.0 listing every feed served (all, each category, each tag of the active sources), with
 /// absolute URLs, for a reader to subscribe to all at once (`crate::opml::feed_list`).
 async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let store = state.store.clone();
-    let sources = match tokio::task::spawn_blocking(move || store.active_sources()).await {
-        Ok(Ok(sources)) => sources,
-        Ok(Err(e)) => {
+    let sources = match state.store.call(|s| s.active_sources()).await {
+        Ok(sources) => sources,
+        Err(e) => {
             tracing::error!(error = %e, "sources query failed");
             return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "sources task failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
         }
     };
     let categories = sources.iter().map(|s| s.3.clone()).collect();

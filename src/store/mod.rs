@@ -5,8 +5,8 @@
 //! entry, so matching an incoming entry is a few primary-key lookups, never a scan.
 //!
 //! The database runs in WAL mode with one connection for writes and one for reads, so serving
-//! feeds never waits behind a fetch's transaction. Calls block: async callers use
-//! `spawn_blocking`.
+//! feeds never waits behind a fetch's transaction. Calls block: async callers go through
+//! [`Store::call`], which runs them on the blocking pool.
 //!
 //! This file holds the [`Store`] itself: opening the database, its two connections, and the
 //! writer's candidate index. Each concern has a file of its own:
@@ -40,6 +40,7 @@ pub use sources::{FetchRecord, SourceState};
 pub use writes::{StoreFetch, UpsertCounts};
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -72,6 +73,9 @@ pub enum StoreError {
     /// A group commit failed; every fetch in the group gets the cause.
     #[error("database: {0}")]
     Group(String),
+    /// The blocking task a call ran on panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(String),
 }
 
 /// Prepared statements kept per connection (see `Store::open`).
@@ -129,6 +133,18 @@ pub struct Store {
 }
 
 impl Store {
+    /// Runs `f` on the store from async code: on the blocking pool, so a slow query never
+    /// stalls the runtime's workers.
+    pub async fn call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
