@@ -1,16 +1,14 @@
 //! WebSub: with a hub configured, feeds advertise it (Link header and in the feed) and the
 //! daemon pings it when a feed gains entries, at most once a minute per feed.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use common::*;
 
 type Pings = Arc<Mutex<Vec<(String, String)>>>;
 

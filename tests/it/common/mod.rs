@@ -3,9 +3,7 @@
 //! client for reading what the daemon serves.
 //!
 //! Everything listens on and talks to 127.0.0.1 only. Waits are polls with a bounded deadline,
-//! never fixed sleeps. Each test binary uses a different subset of these helpers, hence the
-//! `dead_code` allowance.
-#![allow(dead_code)]
+//! never fixed sleeps.
 
 pub mod cs;
 pub mod served;
@@ -212,7 +210,6 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
 pub struct Hit {
     pub path: String,
     pub if_none_match: Option<String>,
-    pub status: u16,
 }
 
 struct FixtureState {
@@ -389,10 +386,6 @@ impl FixtureServer {
         }
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Absolute URL of `path` (which starts with `/`) on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -469,22 +462,13 @@ impl FixtureServer {
             .insert(path.to_string(), delay);
     }
 
-    /// Makes `path` play a broken publisher (see [`Misbehaviour`]) until [`Self::behave`].
+    /// Makes `path` play a broken publisher (see [`Misbehaviour`]) from now on.
     pub fn misbehave(&self, path: &str, how: Misbehaviour) {
         self.state
             .misbehaviours
             .lock()
             .expect("fixture misbehaviours lock")
             .insert(path.to_string(), how);
-    }
-
-    /// Undoes [`Self::misbehave`] for `path`.
-    pub fn behave(&self, path: &str) {
-        self.state
-            .misbehaviours
-            .lock()
-            .expect("fixture misbehaviours lock")
-            .remove(path);
     }
 
     /// Adds a header, as given, to every response of `path` (replacing one of the same name
@@ -721,7 +705,6 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     state.hits.lock().expect("fixture hits lock").push(Hit {
         path,
         if_none_match,
-        status: response.status().as_u16(),
     });
     response
 }
@@ -1306,8 +1289,8 @@ pub fn pct(s: &str) -> String {
 pub struct Stack {
     // Field order is drop order: daemon first, then the fixtures, then the folder.
     pub serve: ServeGuard,
-    pub fixtures: FixtureServer,
-    pub config: PathBuf,
+    /// Held, not read: the publishers stay up for as long as the daemon that polls them.
+    _fixtures: FixtureServer,
     pub dir: tempfile::TempDir,
 }
 
@@ -1331,8 +1314,7 @@ impl Stack {
         serve.wait_healthz();
         Stack {
             serve,
-            fixtures,
-            config,
+            _fixtures: fixtures,
             dir,
         }
     }

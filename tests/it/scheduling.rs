@@ -1,14 +1,12 @@
 //! The daemon's politeness and signals, observed from outside: through `/api/sources`, the
 //! fixture server's request log, the exit status and the database.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 
 const TOKEN: &str = "test-token-0123456789";
 

@@ -14,8 +14,6 @@
 //! - Load: 200 concurrent readers poll merged feeds while the daemon fetches: no errors;
 //!   p50/p99 and requests per second are printed.
 
-mod common;
-
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The tests below that measure time (kill points, latencies) or fill a disk take turns, so one
 /// does not skew another's figures.

@@ -9,7 +9,7 @@
 //! entries. A second test feeds 100 000 items in one document and measures the fetch's peak
 //! memory.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::{FetchStatus, FixtureServer, Misbehaviour, Source};
 use chrono::{DateTime, Utc};
-use common::{FetchStatus, FixtureServer, Misbehaviour, Source};
 use serde_json::Value;
 
 /// `[fetch] timeout_secs` of the test config: small, so a stalled fetch fails fast.

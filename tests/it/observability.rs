@@ -4,8 +4,6 @@
 //!
 //! Every wait is a poll with a deadline.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +14,7 @@ use chrono::Utc;
 use prom_text_format_parser::{Scrape, Type, ValueType};
 use serde_json::Value;
 
-use common::*;
+use crate::common::*;
 
 const TOKEN: &str = "observability-test-token-0123456789";
 const BROKEN_ID: &str = "broken";
