@@ -1,4 +1,4 @@
-"""What feedparser reads from each feed URL, as the fields tests/corpus.rs compares.
+"""What feedparser reads from each feed URL, as the fields tests/it/corpus.rs compares.
 
 Reads lines "ID<TAB>URL" on stdin, fetches and parses each URL with feedparser (the reader
 the differential test compares tributary with), and writes one JSON object per line:

@@ -4,19 +4,16 @@
 //!
 //! Every wait is a poll with a deadline.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use prom_text_format_parser::{Scrape, Type, ValueType};
 use serde_json::Value;
 
-use common::*;
+use crate::common::*;
 
 const TOKEN: &str = "observability-test-token-0123456789";
 const BROKEN_ID: &str = "broken";
@@ -164,21 +161,21 @@ impl Metrics {
 /// Scrapes until `done` holds, or panics after [`DEADLINE`] with the last scrape and the
 /// daemon's logs.
 fn scrape_until(serve: &ServeGuard, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    let start = Instant::now();
-    loop {
+    let mut last = String::new();
+    poll_until(DEADLINE, || {
         let m = Metrics::scrape(serve);
         if done(&m) {
-            return m;
+            return Some(m);
         }
-        if start.elapsed() > DEADLINE {
-            panic!(
-                "/metrics: {what} not seen after {DEADLINE:?}\n{}\n{}",
-                m.text,
-                serve.logs()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+        last = m.text;
+        None
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "/metrics: {what} not seen after {DEADLINE:?}\n{last}\n{}",
+            serve.logs()
+        )
+    })
 }
 
 fn fetches(m: &Metrics, source: &str, outcome: &str) -> f64 {
@@ -551,9 +548,10 @@ fn admin_refresh_needs_the_token_and_fetches_now() {
 
     // Stored times have whole seconds: let the clock pass the first fetch's second, so the
     // refresh cannot land in it.
-    while Utc::now().timestamp() <= first.timestamp() {
-        thread::sleep(Duration::from_millis(20));
-    }
+    let next_second = poll_until(Duration::from_secs(2), || {
+        (Utc::now().timestamp() > first.timestamp()).then_some(())
+    });
+    assert!(next_second.is_some(), "the clock stays in {first}'s second");
     let accepted = http_post_with(&url, &auth);
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let body: Value = serde_json::from_str(&accepted.body).expect("202 answers JSON");

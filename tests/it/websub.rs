@@ -1,18 +1,40 @@
 //! WebSub: with a hub configured, feeds advertise it (Link header and in the feed) and the
 //! daemon pings it when a feed gains entries, at most once a minute per feed.
 
-mod common;
-
+use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
+use crate::common::*;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use common::*;
 
-type Pings = Arc<Mutex<Vec<(String, String)>>>;
+/// What the hub was sent: each ping's (hub.mode, hub.url), in order, and a signal on each.
+#[derive(Default)]
+struct Received {
+    pings: Mutex<Vec<(String, String)>>,
+    arrived: Condvar,
+}
+
+type Pings = Arc<Received>;
+
+impl Received {
+    fn lock(&self) -> MutexGuard<'_, Vec<(String, String)>> {
+        self.pings.lock().expect("pings")
+    }
+
+    /// Waits until `done` holds for the pings so far, for at most `deadline`; whether it did.
+    /// Woken by each ping as the hub receives it.
+    fn wait_until(&self, deadline: Duration, done: impl Fn(&[(String, String)]) -> bool) -> bool {
+        let (_pings, timeout) = self
+            .arrived
+            .wait_timeout_while(self.lock(), deadline, |pings| !done(pings))
+            .expect("pings");
+        !timeout.timed_out()
+    }
+}
 
 /// A hub on 127.0.0.1 that records each ping's hub.mode and hub.url.
 fn start_hub() -> (SocketAddr, Pings) {
@@ -38,10 +60,11 @@ fn start_hub() -> (SocketAddr, Pings) {
                             url::form_urlencoded::parse(body.as_bytes())
                                 .into_owned()
                                 .collect();
-                        p.lock().expect("pings").push((
+                        p.lock().push((
                             form.get("hub.mode").cloned().unwrap_or_default(),
                             form.get("hub.url").cloned().unwrap_or_default(),
                         ));
+                        p.arrived.notify_all();
                         axum::http::StatusCode::NO_CONTENT
                     }),
                 )
@@ -76,7 +99,10 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
         1,
     );
     let config = write_config_text(dir.path(), &text);
-    let mut serve = spawn_serve(&config, listen);
+    // The debug line `refresh` logs when it has saved a source's next run: the end of a
+    // fetch's cycle, after the publisher has been told of it (see the last check).
+    let log = OsStr::new("info,tributary::refresh=debug");
+    let mut serve = spawn_serve_env(&config, listen, &[("RUST_LOG", log)], &[]);
     serve.wait_healthz();
 
     let category_feed = format!("http://{listen}/feeds/{}.atom", pct(FINANCE));
@@ -91,28 +117,22 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
     .iter()
     .map(|feed| format!("http://{listen}/{feed}"))
     .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let missing: Vec<&String> = {
-            let got = pings.lock().expect("pings");
-            expected
-                .iter()
-                .filter(|url| !got.iter().any(|(_, u)| u == *url))
-                .collect()
-        };
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no ping for {missing:?}: {:?}\n{}",
-            pings.lock().expect("pings"),
-            serve.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let missing = |got: &[(String, String)]| -> Vec<String> {
+        expected
+            .iter()
+            .filter(|url| !got.iter().any(|(_, u)| u == *url))
+            .cloned()
+            .collect()
+    };
+    assert!(
+        pings.wait_until(Duration::from_secs(30), |got| missing(got).is_empty()),
+        "no ping for {:?}: {:?}\n{}",
+        missing(&pings.lock()),
+        *pings.lock(),
+        serve.logs()
+    );
     {
-        let got = pings.lock().expect("pings");
+        let got = pings.lock();
         assert!(got.iter().all(|(mode, _)| mode == "publish"), "{got:?}");
     }
 
@@ -134,9 +154,13 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
     assert!(json.contains("\"WebSub\""), "{json}");
 
     // New entries within the minute: no second ping yet for the same feed.
+    let cycles_before = poll_until(API_DEADLINE, || {
+        let n = fetch_cycles(&serve);
+        (n > 0).then_some(n)
+    })
+    .unwrap_or_else(|| panic!("the first fetch never finished\n{}", serve.logs()));
     let before = pings
         .lock()
-        .expect("pings")
         .iter()
         .filter(|(_, u)| u == &category_feed)
         .count();
@@ -151,12 +175,31 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
     source_until(&serve, CS_ID, "the new entry", |s| {
         s["entry_count"].as_u64() == Some(5)
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // The source's task tells the publisher of new entries right after storing them, and the
+    // publisher decides then, synchronously, to ping or to wait for the minute's end; only then
+    // does the task save the next run. So once that is logged the decision is made: a ping
+    // due now would already be on its way, and one coalesced into the minute's end is not.
+    let done = poll_until(API_DEADLINE, || {
+        (fetch_cycles(&serve) > cycles_before).then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "the refresh never finished\n{}",
+        serve.logs()
+    );
     let after = pings
         .lock()
-        .expect("pings")
         .iter()
         .filter(|(_, u)| u == &category_feed)
         .count();
     assert_eq!(after, before, "pinged twice within a minute");
+}
+
+/// How many fetches of [`CS_ID`] have run to their end (logged `next check` lines).
+fn fetch_cycles(serve: &ServeGuard) -> usize {
+    serve
+        .logs()
+        .lines()
+        .filter(|l| l.contains("next check") && l.contains(&format!("source={CS_ID}")))
+        .count()
 }

@@ -2,10 +2,12 @@
 //! publishers, helpers that write configs and run the real `tributary` binary, and a small HTTP
 //! client for reading what the daemon serves.
 //!
-//! Everything listens on and talks to 127.0.0.1 only. Waits are polls with a bounded deadline,
-//! never fixed sleeps. Each test binary uses a different subset of these helpers, hence the
-//! `dead_code` allowance.
-#![allow(dead_code)]
+//! Everything listens on and talks to 127.0.0.1 only. Nothing waits by sleeping a fixed time:
+//! a child's exit and what the fixture server sees wake the test when they happen
+//! ([`wait_timeout`], [`FixtureServer::wait_started`]); what only another process knows (a
+//! daemon's HTTP answers, its log) is asked again by [`poll_until`], up to a deadline. The only
+//! other sleeps set a pace on purpose: the fixture server's slow publishers, and the load
+//! test's publishers adding items.
 
 pub mod cs;
 pub mod served;
@@ -15,9 +17,10 @@ use std::fs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,6 +34,66 @@ use axum::Router;
 pub const FETCH_DEADLINE: Duration = Duration::from_secs(60);
 /// How long `tributary serve` may take to answer `/healthz`.
 pub const HEALTHZ_DEADLINE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+// ---------------------------------------------------------------------------------------------
+
+/// How often [`poll_until`] asks again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Asks `probe` until it answers `Some`, for at most `deadline` (then `None`, for the caller
+/// to fail with what it was waiting for). For conditions held by another process that does not
+/// tell the test when they change (a daemon's `/api/sources`, `/metrics` or log): the one place
+/// the tests wait by sleeping, [`POLL_INTERVAL`] at a time.
+pub fn poll_until<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        let left = deadline.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        thread::sleep(POLL_INTERVAL.min(left));
+    }
+}
+
+/// Waits for `child` to exit, for at most `deadline`: its status, or `None` if it is still
+/// running then (it is not killed; the caller decides). Woken by the exit itself, not by
+/// polling: a thread blocks in `waitid(WEXITED | WNOWAIT)`, which leaves the child for
+/// `Child::wait` to reap, so the caller keeps the only handle that may kill or reap it.
+pub fn wait_timeout(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    if let Some(status) = child.try_wait().expect("checking a child") {
+        return Some(status);
+    }
+    let pid = libc::id_t::from(child.id());
+    let (exited, exit) = mpsc::channel();
+    thread::spawn(move || {
+        let outcome = loop {
+            // SAFETY: `info` is plain data the kernel writes; WNOWAIT reaps nothing.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let rc =
+                unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+            let error = std::io::Error::last_os_error();
+            if rc == 0 {
+                break Ok(());
+            }
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                break Err(error);
+            }
+        };
+        // The receiver is gone if the caller gave up waiting (and then killed and reaped it).
+        let _ = exited.send(outcome);
+    });
+    match exit.recv_timeout(deadline) {
+        Ok(Ok(())) => Some(child.wait().expect("reaping a child that exited")),
+        Ok(Err(e)) => panic!("waitid on child {pid}: {e}"),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => panic!("the waiter of child {pid} died"),
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // What the fixture feeds contain
@@ -212,7 +275,6 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
 pub struct Hit {
     pub path: String,
     pub if_none_match: Option<String>,
-    pub status: u16,
 }
 
 struct FixtureState {
@@ -233,6 +295,8 @@ struct FixtureState {
     delays: Mutex<HashMap<String, Duration>>,
     /// Paths of requests received, in order, logged before any delay.
     started: Mutex<Vec<String>>,
+    /// Notified on each push to `started`.
+    arrived: Condvar,
     /// Paths that play a broken publisher (see [`Misbehaviour`]), replacing the file.
     misbehaviours: Mutex<HashMap<String, Misbehaviour>>,
     /// Headers added to every response of a path (raw: names and values as given).
@@ -345,6 +409,7 @@ impl FixtureServer {
             delays: Mutex::new(HashMap::new()),
             redirects: Mutex::new(HashMap::new()),
             started: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
             misbehaviours: Mutex::new(HashMap::new()),
             extra_headers: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
@@ -387,10 +452,6 @@ impl FixtureServer {
             state,
             shutdown: Some(shutdown_tx),
         }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// Absolute URL of `path` (which starts with `/`) on this server.
@@ -469,22 +530,13 @@ impl FixtureServer {
             .insert(path.to_string(), delay);
     }
 
-    /// Makes `path` play a broken publisher (see [`Misbehaviour`]) until [`Self::behave`].
+    /// Makes `path` play a broken publisher (see [`Misbehaviour`]) from now on.
     pub fn misbehave(&self, path: &str, how: Misbehaviour) {
         self.state
             .misbehaviours
             .lock()
             .expect("fixture misbehaviours lock")
             .insert(path.to_string(), how);
-    }
-
-    /// Undoes [`Self::misbehave`] for `path`.
-    pub fn behave(&self, path: &str) {
-        self.state
-            .misbehaviours
-            .lock()
-            .expect("fixture misbehaviours lock")
-            .remove(path);
     }
 
     /// Adds a header, as given, to every response of `path` (replacing one of the same name
@@ -518,6 +570,20 @@ impl FixtureServer {
             .iter()
             .filter(|p| *p == path)
             .count()
+    }
+
+    /// Waits until `n` requests for `path` have arrived, for at most `deadline`; whether they
+    /// did. Woken by each request as it comes in.
+    pub fn wait_started(&self, path: &str, n: usize, deadline: Duration) -> bool {
+        let started = self.state.started.lock().expect("fixture started lock");
+        let (_started, timeout) = self
+            .state
+            .arrived
+            .wait_timeout_while(started, deadline, |started| {
+                started.iter().filter(|p| *p == path).count() < n
+            })
+            .expect("fixture started lock");
+        !timeout.timed_out()
     }
 
     /// Undoes [`Self::fail_with`] for `path`.
@@ -599,6 +665,7 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .lock()
         .expect("fixture started lock")
         .push(path.clone());
+    state.arrived.notify_all();
     let delay = state
         .delays
         .lock()
@@ -606,6 +673,7 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .get(&path)
         .copied();
     if let Some(delay) = delay {
+        // A slow publisher, on purpose (`set_delay`): the test is about what a slow answer does.
         tokio::time::sleep(delay).await;
     }
     let failure = state
@@ -721,7 +789,6 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     state.hits.lock().expect("fixture hits lock").push(Hit {
         path,
         if_none_match,
-        status: response.status().as_u16(),
     });
     response
 }
@@ -761,6 +828,7 @@ fn misbehave(state: &FixtureState, path: &str, how: Misbehaviour) -> Response {
                 (pieces.into_iter(), sent),
                 move |(mut pieces, sent)| async move {
                     let piece = pieces.next()?;
+                    // The drip is the fault: slow on purpose.
                     tokio::time::sleep(pause).await;
                     sent.fetch_add(piece.len() as u64, Ordering::SeqCst);
                     Some((Ok::<_, std::io::Error>(piece), (pieces, sent)))
@@ -785,6 +853,8 @@ fn misbehave(state: &FixtureState, path: &str, how: Misbehaviour) -> Response {
                             Some((Ok(head), next))
                         }
                         None => {
+                            // On purpose: the reset must come after the first bytes have
+                            // reached the client, not race them.
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             Some((
                                 Err(std::io::Error::new(
@@ -997,21 +1067,12 @@ pub fn run_bounded(mut cmd: Command, deadline: Duration) -> (i32, String, String
         let _ = err.read_to_end(&mut buf);
         buf
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the child") {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stdout =
-                String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-            let stderr =
-                String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-            panic!("{cmd:?} still running after {deadline:?}; killed it.\nstdout:\n{stdout}\nstderr:\n{stderr}");
-        }
-        thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_timeout(&mut child, deadline) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+        panic!("{cmd:?} still running after {deadline:?}; killed it.\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };
     let stdout = String::from_utf8_lossy(&out_reader.join().expect("stdout reader")).into_owned();
     let stderr = String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned();
@@ -1081,39 +1142,45 @@ impl ServeGuard {
         )
     }
 
+    /// Whether the daemon's output has `needle` within `deadline` (polled: the daemon writes its
+    /// log straight to a file).
+    pub fn log_within(&self, needle: &str, deadline: Duration) -> bool {
+        poll_until(deadline, || self.logs().contains(needle).then_some(())).is_some()
+    }
+
     /// Polls `GET /healthz` until it answers 200 "ok"; panics (with the daemon's logs) if the
     /// daemon exits or [`HEALTHZ_DEADLINE`] passes.
     pub fn wait_healthz(&mut self) {
-        let start = Instant::now();
         let url = self.url("/healthz");
-        let mut last: String;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("checking the daemon") {
-                panic!(
-                    "tributary serve exited with {status} before /healthz answered\n{}",
-                    self.logs()
-                );
+        let mut last = String::new();
+        let child = &mut self.child;
+        let answered = poll_until(HEALTHZ_DEADLINE, || {
+            if let Some(status) = child.try_wait().expect("checking the daemon") {
+                return Some(Err(status));
             }
             match try_http_get(&url, &[]) {
-                Ok(resp) if resp.status == 200 => {
-                    assert_eq!(
-                        resp.body.trim(),
-                        "ok",
-                        "GET /healthz answered 200 with an unexpected body"
-                    );
-                    return;
-                }
+                Ok(resp) if resp.status == 200 => return Some(Ok(resp)),
                 Ok(resp) => last = format!("status {} body {:?}", resp.status, resp.body),
                 Err(e) => last = e,
             }
-            if start.elapsed() > HEALTHZ_DEADLINE {
-                panic!(
-                    "GET {url} not 200 \"ok\" after {HEALTHZ_DEADLINE:?} (last: {last})\n{}",
-                    self.logs()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+            None
+        });
+        let resp = match answered {
+            Some(Ok(resp)) => resp,
+            Some(Err(status)) => panic!(
+                "tributary serve exited with {status} before /healthz answered\n{}",
+                self.logs()
+            ),
+            None => panic!(
+                "GET {url} not 200 \"ok\" after {HEALTHZ_DEADLINE:?} (last: {last})\n{}",
+                self.logs()
+            ),
+        };
+        assert_eq!(
+            resp.body.trim(),
+            "ok",
+            "GET /healthz answered 200 with an unexpected body"
+        );
     }
 
     /// Whether the daemon is still running.
@@ -1131,20 +1198,13 @@ impl ServeGuard {
 
     /// Polls until the daemon exits and returns its status; panics (with its logs) if it is
     /// still running after `deadline`.
-    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("checking the daemon") {
-                return status;
-            }
-            if start.elapsed() > deadline {
-                panic!(
-                    "tributary serve still running {deadline:?} after being asked to stop\n{}",
-                    self.logs()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        wait_timeout(&mut self.child, deadline).unwrap_or_else(|| {
+            panic!(
+                "tributary serve still running {deadline:?} after being asked to stop\n{}",
+                self.logs()
+            )
+        })
     }
 }
 
@@ -1306,8 +1366,8 @@ pub fn pct(s: &str) -> String {
 pub struct Stack {
     // Field order is drop order: daemon first, then the fixtures, then the folder.
     pub serve: ServeGuard,
-    pub fixtures: FixtureServer,
-    pub config: PathBuf,
+    /// Held, not read: the publishers stay up for as long as the daemon that polls them.
+    _fixtures: FixtureServer,
     pub dir: tempfile::TempDir,
 }
 
@@ -1331,8 +1391,7 @@ impl Stack {
         serve.wait_healthz();
         Stack {
             serve,
-            fixtures,
-            config,
+            _fixtures: fixtures,
             dir,
         }
     }
@@ -1513,29 +1572,26 @@ pub fn time_of(v: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
     })
 }
 
-/// Polls `/api/sources` until `done` holds for source `id`; panics after [`API_API_DEADLINE`].
+/// Polls `/api/sources` until `done` holds for source `id`; panics after [`API_DEADLINE`].
 pub fn source_until(
     serve: &ServeGuard,
     id: &str,
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
+    let mut last = None;
+    poll_until(API_DEADLINE, || {
         let all = api_sources(serve);
         // A source added by a reload appears once the daemon has read the new file.
-        let source = all.iter().find(|s| s["id"] == id).cloned();
-        if let Some(source) = source.as_ref().filter(|s| done(s)) {
-            return source.clone();
-        }
-        if start.elapsed() > API_DEADLINE {
-            panic!(
-                "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {source:?}\n{}",
-                serve.logs()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+        last = all.iter().find(|s| s["id"] == id).cloned();
+        last.clone().filter(|s| done(s))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {last:?}\n{}",
+            serve.logs()
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,16 +9,16 @@
 //! entries. A second test feeds 100 000 items in one document and measures the fetch's peak
 //! memory.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::{FetchStatus, FixtureServer, Misbehaviour, Source};
 use chrono::{DateTime, Utc};
-use common::{FetchStatus, FixtureServer, Misbehaviour, Source};
 use serde_json::Value;
 
 /// `[fetch] timeout_secs` of the test config: small, so a stalled fetch fails fast.
@@ -777,62 +777,78 @@ fn every_fault_gets_its_own_outcome_and_loses_nothing() {
     drop(serve);
 }
 
-/// Runs `fetch` and returns (exit code, stdout, stderr, the child's peak RSS in KiB).
-// The child is reaped by wait4 (for its rusage), which std's `Child` does not see.
-#[allow(clippy::zombie_processes)]
+/// Runs `fetch` and returns (exit code, stdout, stderr, its peak RSS in KiB).
+///
+/// The peak must be tributary's own, but a process this one starts begins with this one's:
+/// Linux carries the high-water mark of the address space a process leaves over `exec`, and a
+/// child spawned (vfork, posix_spawn) or forked from here leaves this process' address space
+/// or a copy of it. This process holds every integration test at once, so its size says
+/// nothing of the fetch. A small python3 is started instead, forks a fresh child that runs
+/// the fetch, and reports that child's `ru_maxrss` from `wait4` (at least python's own few MiB;
+/// a fetch of 100 000 items is far above). It also kills the fetch at the deadline.
 fn run_fetch_measured(config: &Path) -> (i32, String, String, i64) {
-    use std::io::Read;
-    let mut cmd = common::tributary_command(config);
-    cmd.arg("fetch")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawning tributary fetch");
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let start = Instant::now();
-    let (status, usage) = loop {
-        let mut status = 0;
-        // SAFETY: wait4 writes only into the two out-parameters, which live on this stack.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if reaped == pid {
-            break (status, usage);
-        }
-        assert!(
-            reaped == 0,
-            "wait4 failed: {}",
-            std::io::Error::last_os_error()
-        );
-        if start.elapsed() > common::FETCH_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "tributary fetch still running after {:?}",
-                common::FETCH_DEADLINE
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    const MEASURE: &str = r#"
+import os, signal, sys
+report, seconds, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+late = []
+def stop(*_):
+    late.append(1)
+    os.kill(pid, signal.SIGKILL)
+signal.signal(signal.SIGALRM, stop)
+signal.alarm(seconds)
+_, status, usage = os.wait4(pid, 0)
+signal.alarm(0)
+code = os.waitstatus_to_exitcode(status)
+with open(report, "w") as f:
+    f.write("%d %d %d\n" % (code if code >= 0 else -1, usage.ru_maxrss, len(late)))
+"#;
+    let fetch = {
+        let mut cmd = common::tributary_command(config);
+        cmd.arg("fetch");
+        cmd
     };
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
+    let report = config.with_extension("rss-report");
+    let mut cmd = Command::new(common::python_with("os", "python3"));
+    cmd.arg("-c")
+        .arg(MEASURE)
+        .arg(&report)
+        .arg(common::FETCH_DEADLINE.as_secs().to_string())
+        .arg(fetch.get_program())
+        .args(fetch.get_args());
+    for (var, value) in fetch.get_envs() {
+        match value {
+            Some(value) => cmd.env(var, value),
+            None => cmd.env_remove(var),
+        };
+    }
+    if let Some(dir) = fetch.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    // python kills the fetch at FETCH_DEADLINE; this bounds python itself.
+    let (python_code, stdout, stderr) =
+        common::run_bounded(cmd, common::FETCH_DEADLINE + Duration::from_secs(30));
+    let line = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!("no report from the measuring python3 (exit {python_code}): {e}\n{stderr}")
+    });
+    let fields: Vec<i64> = line
+        .split_whitespace()
+        .map(|f| f.parse().expect("a number in the report"))
+        .collect();
+    let [code, max_rss_kib, late] = fields[..] else {
+        panic!("a report of three numbers: {line:?}");
     };
-    let stdout = out_reader.join().expect("stdout reader");
-    let stderr = err_reader.join().expect("stderr reader");
-    (code, stdout, stderr, usage.ru_maxrss)
+    assert!(
+        late == 0,
+        "tributary fetch still running after {:?}; killed it.\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        common::FETCH_DEADLINE
+    );
+    (code as i32, stdout, stderr, max_rss_kib)
 }
 
 /// 100 000 items in one feed, oldest first: only the newest `max_items` are stored, and the

@@ -4,15 +4,13 @@
 //! of the shared example post (`$TRIBUTARY_SHARED/examples/hexo-post.md`) key for key, the true
 //! UTC date, and the article's text; a second export must change no file.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::cs::{self, Doc, JSBD};
-use common::*;
+use crate::common::cs::{self, Doc, JSBD};
+use crate::common::*;
 
 /// What the config calls the source: the example post's author and second category.
 const SOURCE_NAME: &str = "中证网";

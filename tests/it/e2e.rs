@@ -1,14 +1,14 @@
 //! End-to-end tests of the `tributary` binary: `fetch` against an in-process fixture server,
 //! then `serve`, read back over HTTP in RSS, Atom and JSON Feed.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::time::Duration;
 
-use common::served::{self, unix, Format, Served, FORMATS};
-use common::*;
+use crate::common::served::{self, unix, Format, Served, FORMATS};
+use crate::common::*;
 
 // ---------------------------------------------------------------------------------------------
 // Assertion helpers

@@ -7,8 +7,6 @@
 //! Documents are read back with quick-xml directly, strictly (every attribute value must
 //! unescape), not with tributary's own lenient reader.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,7 +16,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use tributary::config::Config;
 
-use common::*;
+use crate::common::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

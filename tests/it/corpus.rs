@@ -39,7 +39,7 @@
 //! A run prints one summary line on stderr (`--nocapture` shows it): files with entries
 //! stored by tributary, feedparser and newsboat, tributary's errors, and the wall time.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -56,8 +56,10 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 
-use common::{config_text, etag_of, parse_fetch_output, pct, run_bounded, tributary_command};
-use common::{FetchStatus, Source};
+use crate::common::{
+    config_text, etag_of, parse_fetch_output, pct, run_bounded, tributary_command,
+};
+use crate::common::{FetchStatus, Source};
 
 /// Where the corpus is, when set.
 const CORPUS_ENV: &str = "TRIBUTARY_FEED_CORPUS";
@@ -109,8 +111,8 @@ fn corpus_dir() -> PathBuf {
     tried.push(beside);
     panic!(
         "the feed corpus was not found (tried {}). Set {CORPUS_ENV} to the corpus folder, e.g. \
-         `{CORPUS_ENV}=$(pwd)/../shared/feed-corpus cargo test --test corpus` (`.ci/run` sets \
-         it); this test never passes without the corpus",
+         `{CORPUS_ENV}=$(pwd)/../shared/feed-corpus cargo test --test it corpus::` \
+         (`.ci/run` sets it); this test never passes without the corpus",
         tried
             .iter()
             .map(|p| p.display().to_string())
@@ -233,7 +235,7 @@ fn write_expectations(path: &Path, rows: &BTreeMap<String, Shortfall>) {
     let mut text = String::from(
         "# Corpus files where tributary stores fewer entries than feedparser 6.0.14 read from\n\
          # them (files feedparser parsed with bozo=0), with both counts and the reason.\n\
-         # tests/corpus.rs fails on a shortfall missing here and on a row that no longer holds\n\
+         # tests/it/corpus.rs fails on a shortfall missing here and on a row that no longer holds\n\
          # (when a fix makes a file fall away, delete its row, or rerun the test with\n\
          # TRIBUTARY_CORPUS_BLESS=1, which rewrites this file from the run and keeps the\n\
          # reasons). \"TRIBUTARY DEFECT\" marks shortfalls that are tributary's to fix; the\n\
@@ -1245,7 +1247,7 @@ fn read_differences(path: &Path) -> BTreeMap<(String, String), String> {
 fn write_differences(path: &Path, rows: &BTreeMap<(String, String), String>) {
     let mut text = String::from(
         "# Corpus files where what tributary publishes differs from what feedparser 6 reads,\n\
-         # field by field (tests/corpus.rs, corpus_fields_agree_with_feedparser), each with the\n\
+         # field by field (tests/it/corpus.rs, corpus_fields_agree_with_feedparser), each with the\n\
          # reason. Only files feedparser reads without error (bozo=0) are compared. A row that\n\
          # no longer holds fails the test too: delete it, or rerun with\n\
          # TRIBUTARY_CORPUS_BLESS=1 (reasons already written are kept). The list must shrink.\n",

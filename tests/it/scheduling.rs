@@ -1,14 +1,12 @@
 //! The daemon's politeness and signals, observed from outside: through `/api/sources`, the
 //! fixture server's request log, the exit status and the database.
 
-mod common;
-
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -209,15 +207,11 @@ fn sighup_adds_a_source_without_a_restart() {
     // An invalid file is refused and the running configuration stays.
     fs::write(&config, "[[sources]]\nid = \"Bad Id\"\n").expect("breaking the config");
     signal(&serve, "HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !serve.logs().contains("reload rejected") {
-        assert!(
-            Instant::now() < deadline,
-            "no rejection logged\n{}",
-            serve.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        serve.log_within("reload rejected", Duration::from_secs(10)),
+        "no rejection logged\n{}",
+        serve.logs()
+    );
     assert_eq!(http_get(&serve.url("/sources/second.json")).status, 200);
 }
 
@@ -241,15 +235,11 @@ fn sigterm_during_a_slow_fetch_exits_cleanly() {
     server.set_delay("/slow.json", Duration::from_secs(3));
     let mut serve = spawn_serve(&config, listen);
     serve.wait_healthz();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.started("/slow.json") == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the slow fetch never started\n{}",
-            serve.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        server.wait_started("/slow.json", 1, Duration::from_secs(20)),
+        "the slow fetch never started\n{}",
+        serve.logs()
+    );
     let signalled = Instant::now();
     signal(&serve, "TERM");
     let status = serve.wait_exit(Duration::from_secs(15));
@@ -331,15 +321,11 @@ fn permanent_redirects_move_the_source_and_410_disables_it() {
     );
     // The daemon does not ask a disabled source again: it says so when it starts.
     let before = server.started("/gone.xml");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !serve.logs().contains("source disabled") {
-        assert!(
-            Instant::now() < deadline,
-            "no 'disabled' line\n{}",
-            serve.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        serve.log_within("source disabled", Duration::from_secs(10)),
+        "no 'disabled' line\n{}",
+        serve.logs()
+    );
     assert_eq!(
         server.started("/gone.xml"),
         before,

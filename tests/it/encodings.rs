@@ -2,11 +2,9 @@
 //! a UTF-8 feed that claims to be GBK: `fetch` stores each title exactly, and the served feed
 //! carries it unchanged.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 struct Case {
     file: String,

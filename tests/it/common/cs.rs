@@ -581,13 +581,6 @@ pub fn doc(key: &str) -> &'static Doc {
         .unwrap_or_else(|| panic!("no fixture document {key}"))
 }
 
-pub fn channel(id: &str) -> Channel {
-    *CHANNELS
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no fixture channel {id}"))
-}
-
 /// Every document, newest first (the order merged feeds must have).
 pub fn docs_newest_first() -> Vec<&'static Doc> {
     let mut docs: Vec<&Doc> = DOCS.iter().collect();

@@ -4,12 +4,10 @@
 //! on 127.0.0.1, then reads what `serve` publishes (every document it serves is also checked
 //! to be well-formed, by the shared helpers).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A source of a test: its id, the body its feed serves, and extra lines for its table.

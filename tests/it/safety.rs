@@ -14,8 +14,6 @@
 //! - Load: 200 concurrent readers poll merged feeds while the daemon fetches: no errors;
 //!   p50/p99 and requests per second are printed.
 
-mod common;
-
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The tests below that measure time (kill points, latencies) or fill a disk take turns, so one
 /// does not skew another's figures.
@@ -1443,14 +1441,7 @@ fn sigkill_at_twenty_points_of_a_large_ingest_leaves_a_sound_store() {
             .stderr(Stdio::null());
         let spawned = Instant::now();
         let mut child = cmd.spawn().expect("spawning tributary fetch");
-        let mut finished = None;
-        while spawned.elapsed() < at {
-            if let Some(status) = child.try_wait().expect("polling the fetch") {
-                finished = Some(status);
-                break;
-            }
-            thread::sleep(Duration::from_millis(2).min(at.saturating_sub(spawned.elapsed())));
-        }
+        let finished = wait_timeout(&mut child, at.saturating_sub(spawned.elapsed()));
         let killed = match finished {
             Some(_) => false,
             None => {
@@ -1800,6 +1791,7 @@ fn two_hundred_readers_poll_merged_feeds_while_the_daemon_fetches() {
                 let s = n % 6;
                 fixtures.set(&generated_path(s), generated_rss(s, n, 300, 30));
                 n += 1;
+                // The publishers' pace, on purpose: a new item every quarter second.
                 thread::sleep(Duration::from_millis(250));
             }
         });

@@ -2,9 +2,7 @@
 //! in `tests/fixtures/cs.com.cn/` (same paths as the real site, served on 127.0.0.1 as plain
 //! `text/html`), stores what it finds, and serves it back; `check` dry-runs a source.
 //!
-//! What each list item must become is the table in `tests/common/cs.rs`.
-
-mod common;
+//! What each list item must become is the table in `tests/it/common/cs.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -13,9 +11,9 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta};
 use serde_json::Value;
 
-use common::cs::{self, Bytes, Channel, DateFrom, Doc, CHANNELS, GSXW, GSYJ, HG, JSBD};
-use common::served::{self, unix, FORMATS};
-use common::*;
+use crate::common::cs::{self, Bytes, Channel, DateFrom, Doc, CHANNELS, GSXW, GSYJ, HG, JSBD};
+use crate::common::served::{self, unix, FORMATS};
+use crate::common::*;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -445,7 +443,7 @@ fn beijing_to_utc(naive: NaiveDateTime) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The table in `tests/common/cs.rs` says what the files say: list items (count, order,
+/// The table in `tests/it/common/cs.rs` says what the files say: list items (count, order,
 /// hrefs, titles, dates, summaries) under the contract's selectors, decoys that a looser
 /// selector would catch, articles (encoding, label, reporter/outlet, time, body with its style
 /// block and text), dates consistent with the Beijing→UTC rule, the old template, the sina

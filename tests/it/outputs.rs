@@ -3,14 +3,12 @@
 //! no error, JSON Feed against the JSON Feed 1.1 schema; pages are disjoint and complete;
 //! a poll with the ETag is a 304 that runs no query.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// The served URLs every validator checks, as paths with a `{ext}` placeholder.
 fn output_paths(stack: &Stack) -> Vec<String> {

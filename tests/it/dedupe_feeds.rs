@@ -3,12 +3,10 @@
 //! format and as newsboat sees it; per-source feeds keep each source's own entries; a story
 //! with other numbers stays separate.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 const DIR: &str = "../dedupe-feeds";
 

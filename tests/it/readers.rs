@@ -5,14 +5,12 @@
 //! The readers are required: when one is missing these tests fail and say how to install it
 //! (`bash .ci/run` does), they never skip.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const READER_DEADLINE: Duration = Duration::from_secs(60);

@@ -2,15 +2,12 @@
 //! runs `serve` with `$NOTIFY_SOCKET` pointing at a datagram socket the test reads, the way
 //! systemd would. READY=1 at start, STATUS= with counts, WATCHDOG=1 on its interval,
 //! RELOADING=1 then READY=1 around SIGHUP (taken or refused), STOPPING=1 and exit 0 on SIGTERM.
-#![cfg(target_os = "linux")]
-
-mod common;
 
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// How long one expected message may take. The watchdog interval is 2 s, fetches of the
 /// fixture server are milliseconds; this is slack for a loaded CI machine.

@@ -7,12 +7,10 @@
 //! and in JSON Feed but for `_tributary.entry_id`, which is the store's own row id and says
 //! nothing about the story.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use common::*;
+use crate::common::*;
 use tributary::model::{FeedQuery, Scope};
 use tributary::publish::{self, FeedInfo, Format};
 
