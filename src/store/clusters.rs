@@ -475,17 +475,9 @@ fn choose_canonical(tx: &Transaction<'_>, cluster: i64) -> Result<(), StoreError
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{entry, put, scratch, BODY, OTHER};
+    use super::super::testing::{entry, feed, put, scratch, BODY, OTHER};
     use super::*;
-    use crate::model::{FeedQuery, Scope};
-
-    fn feed(store: &Store, scope: Scope) -> Vec<crate::model::StoredEntry> {
-        let q = FeedQuery {
-            limit: 10,
-            ..Default::default()
-        };
-        store.entries(&scope, &q).expect("feed")
-    }
+    use crate::model::Scope;
 
     fn id_of(store: &Store, source: &str) -> i64 {
         let own = feed(store, Scope::Source(source.into()));

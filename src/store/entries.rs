@@ -441,7 +441,7 @@ impl<'t> Statements<'t> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{entry, put, scratch, BODY, OTHER};
+    use super::super::testing::{entry, feed, put, scratch, BODY, OTHER};
     use super::*;
     use crate::model::{FeedQuery, Scope};
 
@@ -475,16 +475,7 @@ mod tests {
             ),
             (1, 1)
         );
-        let all = s
-            .store
-            .entries(
-                &Scope::All,
-                &FeedQuery {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .expect("feed");
+        let all = feed(&s.store, Scope::All);
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].sources.len(), 2);
     }

@@ -233,8 +233,8 @@ fn from_unix(ts: i64) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{entry, put, scratch, BODY};
-    use crate::model::{FeedQuery, Scope};
+    use super::testing::{entry, feed, put, scratch, BODY};
+    use crate::model::Scope;
 
     /// Another `tributary` process's commit (here: its keys pruned) is not in the index: the
     /// next group drops the index and decides on the database as it is.
@@ -263,16 +263,7 @@ mod tests {
         // The first story's keys are gone from the database, so its copy finds nothing.
         let copy = entry("second", "park", "Council approves park plan", BODY);
         assert_eq!(put(&s.store, "second", &[copy]).merged, 0);
-        let merged = s
-            .store
-            .entries(
-                &Scope::All,
-                &FeedQuery {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .expect("feed");
+        let merged = feed(&s.store, Scope::All);
         assert_eq!(merged.len(), 2);
     }
 }

@@ -106,3 +106,12 @@ pub(super) fn put(store: &Store, source: &str, entries: &[Entry]) -> UpsertCount
         .upsert_entries(source, entries, &Thresholds::default(), at(0))
         .expect("stored")
 }
+
+/// The first ten entries of `scope`'s feed.
+pub(super) fn feed(store: &Store, scope: crate::model::Scope) -> Vec<crate::model::StoredEntry> {
+    let q = crate::model::FeedQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    store.entries(&scope, &q).expect("feed")
+}
