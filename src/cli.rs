@@ -223,11 +223,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = listener(&config).await?;
+    let listen = listener
+        .local_addr()
+        .context("reading the listener's address")?;
     tracing::info!(
-        listen = %config.server.listen,
+        listen = %listen,
         sources = config.sources.iter().filter(|s| s.enabled).count(),
         database = %config.storage_path.display(),
         "tributary started"
@@ -255,6 +256,30 @@ async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
     daemon.run(listener).await.context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listening socket: the one passed in by socket activation (`LISTEN_FDS`: a systemd
+/// `.socket` unit, or a test that bound it first and so owns the port from the start), else
+/// `[server] listen` bound here.
+async fn listener(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    let passed = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS: the passed descriptor 3 is not a listening TCP socket")?;
+    if let Some(std_listener) = passed {
+        std_listener
+            .set_nonblocking(true)
+            .context("LISTEN_FDS: cannot make the passed socket non-blocking")?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)
+            .context("LISTEN_FDS: cannot use the passed socket")?;
+        tracing::info!(
+            "listening on the socket passed in (LISTEN_FDS); [server] listen = {} is not bound",
+            config.server.listen
+        );
+        return Ok(listener);
+    }
+    tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))
 }
 
 /// SIGHUP: read the config file again. A valid one replaces the running config (the scheduler
@@ -324,14 +349,12 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
     for (index, source) in chosen.into_iter().enumerate() {
         let (fetcher, store) = (fetcher.clone(), store.clone());
         tasks.spawn(async move {
+            // Saves the schedule the daemon would keep too: the next run, a host's Retry-After.
             let report = {
                 let _slot = fetcher.limits().fetch_slot().await;
                 refresh::refresh_source(&fetcher, &store, &source).await
             };
-            // The schedule the daemon would keep: the next run, a host's Retry-After.
-            if let Err(e) = refresh::schedule_next(&store, &source, &report.hints).await {
-                tracing::error!(source = %source.id, error = %e, "cannot save the next run");
-            }
+            report.log();
             (index, report)
         });
     }

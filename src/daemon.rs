@@ -91,14 +91,22 @@ impl Daemon {
     }
 
     /// Schedules every source and serves `listener` until [`Daemon::stop`].
+    ///
+    /// The server starts once the scheduler has (or has given up), so its first `/healthz`
+    /// already answers for both; requests that come earlier wait in the listener's backlog.
     pub async fn run(&self, listener: TcpListener) -> std::io::Result<()> {
-        let scheduler = tokio::spawn(schedule::run(
+        let mut scheduler = tokio::spawn(schedule::run(
             self.configs.subscribe(),
             self.store.clone(),
             self.limits.clone(),
             self.scheduler.clone(),
             self.stop.subscribe(),
         ));
+        let mut scheduler_ended = None;
+        tokio::select! {
+            () = self.scheduler.started() => {}
+            ended = &mut scheduler => scheduler_ended = Some(ended),
+        }
         let mut background = JoinSet::new();
         background.spawn(notify::status_loop(self.store.clone()));
         background.spawn(notify::watchdog_loop(
@@ -123,9 +131,10 @@ impl Daemon {
         self.stop();
         // In-flight fetches finish (their store writes are transactions: whole or not at all);
         // past the grace period the daemon returns without them.
-        if tokio::time::timeout(SHUTDOWN_GRACE, scheduler)
-            .await
-            .is_err()
+        if scheduler_ended.is_none()
+            && tokio::time::timeout(SHUTDOWN_GRACE, scheduler)
+                .await
+                .is_err()
         {
             tracing::warn!(
                 "in-flight fetches did not finish within {SHUTDOWN_GRACE:?}; stopping anyway"

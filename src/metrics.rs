@@ -10,9 +10,9 @@
 //!   [`observe_source`], called by the `/metrics` handler just before [`render`].
 //!
 //! The registry is one process-wide static (the "default registry" of Prometheus clients in
-//! other languages) rather than a handle threaded through the code: `refresh_source` is called
-//! from the scheduler and from `tributary fetch`, and passing a registry down would widen every
-//! call for no gain. A `fetch` run counts into a registry nobody scrapes, which costs a few
+//! other languages) rather than a handle threaded through the code: a fetch is counted when its
+//! line is logged (`RefreshReport::log`, by the scheduler and by `tributary fetch`), and
+//! passing a registry down would widen every call for no gain. A `fetch` run counts into a registry nobody scrapes, which costs a few
 //! atomic adds. Every label value is bounded: source ids come from the config, routes are the
 //! router's templates (never raw paths), outcomes and methods are small fixed sets.
 

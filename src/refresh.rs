@@ -38,6 +38,8 @@ pub struct RefreshReport {
     pub warnings: Vec<String>,
     /// What the server and the feed said about the next check.
     pub hints: NextCheckHints,
+    /// When the source is to be fetched again, as saved in the store (`None`: not saved).
+    pub next_run: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +75,10 @@ impl RefreshReport {
     }
 }
 
-/// Fetches, reads and stores one source, records the outcome on the source, and logs one
-/// line.
+/// Fetches, reads and stores one source, records the outcome on the source, and plans its
+/// next run (and a host's Retry-After). The caller then logs the fetch's one line with
+/// [`RefreshReport::log`], once it has done what follows (a WebSub ping): so once the line is
+/// out, everything the fetch did can be seen.
 pub async fn refresh_source(
     fetcher: &Fetcher,
     store: &Arc<Store>,
@@ -95,7 +99,7 @@ pub async fn refresh_source(
         &mut hints,
     )
     .await;
-    let report = RefreshReport {
+    let mut report = RefreshReport {
         source_id: source.id.clone(),
         url: url.to_string(),
         outcome,
@@ -103,8 +107,12 @@ pub async fn refresh_source(
         duration: started.elapsed(),
         warnings,
         hints,
+        next_run: None,
     };
-    log(&report, source);
+    match schedule_next(store, source, &report.hints).await {
+        Ok(next) => report.next_run = Some(next),
+        Err(e) => tracing::error!(source = %source.id, error = %e, "cannot save the next run"),
+    }
     report
 }
 
@@ -577,7 +585,7 @@ pub async fn host_paused(
 /// the failures in a row and what the fetch learned), recorded as its next run, and a
 /// Retry-After recorded as a pause of its whole host. The daemon and `tributary fetch` both
 /// call this, so a one-off fetch leaves the schedule where the daemon would.
-pub async fn schedule_next(
+async fn schedule_next(
     store: &Arc<Store>,
     source: &SourceConfig,
     hints: &NextCheckHints,
@@ -680,29 +688,41 @@ impl Drop for CpuSlot<'_> {
     }
 }
 
-/// Logs the fetch's one line and counts it in the metrics.
-fn log(report: &RefreshReport, source: &SourceConfig) {
+impl RefreshReport {
+    /// Logs the fetch's one line (and its warnings) and counts it in the metrics.
+    pub fn log(&self) {
+        log(self);
+    }
+}
+
+fn log(report: &RefreshReport) {
     record_metrics(report);
+    let source = &report.source_id;
     let ms = report.duration.as_millis() as u64;
+    // When the source is tried again: after a failure, how long the backoff is.
+    let next = report.next_run.map_or_else(
+        || "-".to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     match &report.outcome {
         Ok(Refreshed::Stored(c)) => tracing::info!(
-            source = %source.id, status = "ok", bytes = report.bytes, new = c.new,
+            source = %source, status = "ok", bytes = report.bytes, new = c.new,
             updated = c.updated, duplicate = c.unchanged, merged = c.merged, warnings = report.warnings.len(),
-            duration_ms = ms, "fetched"
+            duration_ms = ms, next = %next, "fetched"
         ),
         Ok(Refreshed::NotModified) => tracing::info!(
-            source = %source.id, status = "not modified", bytes = 0, new = 0, updated = 0,
-            duplicate = 0, duration_ms = ms, "fetched"
+            source = %source, status = "not modified", bytes = 0, new = 0, updated = 0,
+            duplicate = 0, duration_ms = ms, next = %next, "fetched"
         ),
         Err(e) => tracing::warn!(
-            source = %source.id, status = "error", url = %source.url, error = %e,
-            duration_ms = ms, "fetch failed"
+            source = %source, status = "error", url = %report.url, error = %e,
+            duration_ms = ms, next = %next, "fetch failed"
         ),
     }
     // What the fetch lost or skipped (an unreadable field, items past max_items, an article
     // page): each said once, with the source, after the fetch's own line.
     for warning in &report.warnings {
-        tracing::warn!(source = %source.id, warning = %warning, "fetch warning");
+        tracing::warn!(source = %source, warning = %warning, "fetch warning");
     }
 }
 

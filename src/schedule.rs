@@ -26,6 +26,8 @@ use crate::store::Store;
 #[derive(Default)]
 pub struct Scheduler {
     heartbeat: AtomicI64,
+    /// True from the first heartbeat on: every source has its task.
+    started: watch::Sender<bool>,
     triggers: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
@@ -58,6 +60,15 @@ impl Scheduler {
     fn beat(&self) {
         self.heartbeat
             .store(Utc::now().timestamp(), Ordering::Relaxed);
+        self.started
+            .send_if_modified(|started| !std::mem::replace(started, true));
+    }
+
+    /// Returns once the scheduler has given every source its task and beaten once.
+    pub async fn started(&self) {
+        let mut started = self.started.subscribe();
+        // The sender lives as long as `self`, so this only returns once started.
+        let _ = started.wait_for(|s| *s).await;
     }
 
     fn register(&self, source_id: &str) -> Arc<Notify> {
@@ -218,8 +229,14 @@ impl SourceTask {
                 _ = trigger.notified() => true,
                 _ = shutdown.changed() => return,
             };
-            if !asked && matches!(refresh::host_paused(&store, &source).await, Ok(Some(_))) {
-                continue;
+            if !asked {
+                if let Ok(Some(until)) = refresh::host_paused(&store, &source).await {
+                    tracing::info!(
+                        source = %source.id, next = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "not fetched: its host asked for a pause (Retry-After)"
+                    );
+                    continue;
+                }
             }
             // Once started, a fetch runs to its end even through a stop signal: the daemon waits
             // for it within its grace period.
@@ -234,9 +251,7 @@ impl SourceTask {
                     publisher.announce(publisher.feeds_of(&source));
                 }
             }
-            if let Err(e) = refresh::schedule_next(&store, &source, &report.hints).await {
-                tracing::error!(source = %source.id, error = %e, "cannot save the next run");
-            }
+            report.log();
         }
     }
 }

@@ -162,20 +162,21 @@ impl Metrics {
 /// daemon's logs.
 fn scrape_until(serve: &ServeGuard, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
     let mut last = String::new();
-    poll_until(DEADLINE, || {
-        let m = Metrics::scrape(serve);
-        if done(&m) {
-            return Some(m);
-        }
-        last = m.text;
-        None
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "/metrics: {what} not seen after {DEADLINE:?}\n{last}\n{}",
-            serve.logs()
-        )
-    })
+    serve
+        .until(DEADLINE, || {
+            let m = Metrics::scrape(serve);
+            if done(&m) {
+                return Some(m);
+            }
+            last = m.text;
+            None
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "/metrics: {what} not seen after {DEADLINE:?}\n{last}\n{}",
+                serve.logs()
+            )
+        })
 }
 
 fn fetches(m: &Metrics, source: &str, outcome: &str) -> f64 {
@@ -550,20 +551,20 @@ fn admin_refresh_needs_the_token_and_fetches_now() {
         "refused requests fetched"
     );
 
-    // Stored times have whole seconds: let the clock pass the first fetch's second, so the
-    // refresh cannot land in it.
-    let next_second = poll_until(Duration::from_secs(2), || {
-        (Utc::now().timestamp() > first.timestamp()).then_some(())
-    });
-    assert!(next_second.is_some(), "the clock stays in {first}'s second");
     let accepted = http_post_with(&url, &auth);
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let body: Value = serde_json::from_str(&accepted.body).expect("202 answers JSON");
     assert_eq!(body["id"], CS_ID);
 
-    let cs = source_until(&serve, CS_ID, "a last fetch after the refresh", |s| {
-        time_of(&s["last_fetch"]).is_some_and(|t| t > first)
+    // The first fetch stored entries ("ok"); the refresh finds nothing new.
+    assert_eq!(source_in(&all, CS_ID)["last_status"], "ok");
+    let cs = source_until(&serve, CS_ID, "the refresh's fetch", |s| {
+        s["last_status"] == "not modified"
     });
+    assert!(
+        time_of(&cs["last_fetch"]).is_some_and(|t| t >= first),
+        "{cs}"
+    );
     assert_eq!(cs["last_status"], "not modified", "{cs}");
     assert!(fixtures.hits(CS_FILE).len() > hits);
     // Only the source asked for was fetched.

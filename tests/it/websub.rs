@@ -1,7 +1,6 @@
 //! WebSub: with a hub configured, feeds advertise it (Link header and in the feed) and the
 //! daemon pings it when a feed gains entries, at most once a minute per feed.
 
-use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -99,10 +98,7 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
         1,
     );
     let config = write_config_text(dir.path(), &text);
-    // The debug line `refresh` logs when it has saved a source's next run: the end of a
-    // fetch's cycle, after the publisher has been told of it (see the last check).
-    let log = OsStr::new("info,tributary::refresh=debug");
-    let mut serve = spawn_serve_env(&config, listen, &[("RUST_LOG", log)], &[]);
+    let mut serve = spawn_serve(&config, listen);
     serve.wait_healthz();
 
     let category_feed = format!("http://{listen}/feeds/{}.atom", pct(FINANCE));
@@ -154,11 +150,12 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
     assert!(json.contains("\"WebSub\""), "{json}");
 
     // New entries within the minute: no second ping yet for the same feed.
-    let cycles_before = poll_until(API_DEADLINE, || {
-        let n = fetch_cycles(&serve);
-        (n > 0).then_some(n)
-    })
-    .unwrap_or_else(|| panic!("the first fetch never finished\n{}", serve.logs()));
+    let cycles_before = serve
+        .until(API_DEADLINE, || {
+            let n = fetch_cycles(&serve);
+            (n > 0).then_some(n)
+        })
+        .unwrap_or_else(|| panic!("the first fetch never finished\n{}", serve.logs()));
     let before = pings
         .lock()
         .iter()
@@ -176,10 +173,10 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
         s["entry_count"].as_u64() == Some(5)
     });
     // The source's task tells the publisher of new entries right after storing them, and the
-    // publisher decides then, synchronously, to ping or to wait for the minute's end; only then
-    // does the task save the next run. So once that is logged the decision is made: a ping
-    // due now would already be on its way, and one coalesced into the minute's end is not.
-    let done = poll_until(API_DEADLINE, || {
+    // publisher decides then, synchronously, to ping or to wait for the minute's end; the
+    // fetch's line is logged after that. So once it is out the decision is made: a ping due
+    // now would already be on its way, and one coalesced into the minute's end is not.
+    let done = serve.until(API_DEADLINE, || {
         (fetch_cycles(&serve) > cycles_before).then_some(())
     });
     assert!(
@@ -195,11 +192,7 @@ fn feeds_name_the_hub_and_new_entries_ping_it_once_a_minute() {
     assert_eq!(after, before, "pinged twice within a minute");
 }
 
-/// How many fetches of [`CS_ID`] have run to their end (logged `next check` lines).
+/// How many fetches of [`CS_ID`] have run to their end (their one line each is logged).
 fn fetch_cycles(serve: &ServeGuard) -> usize {
-    serve
-        .logs()
-        .lines()
-        .filter(|l| l.contains("next check") && l.contains(&format!("source={CS_ID}")))
-        .count()
+    serve.lines_with(&[&format!("source={CS_ID}"), "status="])
 }

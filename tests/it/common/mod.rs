@@ -2,12 +2,12 @@
 //! publishers, helpers that write configs and run the real `tributary` binary, and a small HTTP
 //! client for reading what the daemon serves.
 //!
-//! Everything listens on and talks to 127.0.0.1 only. Nothing waits by sleeping a fixed time:
-//! a child's exit and what the fixture server sees wake the test when they happen
-//! ([`wait_timeout`], [`FixtureServer::wait_started`]); what only another process knows (a
-//! daemon's HTTP answers, its log) is asked again by [`poll_until`], up to a deadline. The only
-//! other sleeps set a pace on purpose: the fixture server's slow publishers, and the load
-//! test's publishers adding items.
+//! Everything listens on and talks to 127.0.0.1 only, and nothing waits by sleeping: a child's
+//! exit, what the fixture server sees, and each line a daemon prints wake the test when they
+//! happen ([`wait_timeout`], [`FixtureServer::wait_started`], [`ServeGuard::until`]). A
+//! daemon's port is bound by the test before the daemon starts and handed to it
+//! ([`free_addr`], [`spawn_serve`]), so no two tests race for one. The only sleeps set a pace on
+//! purpose: the fixture server's slow publishers, and the load test's publishers adding items.
 
 pub mod cs;
 pub mod served;
@@ -38,27 +38,6 @@ pub const HEALTHZ_DEADLINE: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 // Waiting
 // ---------------------------------------------------------------------------------------------
-
-/// How often [`poll_until`] asks again.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Asks `probe` until it answers `Some`, for at most `deadline` (then `None`, for the caller
-/// to fail with what it was waiting for). For conditions held by another process that does not
-/// tell the test when they change (a daemon's `/api/sources`, `/metrics` or log): the one place
-/// the tests wait by sleeping, [`POLL_INTERVAL`] at a time.
-pub fn poll_until<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe() {
-            return Some(found);
-        }
-        let left = deadline.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            return None;
-        }
-        thread::sleep(POLL_INTERVAL.min(left));
-    }
-}
 
 /// Waits for `child` to exit, for at most `deadline`: its status, or `None` if it is still
 /// running then (it is not killed; the caller decides). Woken by the exit itself, not by
@@ -886,7 +865,8 @@ fn misbehave(state: &FixtureState, path: &str, how: Misbehaviour) -> Response {
 // Configs
 // ---------------------------------------------------------------------------------------------
 
-/// A free TCP port on 127.0.0.1 (nothing listens on it once this returns).
+/// A TCP port on 127.0.0.1 where nothing listens once this returns (for "connection
+/// refused"; another process may take it later, so not for a daemon: see [`free_addr`]).
 pub fn free_port() -> u16 {
     StdTcpListener::bind("127.0.0.1:0")
         .expect("binding 127.0.0.1:0 to find a free port")
@@ -895,8 +875,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Listeners bound by [`free_addr`], held for the life of the test process.
+static RESERVED: Mutex<Vec<StdTcpListener>> = Mutex::new(Vec::new());
+
+/// An address on 127.0.0.1 reserved for a daemon: bound here, and held by the test process
+/// until it exits, so no other test can take it; [`spawn_serve`] hands the listener itself to
+/// the daemon (and again to a restarted one).
 pub fn free_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
+    let listener = StdTcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 for a daemon");
+    let addr = listener
+        .local_addr()
+        .expect("local_addr of a reserved listener");
+    RESERVED.lock().unwrap().push(listener);
+    addr
 }
 
 /// One `[[sources]]` table.
@@ -1083,12 +1074,57 @@ pub fn run_bounded(mut cmd: Command, deadline: Duration) -> (i32, String, String
 pub struct ServeGuard {
     child: Child,
     pub addr: SocketAddr,
-    stdout_log: PathBuf,
-    stderr_log: PathBuf,
+    output: Arc<Output>,
 }
 
-/// Starts `tributary --config CONFIG serve`; `listen` must be the config's `[server] listen`.
-/// Its output goes to `serve.stdout.log` / `serve.stderr.log` beside the config.
+/// What a daemon has printed so far, and a wake-up for whoever waits on a new line.
+#[derive(Default)]
+struct Output {
+    text: Mutex<OutputText>,
+    grew: Condvar,
+}
+
+#[derive(Default)]
+struct OutputText {
+    stdout: String,
+    stderr: String,
+    /// Lines printed so far, on both streams.
+    lines: usize,
+    /// How many of the two streams have ended (the daemon exited, or closed them).
+    closed: usize,
+}
+
+impl Output {
+    /// Copies `stream` into the buffer line by line, waking waiters on each line.
+    fn collect(self: &Arc<Output>, stream: impl Read + Send + 'static, is_stdout: bool) {
+        let output = self.clone();
+        thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stream);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = std::io::BufRead::read_until(&mut lines, b'\n', &mut line).unwrap_or(0);
+                let mut text = output.text.lock().unwrap();
+                if n == 0 {
+                    text.closed += 1;
+                    output.grew.notify_all();
+                    return;
+                }
+                let line = String::from_utf8_lossy(&line);
+                text.lines += 1;
+                if is_stdout {
+                    text.stdout.push_str(&line);
+                } else {
+                    text.stderr.push_str(&line);
+                }
+                output.grew.notify_all();
+            }
+        });
+    }
+}
+
+/// Starts `tributary --config CONFIG serve` on the listener [`free_addr`] reserved for
+/// `listen` (the config's `[server] listen`), passed in as systemd's socket activation does.
 pub fn spawn_serve(config: &Path, listen: SocketAddr) -> ServeGuard {
     spawn_serve_env(config, listen, &[], &[])
 }
@@ -1101,9 +1137,6 @@ pub fn spawn_serve_env(
     set: &[(&str, &std::ffi::OsStr)],
     remove: &[&str],
 ) -> ServeGuard {
-    let dir = config.parent().expect("config has a folder");
-    let stdout_log = dir.join("serve.stdout.log");
-    let stderr_log = dir.join("serve.stderr.log");
     let mut cmd = tributary_command(config);
     for var in remove {
         cmd.env_remove(var);
@@ -1111,18 +1144,51 @@ pub fn spawn_serve_env(
     for (var, value) in set {
         cmd.env(var, value);
     }
+    pass_listener(&mut cmd, listen);
     cmd.arg("serve")
         .stdin(Stdio::null())
-        .stdout(fs::File::create(&stdout_log).expect("creating serve.stdout.log"))
-        .stderr(fs::File::create(&stderr_log).expect("creating serve.stderr.log"));
-    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let output = Arc::new(Output::default());
+    output.collect(child.stdout.take().expect("piped stdout"), true);
+    output.collect(child.stderr.take().expect("piped stderr"), false);
     ServeGuard {
         child,
         addr: listen,
-        stdout_log,
-        stderr_log,
+        output,
+    }
+}
+
+/// Hands the listener reserved for `listen` to the child as descriptor 3 with `LISTEN_FDS=1`
+/// (socket activation). The test process keeps its own copy, so the port stays reserved
+/// across a daemon's restart; requests made before the daemon accepts wait in the backlog.
+fn pass_listener(cmd: &mut Command, listen: SocketAddr) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let reserved = RESERVED.lock().unwrap();
+    let fd = reserved
+        .iter()
+        .find(|l| l.local_addr().ok() == Some(listen))
+        .unwrap_or_else(|| panic!("{listen} was not reserved with free_addr()"))
+        .as_raw_fd();
+    cmd.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
+    // SAFETY: between fork and exec the closure only makes async-signal-safe calls (dup2,
+    // fcntl) on a descriptor that stays open in the parent for the life of the process.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                // dup2 onto itself keeps close-on-exec: clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -1134,52 +1200,101 @@ impl ServeGuard {
 
     /// What the daemon has printed so far (for failure messages).
     pub fn logs(&self) -> String {
-        let read = |p: &Path| fs::read_to_string(p).unwrap_or_default();
+        let text = self.output.text.lock().unwrap();
         format!(
             "--- serve stdout ---\n{}\n--- serve stderr ---\n{}",
-            read(&self.stdout_log),
-            read(&self.stderr_log)
+            text.stdout, text.stderr
         )
     }
 
-    /// Whether the daemon's output has `needle` within `deadline` (polled: the daemon writes its
-    /// log straight to a file).
-    pub fn log_within(&self, needle: &str, deadline: Duration) -> bool {
-        poll_until(deadline, || self.logs().contains(needle).then_some(())).is_some()
+    /// Waits until the daemon has printed more than `seen` lines, its output has ended, or
+    /// `deadline` passes; the number of lines printed by then.
+    fn wait_past(&self, seen: usize, deadline: Instant) -> usize {
+        let mut text = self.output.text.lock().unwrap();
+        while text.lines <= seen && text.closed < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            text = self.output.grew.wait_timeout(text, left).unwrap().0;
+        }
+        text.lines
     }
 
-    /// Polls `GET /healthz` until it answers 200 "ok"; panics (with the daemon's logs) if the
-    /// daemon exits or [`HEALTHZ_DEADLINE`] passes.
+    fn printed(&self) -> usize {
+        self.output.text.lock().unwrap().lines
+    }
+
+    /// Whether the daemon's output has `needle` within `deadline`; woken by each line it prints.
+    pub fn log_within(&self, needle: &str, deadline: Duration) -> bool {
+        self.until(deadline, || self.logs().contains(needle).then_some(()))
+            .is_some()
+    }
+
+    /// How many lines of the daemon's output have all of `words`.
+    pub fn lines_with(&self, words: &[&str]) -> usize {
+        let text = self.output.text.lock().unwrap();
+        text.stderr
+            .lines()
+            .chain(text.stdout.lines())
+            .filter(|line| words.iter().all(|w| line.contains(w)))
+            .count()
+    }
+
+    /// Asks `probe` (of the daemon's output, its API, its metrics) now and again after each
+    /// line the daemon prints, until it answers `Some`, for at most `deadline` (then `None`).
+    /// What the daemon does that a probe can see, it logs once done (a fetch's line comes
+    /// after its store writes and its next run), so a change is never missed between lines.
+    pub fn until<T>(&self, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+        let end = Instant::now() + deadline;
+        loop {
+            let seen = self.printed();
+            if let Some(found) = probe() {
+                return Some(found);
+            }
+            if self.wait_past(seen, end) == seen {
+                // Nothing more was printed: the deadline passed, or the daemon is gone.
+                return None;
+            }
+        }
+    }
+
+    /// Waits for `GET /healthz` to answer 200 "ok" (the request waits in the listener's
+    /// backlog until the daemon accepts it); panics (with the daemon's logs) if the daemon
+    /// exits first or [`HEALTHZ_DEADLINE`] passes.
     pub fn wait_healthz(&mut self) {
         let url = self.url("/healthz");
-        let mut last = String::new();
-        let child = &mut self.child;
-        let answered = poll_until(HEALTHZ_DEADLINE, || {
-            if let Some(status) = child.try_wait().expect("checking the daemon") {
-                return Some(Err(status));
-            }
-            match try_http_get(&url, &[]) {
-                Ok(resp) if resp.status == 200 => return Some(Ok(resp)),
-                Ok(resp) => last = format!("status {} body {:?}", resp.status, resp.body),
-                Err(e) => last = e,
-            }
-            None
+        let (tx, rx) = mpsc::channel();
+        let asked = tx.clone();
+        let get = url.clone();
+        thread::spawn(move || {
+            let _ = asked.send(Some(try_http_get(&get, &[])));
         });
-        let resp = match answered {
-            Some(Ok(resp)) => resp,
-            Some(Err(status)) => panic!(
-                "tributary serve exited with {status} before /healthz answered\n{}",
+        let output = self.output.clone();
+        thread::spawn(move || {
+            let mut text = output.text.lock().unwrap();
+            while text.closed < 2 {
+                text = output.grew.wait(text).unwrap();
+            }
+            let _ = tx.send(None);
+        });
+        let resp = match rx.recv_timeout(HEALTHZ_DEADLINE) {
+            Ok(Some(Ok(resp))) => resp,
+            Ok(Some(Err(e))) => panic!("GET {url}: {e}\n{}", self.logs()),
+            Ok(None) => panic!(
+                "tributary serve exited before /healthz answered\n{}",
                 self.logs()
             ),
-            None => panic!(
-                "GET {url} not 200 \"ok\" after {HEALTHZ_DEADLINE:?} (last: {last})\n{}",
+            Err(_) => panic!(
+                "GET {url} not answered after {HEALTHZ_DEADLINE:?}\n{}",
                 self.logs()
             ),
         };
         assert_eq!(
-            resp.body.trim(),
-            "ok",
-            "GET /healthz answered 200 with an unexpected body"
+            (resp.status, resp.body.trim()),
+            (200, "ok"),
+            "GET /healthz of a started daemon\n{}",
+            self.logs()
         );
     }
 
@@ -1580,18 +1695,19 @@ pub fn source_until(
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
     let mut last = None;
-    poll_until(API_DEADLINE, || {
-        let all = api_sources(serve);
-        // A source added by a reload appears once the daemon has read the new file.
-        last = all.iter().find(|s| s["id"] == id).cloned();
-        last.clone().filter(|s| done(s))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {last:?}\n{}",
-            serve.logs()
-        )
-    })
+    serve
+        .until(API_DEADLINE, || {
+            let all = api_sources(serve);
+            // A source added by a reload appears once the daemon has read the new file.
+            last = all.iter().find(|s| s["id"] == id).cloned();
+            last.clone().filter(|s| done(s))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "/api/sources: {id}: {what} not seen after {API_DEADLINE:?}: {last:?}\n{}",
+                serve.logs()
+            )
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
