@@ -9,6 +9,11 @@
 //!
 //! The history is filled with near-duplicate detection off except for its last few days (its
 //! keys would have been pruned by now anyway), which keeps a 1 M fill to minutes.
+//!
+//! `--days D` spreads the history over D days instead of a year: with `--days 3` every stored
+//! entry is inside the dedupe window, as at a large deployment (100 k sources publishing a
+//! few items a day each hold hundreds of thousands of entries in the window), and all of it is
+//! filled with detection on.
 
 #[path = "support/rng.rs"]
 mod rng;
@@ -85,9 +90,18 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let days: i64 = args
+        .iter()
+        .position(|a| a == "--days")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(365);
+    let sizes: Vec<usize> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "--days")
+        .filter_map(|(_, a)| a.parse().ok())
         .collect();
     let sizes = if sizes.is_empty() {
         vec![10_000, 100_000, 1_000_000]
@@ -100,7 +114,7 @@ fn main() {
         .single()
         .expect("a date");
     println!(
-        "µs per new entry, {RUNS} batches of {BATCH}\n\
+        "µs per new entry, {RUNS} batches of {BATCH}, history over {days} days\n\
          store size | ingest median | min | max | dedupe median | min | max | fill time"
     );
     for size in sizes {
@@ -118,7 +132,7 @@ fn main() {
             let n = FILL_BATCH.min(size - id as usize);
             let at = now
                 - chrono::Duration::seconds(
-                    (365 * 86_400) * (size as i64 - id as i64) / size as i64,
+                    (days * 86_400) * (size as i64 - id as i64) / size as i64,
                 );
             let batch: Vec<Entry> = (0..n)
                 .map(|_| {
@@ -130,7 +144,7 @@ fn main() {
             if size - (id as usize) < 2 * FILL_BATCH {
                 recent.extend(batch.iter().map(|e| (e.title.clone(), e.content.clone())));
             }
-            let recent_days = (size - id as usize) <= 4 * FILL_BATCH;
+            let recent_days = days <= 4 || (size - id as usize) <= 4 * FILL_BATCH;
             let fill_t = Thresholds {
                 enabled: recent_days,
                 ..t.clone()

@@ -13,18 +13,17 @@
 //! Pure: no I/O, no clock.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 
-use super::{Figures, Prehashed};
+use super::Figures;
 
 const DAY: i64 = 86_400;
-/// End of a chain of links.
-const END: u32 = u32::MAX;
 
-/// The keys of the days loaded so far, bounded by a number of entries (see [`Self::trim`]).
+/// The keys of the days loaded so far, bounded by their size in bytes (see [`Self::trim`]).
 pub struct CandidateIndex {
     categories: HashMap<String, HashMap<i64, Partition>>,
     members: usize,
+    /// What the partitions hold, in bytes (as [`Partition::bytes`] counts them).
+    bytes: usize,
     limit: usize,
     /// Advanced by [`Self::begin`]; partitions used since then are not evicted.
     tick: u64,
@@ -35,9 +34,84 @@ pub struct CandidateIndex {
 struct Partition {
     used: u64,
     members: Vec<Member>,
-    /// Key → first link of its chain (keys are hashes already).
-    heads: HashMap<i64, u32, BuildHasherDefault<Prehashed>>,
-    links: Vec<Link>,
+    keys: KeyTable,
+    /// The members' figures, on the heap.
+    figure_bytes: usize,
+    bytes: usize,
+}
+
+/// Key → members that have it, as one open-addressing table: a key and its member side by
+/// side in two arrays (12 bytes a pair, at most 7/8 full), a key that several members have
+/// stored once per member in the same probe run. Most of an entry's memory is its ~20 keys:
+/// a hash map of chains took about three times this.
+#[derive(Default)]
+struct KeyTable {
+    keys: Vec<i64>,
+    /// `EMPTY` marks a free slot.
+    owners: Vec<u32>,
+    len: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// Where `key` starts probing: Fibonacci hashing spreads keys whatever bits they vary in.
+fn slot(key: i64, mask: usize) -> usize {
+    ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+}
+
+impl KeyTable {
+    fn insert(&mut self, key: i64, owner: u32) {
+        if (self.len + 1) * 8 > self.owners.len() * 7 {
+            self.grow();
+        }
+        let mask = self.owners.len() - 1;
+        let mut at = slot(key, mask);
+        while self.owners[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.keys[at] = key;
+        self.owners[at] = owner;
+        self.len += 1;
+    }
+
+    fn grow(&mut self) {
+        let size = (self.owners.len() * 2).max(64);
+        let keys = std::mem::replace(&mut self.keys, vec![0; size]);
+        let owners = std::mem::replace(&mut self.owners, vec![EMPTY; size]);
+        self.len = 0;
+        for (key, owner) in keys.into_iter().zip(owners) {
+            if owner != EMPTY {
+                self.insert(key, owner);
+            }
+        }
+    }
+
+    /// The members that have `key`.
+    fn get(&self, key: i64) -> impl Iterator<Item = u32> + '_ {
+        let mask = self.owners.len().wrapping_sub(1);
+        let mut at = if self.owners.is_empty() {
+            None
+        } else {
+            Some(slot(key, mask))
+        };
+        std::iter::from_fn(move || loop {
+            let i = at?;
+            let owner = self.owners[i];
+            if owner == EMPTY {
+                at = None;
+                return None;
+            }
+            at = Some((i + 1) & mask);
+            if self.keys[i] == key {
+                return Some(owner);
+            }
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<i64>()
+            + self.owners.capacity() * std::mem::size_of::<u32>()
+    }
 }
 
 struct Member {
@@ -47,11 +121,6 @@ struct Member {
     gone: bool,
     /// None for entries stored before figures were (they are compared on their text).
     figures: Option<Figures>,
-}
-
-struct Link {
-    member: u32,
-    next: u32,
 }
 
 /// A stored entry's keys and figures, as the store loads them.
@@ -70,11 +139,12 @@ pub struct Hit<'a> {
 }
 
 impl CandidateIndex {
-    /// An empty index that keeps about `limit` entries once a group of writes is done.
+    /// An empty index that keeps about `limit` bytes once a group of writes is done.
     pub fn new(limit: usize) -> Self {
         CandidateIndex {
             categories: HashMap::new(),
             members: 0,
+            bytes: 0,
             limit,
             tick: 0,
         }
@@ -89,6 +159,16 @@ impl CandidateIndex {
         self.members == 0
     }
 
+    /// Memory the held days take, in bytes (what [`Self::trim`] bounds).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Changes the bound [`Self::trim`] keeps to.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Starts a group of writes: what it uses stays until the next group.
     pub fn begin(&mut self) {
         self.tick += 1;
@@ -97,6 +177,7 @@ impl CandidateIndex {
     pub fn clear(&mut self) {
         self.categories.clear();
         self.members = 0;
+        self.bytes = 0;
     }
 
     /// The days (as `[start, end]` second ranges) of `[from, to]` not held for `category`.
@@ -112,14 +193,9 @@ impl CandidateIndex {
     /// `category` published that day.
     pub fn load(&mut self, category: &str, day_start: i64, rows: Vec<Signature>) {
         let day = day_start.div_euclid(DAY);
-        let mut part = Partition {
-            used: self.tick,
-            ..Partition::default()
-        };
-        for row in rows {
-            part.add(row);
-            self.members += 1;
-        }
+        let part = Partition::loaded(self.tick, rows);
+        self.members += part.members.len();
+        self.bytes += part.bytes;
         if let Some(old) = self
             .categories
             .entry(category.to_string())
@@ -127,6 +203,7 @@ impl CandidateIndex {
             .insert(day, part)
         {
             self.members -= old.members.len();
+            self.bytes -= old.bytes;
         }
     }
 
@@ -161,10 +238,8 @@ impl CandidateIndex {
             let Some(part) = parts.get(&day) else {
                 continue;
             };
-            let mut at = part.heads.get(&key).copied().unwrap_or(END);
-            while at != END {
-                let link = &part.links[at as usize];
-                let m = &part.members[link.member as usize];
+            for member in part.keys.get(key) {
+                let m = &part.members[member as usize];
                 if !m.gone && m.entry != exclude && (from..=to).contains(&m.published) {
                     found.push(Hit {
                         entry: m.entry,
@@ -174,7 +249,6 @@ impl CandidateIndex {
                         return None;
                     }
                 }
-                at = link.next;
             }
         }
         Some(found)
@@ -188,14 +262,21 @@ impl CandidateIndex {
             .get_mut(category)
             .and_then(|parts| parts.get_mut(&day))
         {
+            let before = part.bytes;
             part.add(sig);
             self.members += 1;
+            self.bytes = self.bytes - before + part.bytes;
         }
     }
 
-    /// Forgets an entry's keys.
-    pub fn remove(&mut self, entry: i64) {
-        for part in self.categories.values_mut().flat_map(|p| p.values_mut()) {
+    /// Forgets the keys of an entry of `category` published at `published`.
+    pub fn remove(&mut self, category: &str, published: i64, entry: i64) {
+        let day = published.div_euclid(DAY);
+        if let Some(part) = self
+            .categories
+            .get_mut(category)
+            .and_then(|parts| parts.get_mut(&day))
+        {
             for m in part.members.iter_mut().filter(|m| m.entry == entry) {
                 m.gone = true;
             }
@@ -217,30 +298,32 @@ impl CandidateIndex {
         }
     }
 
-    /// Evicts the days least recently used until at most `limit` entries are held, keeping
+    /// Evicts the days least recently used until at most `limit` bytes are held, keeping
     /// those the current group used.
     pub fn trim(&mut self) {
-        if self.members <= self.limit {
+        if self.bytes <= self.limit {
             return;
         }
-        let mut by_age: Vec<(u64, String, i64, usize)> = self
+        let mut by_age: Vec<(u64, String, i64)> = self
             .categories
             .iter()
             .flat_map(|(c, parts)| {
                 parts
                     .iter()
                     .filter(|(_, p)| p.used < self.tick)
-                    .map(move |(d, p)| (p.used, c.clone(), *d, p.members.len()))
+                    .map(move |(d, p)| (p.used, c.clone(), *d))
             })
             .collect();
-        by_age.sort_unstable_by_key(|(used, _, _, _)| *used);
-        for (_, category, day, n) in by_age {
-            if self.members <= self.limit {
+        by_age.sort_unstable_by_key(|(used, _, _)| *used);
+        for (_, category, day) in by_age {
+            if self.bytes <= self.limit {
                 break;
             }
             if let Some(parts) = self.categories.get_mut(&category) {
-                parts.remove(&day);
-                self.members -= n;
+                if let Some(part) = parts.remove(&day) {
+                    self.members -= part.members.len();
+                    self.bytes -= part.bytes;
+                }
                 if parts.is_empty() {
                     self.categories.remove(&category);
                 }
@@ -250,8 +333,22 @@ impl CandidateIndex {
 }
 
 impl Partition {
+    fn loaded(used: u64, rows: Vec<Signature>) -> Partition {
+        let mut part = Partition {
+            used,
+            ..Partition::default()
+        };
+        for row in rows {
+            part.add(row);
+        }
+        part.members.shrink_to_fit();
+        part.count_bytes();
+        part
+    }
+
     fn add(&mut self, sig: Signature) {
         let member = self.members.len() as u32;
+        self.figure_bytes += sig.figures.as_ref().map_or(0, |f| f.lists.len());
         self.members.push(Member {
             entry: sig.entry,
             published: sig.published,
@@ -259,19 +356,26 @@ impl Partition {
             gone: false,
             figures: sig.figures,
         });
-        let mut keys = sig.keys;
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            let next = self.links.len() as u32;
-            let head = self.heads.entry(key).or_insert(END);
-            self.links.push(Link {
-                member,
-                next: *head,
-            });
-            *head = next;
+        for key in unique(sig.keys) {
+            self.keys.insert(key, member);
         }
+        self.count_bytes();
     }
+
+    /// What the partition takes in memory: its arrays as allocated and each member's figures
+    /// on the heap.
+    fn count_bytes(&mut self) {
+        self.bytes = self.members.capacity() * std::mem::size_of::<Member>()
+            + self.figure_bytes
+            + self.keys.bytes();
+    }
+}
+
+/// An entry's keys, each once.
+fn unique(mut keys: Vec<i64>) -> Vec<i64> {
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 fn days(from: i64, to: i64) -> impl Iterator<Item = i64> {
@@ -317,7 +421,7 @@ mod tests {
     }
 
     fn loaded(rows: Vec<(&str, Signature)>, from: i64, to: i64) -> CandidateIndex {
-        let mut index = CandidateIndex::new(1000);
+        let mut index = CandidateIndex::new(1 << 20);
         for category in ["news", "tech"] {
             for (start, _) in index.missing(category, from, to) {
                 let day: Vec<Signature> = rows
@@ -374,7 +478,7 @@ mod tests {
             Some(vec![1]),
             "a repeated key counts once"
         );
-        index.remove(1);
+        index.remove("news", t + 5, 1);
         assert_eq!(
             ids(index.lookup("news", t, t + DAY - 1, 3, 0, 8)),
             Some(vec![])
@@ -393,7 +497,8 @@ mod tests {
     #[test]
     fn trim_evicts_least_recently_used_days_but_not_the_current_group() {
         let t = 10 * DAY;
-        let mut index = CandidateIndex::new(2);
+        // No room at all: only what the current group uses stays.
+        let mut index = CandidateIndex::new(0);
         index.begin();
         index.load("news", t, vec![sig(1, t, &[1]), sig(2, t, &[1])]);
         index.begin();
@@ -405,6 +510,28 @@ mod tests {
         index.load("news", t + 3 * DAY, vec![sig(5, t + 3 * DAY, &[1])]);
         index.trim();
         assert_eq!(index.len(), 3, "days the current group uses stay");
+    }
+
+    #[test]
+    fn the_key_table_finds_every_member_of_a_key_across_growth() {
+        let mut table = KeyTable::default();
+        let mut want: HashMap<i64, Vec<u32>> = HashMap::new();
+        // Keys that share their low and high bits, and keys shared by several members.
+        for member in 0..5_000u32 {
+            for key in [i64::from(member) << 40, i64::from(member % 97), -7] {
+                table.insert(key, member);
+                want.entry(key).or_default().push(member);
+            }
+        }
+        for (key, members) in &want {
+            let mut got: Vec<u32> = table.get(*key).collect();
+            got.sort_unstable();
+            assert_eq!(&got, members, "key {key}");
+        }
+        assert_eq!(table.get(12_345).count(), 0);
+        assert_eq!(KeyTable::default().get(1).count(), 0, "an empty table");
+        // 15,000 pairs in a table at most 7/8 full, 12 bytes a slot.
+        assert!(table.bytes() <= 32_768 * 12, "{}", table.bytes());
     }
 
     #[test]

@@ -249,27 +249,52 @@ impl Figures {
             .split_ascii_whitespace()
     }
 
-    fn significant(&self) -> impl Iterator<Item = &str> + Clone {
-        self.all().filter(|n| significant(n))
+    /// The title's figures and all figures, each parsed once for the comparisons of a pair.
+    fn parsed(&self) -> (Vec<Figure<'_>>, Vec<Figure<'_>>) {
+        (
+            self.title().map(Figure::of).collect(),
+            self.all().map(Figure::of).collect(),
+        )
     }
+}
 
-    /// Figures of this title that `other` does not state.
-    fn title_unmatched(&self, other: &Figures) -> usize {
-        self.title().filter(|n| !agrees(n, other.all())).count()
-    }
+/// One figure as pairs compare it: its text, and its value and decimals, read once (a pair's
+/// check compares every figure of one entry with every figure of the other).
+struct Figure<'s> {
+    text: &'s str,
+    value: Option<f64>,
+    decimals: i32,
+    significant: bool,
+}
 
-    /// Significant figures of this entry that `other` does not state.
-    fn only(&self, other: &Figures) -> usize {
-        self.significant()
-            .filter(|n| !agrees(n, other.all()))
-            .count()
+impl<'s> Figure<'s> {
+    fn of(text: &'s str) -> Figure<'s> {
+        Figure {
+            text,
+            value: text.parse().ok(),
+            decimals: text.split_once('.').map_or(0, |(_, d)| d.len() as i32),
+            significant: significant(text),
+        }
     }
+}
 
-    fn shared(&self, other: &Figures) -> usize {
-        self.significant()
-            .filter(|n| agrees(n, other.significant()))
-            .count()
-    }
+/// Figures of `of` that `other` does not state.
+fn unmatched(of: &[Figure<'_>], other: &[Figure<'_>]) -> usize {
+    of.iter().filter(|n| !agrees(n, other.iter())).count()
+}
+
+/// Significant figures of `of` that `other` does not state.
+fn only(of: &[Figure<'_>], other: &[Figure<'_>]) -> usize {
+    of.iter()
+        .filter(|n| n.significant && !agrees(n, other.iter()))
+        .count()
+}
+
+/// Significant figures of `a` that `b` states among its significant ones.
+fn shared(a: &[Figure<'_>], b: &[Figure<'_>]) -> usize {
+    a.iter()
+        .filter(|n| n.significant && agrees(n, b.iter().filter(|m| m.significant)))
+        .count()
 }
 
 fn join<'s>(figures: impl IntoIterator<Item = &'s String>) -> String {
@@ -290,24 +315,32 @@ struct FigureCheck {
 
 impl FigureCheck {
     fn of(a: &Figures, b: &Figures) -> FigureCheck {
-        Self::with_titles(a, b, (a.title_unmatched(b), b.title_unmatched(a)))
+        let (pa, pb) = (a.parsed(), b.parsed());
+        let title_unmatched = (unmatched(&pa.0, &pb.1), unmatched(&pb.0, &pa.1));
+        Self::with_titles(a, b, (&pa.1, &pb.1), title_unmatched)
     }
 
     /// The check, or None when each title states a figure the other entry lacks: the first
     /// veto, settled before the body's figures are compared (most chance candidates end here).
     fn unless_titles_disagree(a: &Figures, b: &Figures) -> Option<FigureCheck> {
-        let title_unmatched = (a.title_unmatched(b), b.title_unmatched(a));
+        let (pa, pb) = (a.parsed(), b.parsed());
+        let title_unmatched = (unmatched(&pa.0, &pb.1), unmatched(&pb.0, &pa.1));
         if title_unmatched.0 > 0 && title_unmatched.1 > 0 {
             return None;
         }
-        Some(Self::with_titles(a, b, title_unmatched))
+        Some(Self::with_titles(a, b, (&pa.1, &pb.1), title_unmatched))
     }
 
-    fn with_titles(a: &Figures, b: &Figures, title_unmatched: (usize, usize)) -> FigureCheck {
+    fn with_titles(
+        a: &Figures,
+        b: &Figures,
+        (all_a, all_b): (&[Figure<'_>], &[Figure<'_>]),
+        title_unmatched: (usize, usize),
+    ) -> FigureCheck {
         FigureCheck {
             title_unmatched,
-            only: (a.only(b), b.only(a)),
-            shared: a.shared(b),
+            only: (only(all_a, all_b), only(all_b, all_a)),
+            shared: shared(all_a, all_b),
             short_is_a: a.chars <= b.chars,
         }
     }
@@ -547,24 +580,21 @@ fn significant(n: &str) -> bool {
 
 /// Whether `x` is stated in `set`, allowing for rounding either way ("5870" for "5870.42",
 /// "0.6" for "0.63", "2.1" for "2.10").
-fn agrees<'s>(x: &str, set: impl Iterator<Item = &'s str> + Clone) -> bool {
-    if set.clone().any(|y| y == x) {
+fn agrees<'a, 's: 'a>(x: &Figure<'_>, set: impl Iterator<Item = &'a Figure<'s>> + Clone) -> bool {
+    if set.clone().any(|y| y.text == x.text) {
         return true;
     }
-    let Ok(fx) = x.parse::<f64>() else {
+    let Some(fx) = x.value else {
         return false;
     };
-    let decimals = |s: &str| s.split_once('.').map_or(0, |(_, d)| d.len() as i32);
     let rounds_to = |v: f64, places: i32, target: f64| {
         let scale = 10f64.powi(places);
         ((v * scale).round() / scale - target).abs() < 1e-9
             || ((v * scale).trunc() / scale - target).abs() < 1e-9
     };
     set.into_iter().any(|y| {
-        let Ok(fy) = y.parse::<f64>() else {
-            return false;
-        };
-        rounds_to(fy, decimals(x), fx) || rounds_to(fx, decimals(y), fy)
+        y.value
+            .is_some_and(|fy| rounds_to(fy, x.decimals, fx) || rounds_to(fx, y.decimals, fy))
     })
 }
 

@@ -363,8 +363,14 @@ fn load_candidate_days(txn: &mut Txn<'_, '_>, window: &Window<'_>) -> Result<(),
 fn leave_cluster(txn: &mut Txn<'_, '_>, entry_id: i64) -> Result<(), StoreError> {
     let tx = txn.tx;
     let mates = cluster_members(tx, entry_id)?;
-    tx.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", [entry_id])?;
-    txn.candidates.remove(entry_id);
+    let filed: Option<(String, i64)> = tx
+        .prepare_cached("SELECT category, published FROM dedupe_sigs WHERE entry_id = ?1")?
+        .query_row([entry_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((category, published)) = filed {
+        tx.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", [entry_id])?;
+        txn.candidates.remove(&category, published, entry_id);
+    }
     tx.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", [entry_id])?;
     tx.execute(
         "DELETE FROM dedupe_edges WHERE a = ?1 OR b = ?1",

@@ -90,8 +90,11 @@ struct Writer {
     data_version: i64,
 }
 
-/// Entries whose candidate keys stay in memory between groups of writes: about 20 MB.
-const RESIDENT_CANDIDATES: usize = 32_768;
+/// Memory the candidate keys may keep between groups of writes. At ~500 bytes an entry (~20
+/// keys of 12 bytes in a table at most 7/8 full, its times and figures) that is ~270 k
+/// entries in the dedupe window; below that no day is evicted and loaded again, which is what
+/// made an entry's cost grow with the store when the bound was 32 k entries.
+const CANDIDATE_MEMORY: usize = 128 << 20;
 
 impl Writer {
     /// Starts a group of writes. Another connection's commit (another `tributary` process)
@@ -178,7 +181,7 @@ impl Store {
         let reader = open()?;
         let writer = Writer {
             conn: writer,
-            candidates: CandidateIndex::new(RESIDENT_CANDIDATES),
+            candidates: CandidateIndex::new(CANDIDATE_MEMORY),
             data_version: -1,
         };
         Ok(Store {
