@@ -99,88 +99,149 @@ pub async fn run(
     scheduler: Arc<Scheduler>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tasks: HashMap<String, (String, tokio::task::AbortHandle)> = HashMap::new();
-    let mut set = tokio::task::JoinSet::new();
     let mut config = configs.borrow_and_update().clone();
     limits.apply(&config.fetch);
-    let mut fetcher = match Fetcher::new(&config.fetch, limits.clone()) {
+    let fetcher = match Fetcher::new(&config.fetch, limits.clone()) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; nothing will be fetched");
             return;
         }
     };
-    let mut websub = crate::websub::Publisher::from_config(&config);
+    let mut running = Running {
+        tasks: HashMap::new(),
+        set: tokio::task::JoinSet::new(),
+        websub: crate::websub::Publisher::from_config(&config),
+        fetcher,
+        store,
+        scheduler,
+        shutdown: shutdown.clone(),
+    };
     let mut tick = tokio::time::interval(HEARTBEAT);
+    // Sources are matched to tasks when the config changes or a task ends, not on every
+    // heartbeat: that costs a pass over every source, which the idle daemon need not pay.
+    let mut changed = true;
     loop {
-        // Start what the config has and no task runs; restart what changed.
-        let wanted: HashMap<&str, &SourceConfig> = config
+        if changed {
+            running.reconcile(&config);
+            changed = false;
+        }
+        running.scheduler.beat();
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+            update = configs.changed() => {
+                if update.is_err() {
+                    break;
+                }
+                config = configs.borrow_and_update().clone();
+                limits.apply(&config.fetch);
+                match Fetcher::new(&config.fetch, limits.clone()) {
+                    Ok(f) => running.fetcher = f,
+                    Err(e) => tracing::error!(error = %e, "keeping the old HTTP client"),
+                }
+                running.websub = crate::websub::Publisher::from_config(&config);
+                // Tasks of changed sources restart with the new client; others keep theirs.
+                tracing::info!(sources = config.sources.len(), "configuration reloaded");
+                changed = true;
+            }
+            Some(_) = running.set.join_next(), if !running.set.is_empty() => changed = true,
+        }
+    }
+    // Source tasks see the same shutdown signal and return at their next await point; a fetch
+    // in flight finishes its store write (which runs on the blocking pool) either way.
+    while running.set.join_next().await.is_some() {}
+}
+
+/// The source tasks the loop runs, and what a new one is given.
+struct Running {
+    /// Source id → the fingerprint of the config it runs with, and its task.
+    tasks: HashMap<String, (u64, tokio::task::AbortHandle)>,
+    set: tokio::task::JoinSet<()>,
+    websub: Option<Arc<crate::websub::Publisher>>,
+    fetcher: Fetcher,
+    store: Arc<Store>,
+    scheduler: Arc<Scheduler>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A never-fetched source of a host starts this long after the one before it ...
+const STAGGER: Duration = Duration::from_secs(5);
+
+impl Running {
+    /// Starts a task for every enabled source that has none (or whose task ended), and stops
+    /// or restarts the tasks of sources removed or changed.
+    fn reconcile(&mut self, config: &Config) {
+        let wanted: HashMap<&str, u64> = config
             .sources
             .iter()
             .filter(|s| s.enabled)
-            .map(|s| (s.id.as_str(), s))
+            .map(|s| (s.id.as_str(), source_fingerprint(s)))
             .collect();
-        tasks.retain(|id, (fingerprint, handle)| {
-            let keep = wanted
-                .get(id.as_str())
-                .is_some_and(|s| source_fingerprint(s) == *fingerprint);
+        let scheduler = &self.scheduler;
+        self.tasks.retain(|id, (fingerprint, handle)| {
+            let keep = !handle.is_finished() && wanted.get(id.as_str()) == Some(fingerprint);
             if !keep {
                 handle.abort();
                 scheduler.unregister(id);
             }
             keep
         });
-        let mut per_host: HashMap<String, u32> = HashMap::new();
+        let mut per_host: HashMap<&str, u32> = HashMap::new();
         for source in config.sources.iter().filter(|s| s.enabled) {
-            let host = source.url.host_str().unwrap_or("").to_string();
-            let rank = per_host.entry(host).or_default();
-            *rank += 1;
-            if tasks.contains_key(&source.id) {
+            *per_host
+                .entry(source.url.host_str().unwrap_or(""))
+                .or_default() += 1;
+        }
+        let mut rank: HashMap<&str, u32> = HashMap::new();
+        for source in config.sources.iter().filter(|s| s.enabled) {
+            let host = source.url.host_str().unwrap_or("");
+            let before = rank.entry(host).or_default();
+            let stagger = stagger(source, *before, per_host[host]);
+            *before += 1;
+            if self.tasks.contains_key(&source.id) {
                 continue;
             }
-            // Never-fetched sources on one host start a few seconds apart.
-            let stagger = Duration::from_secs(u64::from(*rank - 1) * 5);
             let task = SourceTask {
                 source: source.clone(),
-                store: store.clone(),
-                fetcher: fetcher.clone(),
-                trigger: scheduler.register(&source.id),
-                shutdown: shutdown.clone(),
+                store: self.store.clone(),
+                fetcher: self.fetcher.clone(),
+                trigger: self.scheduler.register(&source.id),
+                shutdown: self.shutdown.clone(),
                 stagger,
-                websub: websub.clone(),
+                websub: self.websub.clone(),
             };
-            let handle = set.spawn(task.run());
-            tasks.insert(source.id.clone(), (source_fingerprint(source), handle));
-        }
-        scheduler.beat();
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => break,
-            changed = configs.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                config = configs.borrow_and_update().clone();
-                limits.apply(&config.fetch);
-                match Fetcher::new(&config.fetch, limits.clone()) {
-                    Ok(f) => fetcher = f,
-                    Err(e) => tracing::error!(error = %e, "keeping the old HTTP client"),
-                }
-                websub = crate::websub::Publisher::from_config(&config);
-                // Tasks of changed sources restart with the new client; others keep theirs.
-                tracing::info!(sources = config.sources.len(), "configuration reloaded");
-            }
-            Some(_) = set.join_next(), if !set.is_empty() => {}
+            let handle = self.set.spawn(task.run());
+            self.tasks
+                .insert(source.id.clone(), (wanted[source.id.as_str()], handle));
         }
     }
-    // Source tasks see the same shutdown signal and return at their next await point; a fetch
-    // in flight finishes its store write (which runs on the blocking pool) either way.
-    while set.join_next().await.is_some() {}
 }
 
-/// A source's configuration as text, to tell whether a reload changed it.
-fn source_fingerprint(source: &SourceConfig) -> String {
-    format!("{source:?}")
+/// How long after start a never-fetched source waits: the sources of one host start
+/// [`STAGGER`] apart, or closer when that would not reach them all within one interval of
+/// their schedule (1,500 sources on one host every 30 minutes start 1.2 s apart).
+fn stagger(source: &SourceConfig, before: u32, on_host: u32) -> Duration {
+    let interval = source.schedule.interval_at(Utc::now());
+    let step = STAGGER.min(interval / on_host.max(1));
+    step * before
+}
+
+/// A source's configuration, hashed, to tell whether a reload changed it: its whole `Debug`
+/// form streamed into the hasher, never held as a string.
+fn source_fingerprint(source: &SourceConfig) -> u64 {
+    use std::fmt::Write;
+    use std::hash::Hasher;
+    struct Hashing(std::collections::hash_map::DefaultHasher);
+    impl Write for Hashing {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(std::collections::hash_map::DefaultHasher::new());
+    let _ = write!(hashing, "{source:?}");
+    hashing.0.finish()
 }
 
 /// One source's task: what it needs for the life of the task (until the source's config
@@ -259,6 +320,36 @@ impl SourceTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hosts_new_sources_start_apart_but_all_within_one_interval() {
+        let text = "[[sources]]\nid = \"a\"\nname = \"A\"\ncategory = \"c\"\n\
+                    url = \"https://example.com/feed\"\nschedule = \"every 30m\"\n";
+        let config = Config::from_toml(std::path::Path::new("t.toml"), text).expect("config");
+        let source = &config.sources[0];
+        assert_eq!(stagger(source, 0, 2), Duration::ZERO);
+        assert_eq!(stagger(source, 1, 2), STAGGER);
+        // 1,500 sources of one host every 30 minutes: 1.2 s apart, the last within the interval.
+        assert_eq!(stagger(source, 1, 1_500), Duration::from_millis(1_200));
+        assert!(stagger(source, 1_499, 1_500) < Duration::from_secs(30 * 60));
+    }
+
+    #[test]
+    fn a_source_config_fingerprint_changes_with_any_field() {
+        let text = "[[sources]]\nid = \"a\"\nname = \"A\"\ncategory = \"c\"\n\
+                    url = \"https://example.com/feed\"\n";
+        let config = Config::from_toml(std::path::Path::new("t.toml"), text).expect("config");
+        let mut other = config.sources[0].clone();
+        assert_eq!(
+            source_fingerprint(&config.sources[0]),
+            source_fingerprint(&other)
+        );
+        other.name = "B".into();
+        assert_ne!(
+            source_fingerprint(&config.sources[0]),
+            source_fingerprint(&other)
+        );
+    }
 
     #[test]
     fn triggers_reach_registered_sources_and_the_heartbeat_shows() {

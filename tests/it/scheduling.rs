@@ -64,7 +64,14 @@ fn retry_after_defers_every_source_of_the_host() {
     let mut serve = spawn_serve(&config, listen);
     serve.wait_healthz();
     let started = Utc::now();
-    let busy = source_until(&serve, "busy", "a 429", |s| s["last_status"] == "error");
+    // The fetch's line is logged once its outcome and its next run are both stored (its
+    // status alone is stored first).
+    let logged = serve.until(API_DEADLINE, || {
+        (serve.lines_with(&["source=busy", "status=\"error\""]) > 0).then_some(())
+    });
+    assert!(logged.is_some(), "busy was never fetched\n{}", serve.logs());
+    let busy = source_in(&api_sources(&serve), "busy").clone();
+    assert_eq!(busy["last_status"], "error", "{busy}");
     let next = time_of(&busy["next_run"]).expect("busy has a next run");
     assert!(
         (next - started).num_seconds() >= 115,
