@@ -303,7 +303,9 @@ impl SourceTask {
             // for it within its grace period.
             let report = {
                 let _slot = fetcher.limits().fetch_slot().await;
-                refresh::refresh_source(&fetcher, &store, &source).await
+                // Boxed: the fetch's state (a few KB) exists while it runs, not in every
+                // waiting source's task.
+                Box::pin(refresh::refresh_source(&fetcher, &store, &source)).await
             };
             if let (Some(publisher), Ok(refresh::Refreshed::Stored(counts))) =
                 (&websub, &report.outcome)
