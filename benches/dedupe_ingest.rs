@@ -15,63 +15,24 @@
 //! few items a day each hold hundreds of thousands of entries in the window), and all of it is
 //! filled with detection on.
 
+#[path = "support/entries.rs"]
+mod entries;
 #[path = "support/rng.rs"]
 mod rng;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
+use entries::{entry, text};
 use rng::Rng;
 use tributary::config::Config;
-use tributary::dedupe::{self, Thresholds};
-use tributary::model::{DateSource, Entry};
-use tributary::normalize;
+use tributary::dedupe::Thresholds;
+use tributary::model::Entry;
 use tributary::store::Store;
 
 const BATCH: usize = 2_000;
 const RUNS: usize = 5;
 const FILL_BATCH: usize = 5_000;
-
-/// Text of `chars` CJK characters drawn from 2,500 common ones (skewed towards the first
-/// few hundred, as real text is), with an amount every so often.
-fn text(rng: &mut Rng, chars: usize) -> String {
-    let mut s = String::new();
-    for i in 0..chars {
-        let r = rng.below(2_500);
-        let skewed = r * r / 2_500;
-        s.push(char::from_u32(0x4e00 + skewed as u32).unwrap_or('中'));
-        if i % 40 == 39 {
-            s.push_str(&format!("{}万元。", rng.below(100_000)));
-        }
-    }
-    s
-}
-
-fn entry(id: u64, title: String, body: String, published: DateTime<Utc>) -> Entry {
-    let link = format!("https://bench.example/{id}.html");
-    let fingerprint = dedupe::fingerprint(&title, &body);
-    let keys = normalize::identity_keys("bench", Some(&id.to_string()), Some(&link), &title, &body);
-    Entry {
-        guid: Some(id.to_string()),
-        link: Some(link),
-        candidate_keys: dedupe::candidate_keys(&fingerprint, &Thresholds::default()),
-        figures: dedupe::Figures::of(&fingerprint),
-        fingerprint,
-        title,
-        summary: None,
-        content: Some(format!("<p>{body}</p>")),
-        authors: Vec::new(),
-        published: Some(published),
-        updated: Some(published),
-        date_source: DateSource::Feed,
-        date_format: None,
-        date_rank: 4,
-        categories: Vec::new(),
-        keys,
-        version: id.to_string(),
-        article_pending: false,
-    }
-}
 
 fn config(dir: &std::path::Path) -> Config {
     let text = r#"
@@ -138,7 +99,13 @@ fn main() {
                 .map(|_| {
                     id += 1;
                     let published = at - chrono::Duration::seconds(rng.below(3600) as i64);
-                    entry(id, text(&mut rng, 16), text(&mut rng, 300), published)
+                    entry(
+                        "bench",
+                        id,
+                        text(&mut rng, 16),
+                        text(&mut rng, 300),
+                        published,
+                    )
                 })
                 .collect();
             if size - (id as usize) < 2 * FILL_BATCH {
@@ -170,9 +137,21 @@ fn main() {
                             .unwrap_or_default()
                             .replace("<p>", "")
                             .replace("</p>", "");
-                        entry(id, title.clone(), format!("（来源：B）{body}"), published)
+                        entry(
+                            "bench",
+                            id,
+                            title.clone(),
+                            format!("（来源：B）{body}"),
+                            published,
+                        )
                     } else {
-                        entry(id, text(&mut rng, 16), text(&mut rng, 300), published)
+                        entry(
+                            "bench",
+                            id,
+                            text(&mut rng, 16),
+                            text(&mut rng, 300),
+                            published,
+                        )
                     }
                 })
                 .collect();
