@@ -25,6 +25,7 @@
 mod clusters;
 mod copies;
 mod entries;
+mod readers;
 mod reads;
 mod schema;
 mod search;
@@ -128,7 +129,7 @@ pub struct Store {
     writer: Mutex<Writer>,
     /// Fetches waiting for the writer (see [`Store::store_fetch`]).
     queue: Mutex<WriteQueue>,
-    reader: Mutex<Connection>,
+    readers: readers::Readers,
     /// Feed queries run (GET /metrics shows it; a cached 304 must not move it).
     queries: std::sync::atomic::AtomicU64,
     /// Bumped by every write through this store, so readers can cache what they rendered.
@@ -156,29 +157,13 @@ impl Store {
                 source,
             })?;
         }
-        let open = || -> Result<Connection, StoreError> {
-            let conn = Connection::open(path).map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many
-            // commits touch are copied into the database once instead of once per 4 MB.
-            conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
-            // The writer runs some forty statements per group; rusqlite keeps 16 prepared by
-            // default, and a statement pushed out is compiled again on its next use.
-            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            Ok(conn)
-        };
-        let mut writer = open()?;
+        let mut writer = open_connection(path)?;
         // The writer walks the indexes of every new entry (keys, dedupe buckets, search): a
         // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
         writer.pragma_update(None, "cache_size", -16_384)?;
         schema::migrate(&mut writer)?;
-        let reader = open()?;
+        let reader = open_connection(path)?;
+        let path = path.to_path_buf();
         let writer = Writer {
             conn: writer,
             candidates: CandidateIndex::new(CANDIDATE_MEMORY),
@@ -187,7 +172,7 @@ impl Store {
         Ok(Store {
             writer: Mutex::new(writer),
             queue: Mutex::default(),
-            reader: Mutex::new(reader),
+            readers: readers::Readers::new(reader, move || open_connection(&path)),
             queries: Default::default(),
             generation: Default::default(),
         })
@@ -211,8 +196,8 @@ impl Store {
         self.queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.reader.lock().map_err(|_| StoreError::Poisoned)
+    fn reader(&self) -> Result<readers::Reader<'_>, StoreError> {
+        self.readers.get()
     }
 
     /// Answers when the database does: for health checks.
@@ -220,6 +205,25 @@ impl Store {
         self.reader()?.query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// A connection to the database at `path`, set up as every one of the store's is.
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many
+    // commits touch are copied into the database once instead of once per 4 MB.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // The writer runs some forty statements per group; rusqlite keeps 16 prepared by
+    // default, and a statement pushed out is compiled again on its next use.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
 }
 
 fn json(list: &[String]) -> String {
