@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::writes::{Batch, Txn};
-use super::{from_unix, search, Store, StoreError};
+use super::{from_unix, Store, StoreError};
 use crate::dedupe::index::{self as dedupe_index, CandidateIndex, Signature};
 use crate::dedupe::{self, Figures, Fingerprint};
 use crate::model::Entry;
@@ -131,9 +131,9 @@ pub(super) fn place_in_cluster(
     e: &Entry,
     placement: Placement,
 ) -> Result<bool, StoreError> {
-    let queued = txn.index_later(entry_id);
+    txn.index_later(entry_id);
     if placement == Placement::Edited {
-        refingerprint(txn, entry_id, &e.fingerprint, !queued)?;
+        refingerprint(txn, entry_id, &e.fingerprint)?;
     }
     let t = batch.thresholds;
     let keys: &[i64] = if t.enabled { &e.candidate_keys } else { &[] };
@@ -166,19 +166,9 @@ pub(super) fn place_in_cluster(
 }
 
 /// An edited entry leaves its cluster and gets its new fingerprint (a new one was inserted
-/// with it). The search index reads its text from the fingerprint, and takes an entry out by
-/// being told the text it indexed: that is done before the text changes, unless the entry is
-/// not `indexed` yet (new or already edited in this group).
-fn refingerprint(
-    txn: &mut Txn<'_, '_>,
-    entry_id: i64,
-    fp: &Fingerprint,
-    indexed: bool,
-) -> Result<(), StoreError> {
+/// with it), the text the search index reads when it reaches the entry in its queue.
+fn refingerprint(txn: &mut Txn<'_, '_>, entry_id: i64, fp: &Fingerprint) -> Result<(), StoreError> {
     leave_cluster(txn, entry_id)?;
-    if indexed {
-        search::unindex(txn.tx, entry_id)?;
-    }
     txn.tx
         .prepare_cached(
             "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",

@@ -25,6 +25,7 @@
 mod clusters;
 mod copies;
 mod entries;
+mod indexer;
 mod readers;
 mod reads;
 mod schema;
@@ -36,6 +37,7 @@ mod writes;
 
 pub use clusters::ClusterMember;
 pub use entries::ArticleNeed;
+pub use indexer::verify_search_index;
 pub use reads::ExportEntry;
 pub use sources::{FetchRecord, SourceState};
 pub use writes::{StoreFetch, UpsertCounts};
@@ -89,6 +91,9 @@ struct Writer {
     candidates: CandidateIndex,
     /// `PRAGMA data_version` when `candidates` was last known to mirror the database.
     data_version: i64,
+    /// How far the search index has come (the queue rows it has done are dropped), and
+    /// where to say that more is queued.
+    search: Arc<indexer::Progress>,
 }
 
 /// Memory the candidate keys may keep between groups of writes. At ~500 bytes an entry (~20
@@ -126,6 +131,8 @@ impl Writer {
 }
 
 pub struct Store {
+    /// The search index's thread (see `indexer`).
+    search: indexer::SearchIndex,
     writer: Mutex<Writer>,
     /// Fetches waiting for the writer (see [`Store::store_fetch`]).
     queue: Mutex<WriteQueue>,
@@ -162,17 +169,20 @@ impl Store {
         // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
         writer.pragma_update(None, "cache_size", -16_384)?;
         schema::migrate(&mut writer)?;
-        let reader = open_connection(path)?;
+        let search = indexer::SearchIndex::start(path, &mut writer)?;
+        let reader = open_reader(path)?;
         let path = path.to_path_buf();
         let writer = Writer {
             conn: writer,
             candidates: CandidateIndex::new(CANDIDATE_MEMORY),
             data_version: -1,
+            search: search.progress().clone(),
         };
         Ok(Store {
+            search,
             writer: Mutex::new(writer),
             queue: Mutex::default(),
-            readers: readers::Readers::new(reader, move || open_connection(&path)),
+            readers: readers::Readers::new(reader, move || open_reader(&path)),
             queries: Default::default(),
             generation: Default::default(),
         })
@@ -200,6 +210,14 @@ impl Store {
         self.readers.get()
     }
 
+    /// Blocks until the search index holds every entry stored before the call. Searches are
+    /// exact without it (they read the text of what the index has not reached); this is for
+    /// what inspects the index itself, and for tests. Fails with the cause when the index
+    /// could not index what is queued.
+    pub fn wait_for_search_index(&self) -> Result<(), StoreError> {
+        self.search.progress().wait_until_idle()
+    }
+
     /// Answers when the database does: for health checks.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.reader()?.query_row("SELECT 1", [], |_| Ok(()))?;
@@ -223,6 +241,14 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // The writer runs some forty statements per group; rusqlite keeps 16 prepared by
     // default, and a statement pushed out is compiled again on its next use.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// A read connection: the store's database, with the search index attached as `search`.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_connection(path)?;
+    let index = indexer::index_path(path);
+    conn.execute("ATTACH DATABASE ?1 AS search", [index.to_string_lossy()])?;
     Ok(conn)
 }
 

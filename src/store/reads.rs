@@ -68,7 +68,10 @@ impl Store {
     /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
     /// carried it (for merged feeds, every source of its cluster).
     pub fn entries(&self, scope: &Scope, q: &FeedQuery) -> Result<Vec<StoredEntry>, StoreError> {
-        let conn = self.reader()?;
+        let reader = self.reader()?;
+        // One read transaction: a search reads the index's queue, then the index, then the
+        // entries, each as of one moment (see `search::search_condition`).
+        let conn = reader.unchecked_transaction()?;
         self.queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Merged feeds show one member per cluster; a source's own feed shows its entries, in

@@ -1,37 +1,28 @@
-//! Full-text search over entries (FTS5, trigram tokenizer): keeping the index in step with
-//! the fingerprints it reads its text from, and turning a reader's search into a condition on
-//! a feed query. How a term is looked up depends on how many entries hold it, so a page of the
-//! newest matches costs about the same for rare and common terms.
+//! Full-text search over entries: queueing entries for the index (`store::indexer` keeps it,
+//! in its own file, attached to every reader as `search`), and turning a reader's search into
+//! a condition on a feed query. How a term is looked up depends on how many entries hold it,
+//! so a page of the newest matches costs about the same for rare and common terms. Every match
+//! is checked on the stored text, so the index only ever narrows: an entry it has not reached
+//! yet is found through the queue, an edit it has not seen is not found by its old words.
 
 use rusqlite::{params, Connection};
 
 use super::StoreError;
 
-/// Makes search see `entries` as they are now: new ones, and edited ones whose old text
-/// [`unindex`] took out of the index.
-pub(super) fn index_for_search(
+/// Queues `entries` (new, or with a new text) for the index, in the transaction that writes
+/// their text, and drops the queue's rows the index has committed (up to `indexed`).
+pub(super) fn queue_for_index(
     tx: &rusqlite::Transaction<'_>,
     entries: &[i64],
+    indexed: i64,
 ) -> Result<(), StoreError> {
-    let ids = serde_json::to_string(entries).unwrap_or_else(|_| "[]".into());
-    tx.prepare_cached(
-        "INSERT INTO entries_fts (rowid, text)
-         SELECT entry_id, text FROM search_text
-         WHERE entry_id IN (SELECT value FROM json_each(?1))",
-    )?
-    .execute([ids])?;
-    Ok(())
-}
-
-/// Takes an entry out of the index before its fingerprint changes. The index keeps no text of
-/// its own (it reads `search_text`), and FTS5 removes a row by being told the text it indexed:
-/// once the fingerprint is rewritten, that text is gone.
-pub(super) fn unindex(tx: &rusqlite::Transaction<'_>, entry_id: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO entries_fts (entries_fts, rowid, text)
-         SELECT 'delete', entry_id, text FROM search_text WHERE entry_id = ?1",
-    )?
-    .execute([entry_id])?;
+    if !entries.is_empty() {
+        let ids = serde_json::to_string(entries).unwrap_or_else(|_| "[]".into());
+        tx.prepare_cached("INSERT INTO search_queue (entry_id) SELECT value FROM json_each(?1)")?
+            .execute([ids])?;
+    }
+    tx.prepare_cached("DELETE FROM search_queue WHERE seq <= ?1")?
+        .execute([indexed])?;
     Ok(())
 }
 
@@ -55,57 +46,76 @@ const MAX_PAIR_TRIGRAMS: usize = 300;
 /// Every term must occur, as a substring of the entry's normalized title and text.
 ///
 /// A feed is a page of the newest matches, so how to find them depends on how many there are.
-/// A rare term is looked up in the search index and the page is built from the entries found;
-/// walking the feed newest first instead would read every entry of the scope to find none. A
-/// common term (more than [`RARE_TERM_MATCHES`] entries), or a single character, is checked on
-/// each entry's text as the feed is walked newest first: a page needs about as many entries as
-/// it shows, where the index would have checked every match in the store first.
+/// A rare term is looked up in the search index, with the entries it has not indexed yet, and
+/// the page is built from the entries found; walking the feed newest first instead would read
+/// every entry of the scope to find none. A common term (more than [`RARE_TERM_MATCHES`]
+/// entries), a single character, or any term while more than that many entries wait for the
+/// index, is checked on each entry's text as the feed is walked newest first: a page needs
+/// about as many entries as it shows, where the index would have checked every match first.
+///
+/// `conn` must be in a read transaction: the queue is read before the index, so an entry the
+/// index took from the queue after that read is in the index as read.
 pub(super) fn search_condition(
     conn: &Connection,
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
 ) -> Result<String, StoreError> {
+    let waiting = waiting_for_index(conn)?;
     let mut conds = Vec::with_capacity(terms.len());
     for term in terms {
         // Terms are letters, digits and decimal points (normalize drops everything else),
-        // so a pattern holds no LIKE wildcard. A LIKE with ESCAPE would not reach the index.
-        let pattern = format!("%{term}%");
-        conds.push(match rare_term_matches(conn, term, &pattern)? {
+        // so a pattern holds no LIKE wildcard.
+        let p = arg(Box::new(format!("%{term}%")));
+        let text = format!(
+            "EXISTS (SELECT 1 FROM search_text st WHERE st.entry_id = e.id AND st.text LIKE {p})"
+        );
+        let found = match &waiting {
+            Some(waiting) => rare_term_matches(conn, term)?.map(|mut ids| {
+                ids.extend_from_slice(waiting);
+                ids
+            }),
+            None => None,
+        };
+        conds.push(match found {
             Some(ids) => {
                 let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
-                format!("e.id IN (SELECT value FROM json_each({ids}))")
+                format!("e.id IN (SELECT value FROM json_each({ids})) AND {text}")
             }
-            None => {
-                let p = arg(Box::new(pattern));
-                format!(
-                    "EXISTS (SELECT 1 FROM search_text st WHERE st.entry_id = e.id AND st.text LIKE {p})"
-                )
-            }
+            None => text,
         });
     }
     Ok(conds.join(" AND "))
 }
 
-/// The entries whose text holds `term`, when the index can find them and they are at most
-/// [`RARE_TERM_MATCHES`]; `None` for a common term or one the index cannot look up.
+/// The entries queued for the index, or None when more than [`RARE_TERM_MATCHES`] are (a
+/// rebuild): then every term is checked on the text.
+fn waiting_for_index(conn: &Connection) -> Result<Option<Vec<i64>>, StoreError> {
+    let waiting = conn
+        .prepare_cached("SELECT entry_id FROM search_queue LIMIT ?1")?
+        .query_map([RARE_TERM_MATCHES as i64 + 1], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok((waiting.len() <= RARE_TERM_MATCHES).then_some(waiting))
+}
+
+/// The entries the index says may hold `term`, when they are at most [`RARE_TERM_MATCHES`];
+/// `None` for a common term or one the index cannot look up. The index keeps no text, so what
+/// it finds is a superset: the caller checks the text.
 ///
-/// FTS5 narrows a LIKE of three characters or more by its trigrams and checks the text. A
-/// pair of characters (most Chinese words) is in no trigram's LIKE, but every place it occurs
-/// begins a trigram (the indexed text ends in a space for that), so the entries holding it
-/// are those holding any trigram that begins with it: the index's own list of terms says
-/// which those are.
+/// A term of three characters or more is in every entry holding all its trigrams. A pair of
+/// characters (most Chinese words) is no trigram, but every place it occurs begins one (the
+/// indexed text ends in a space for that), so the entries holding it are those holding any
+/// trigram that begins with it: the index's own list of terms says which those are.
 pub(super) fn rare_term_matches(
     conn: &Connection,
     term: &str,
-    pattern: &str,
 ) -> Result<Option<Vec<i64>>, StoreError> {
-    let limit = RARE_TERM_MATCHES as i64 + 1;
-    let found = match term.chars().count() {
+    let chars: Vec<char> = term.chars().collect();
+    let query = match chars.len() {
         0 | 1 => return Ok(None),
         2 => {
             let trigrams = conn
                 .prepare_cached(
-                    "SELECT term FROM entries_fts_terms
+                    "SELECT term FROM search.fts_terms
                      WHERE term >= ?1 AND term < ?1 || char(1114111) LIMIT ?2",
                 )?
                 .query_map(params![term, MAX_PAIR_TRIGRAMS as i64 + 1], |r| {
@@ -118,25 +128,28 @@ pub(super) fn rare_term_matches(
             if trigrams.is_empty() {
                 return Ok(Some(Vec::new()));
             }
-            // Each trigram a phrase of its own; the index's terms hold no double quote, and
-            // doubling one would keep it literal if they did.
-            let any = trigrams
-                .iter()
-                .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            conn.prepare_cached(
-                "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?1 LIMIT ?2",
-            )?
-            .query_map(params![any, limit], |r| r.get::<_, i64>(0))?
-            .collect::<Result<Vec<i64>, _>>()?
+            phrases(trigrams.iter().map(String::as_str), " OR ")
         }
-        _ => conn
-            .prepare_cached("SELECT rowid FROM entries_fts WHERE text LIKE ?1 LIMIT ?2")?
-            .query_map(params![pattern, limit], |r| r.get::<_, i64>(0))?
-            .collect::<Result<Vec<i64>, _>>()?,
+        _ => {
+            let trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+            phrases(trigrams.iter().map(String::as_str), " AND ")
+        }
     };
+    let limit = RARE_TERM_MATCHES as i64 + 1;
+    let found = conn
+        .prepare_cached("SELECT rowid FROM search.fts WHERE fts MATCH ?1 LIMIT ?2")?
+        .query_map(params![query, limit], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
     Ok((found.len() <= RARE_TERM_MATCHES).then_some(found))
+}
+
+/// An FTS5 query of `terms`, each a phrase of its own (a double quote doubled keeps it
+/// literal), joined by `op`.
+pub(super) fn phrases<'a>(terms: impl Iterator<Item = &'a str>, op: &str) -> String {
+    terms
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(op)
 }
 
 #[cfg(test)]
@@ -184,7 +197,7 @@ mod tests {
         assert_eq!(search(&s.store, "天津"), Vec::<String>::new());
     }
 
-    /// The index reads its text from the fingerprints: an edit takes the old words out.
+    /// An edit is found by its new words only, before and after the index has seen it.
     #[test]
     fn an_edit_is_found_by_its_new_words_only() {
         let s = scratch();
@@ -202,12 +215,17 @@ mod tests {
         assert_eq!(search(&s.store, "lakeside"), ["Lakeside park plan"]);
         assert_eq!(search(&s.store, "riverside"), Vec::<String>::new());
         s.store
+            .wait_for_search_index()
+            .expect("the search index caught up");
+        assert_eq!(search(&s.store, "lakeside"), ["Lakeside park plan"]);
+        assert_eq!(search(&s.store, "riverside"), Vec::<String>::new());
+        s.store
             .reader()
             .expect("reader")
             .execute(
-                "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
+                "INSERT INTO search.fts (fts, rank) VALUES ('integrity-check', 0)",
                 [],
             )
-            .expect("the index agrees with its text");
+            .expect("the index is whole");
     }
 }

@@ -59,6 +59,22 @@ pub(super) fn scratch() -> Scratch {
     }
 }
 
+impl Scratch {
+    /// The store closed (its search index drained) and opened again, as a restart would.
+    pub(super) fn reopen(self) -> Scratch {
+        self.reopen_with(|| {})
+    }
+
+    /// The store closed, `between` run, and the store opened again.
+    pub(super) fn reopen_with(self, between: impl FnOnce()) -> Scratch {
+        let Scratch { _dir, path, store } = self;
+        drop(store);
+        between();
+        let store = Store::open(&path).expect("store reopened");
+        Scratch { _dir, path, store }
+    }
+}
+
 /// When the tests' fetches happen (and their entries are published).
 pub(super) fn at(hours: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 3, 12, 0, 0)

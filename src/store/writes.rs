@@ -49,8 +49,7 @@ pub(super) struct WriteQueue {
 
 /// One write group's transaction and what every step of it shares: the writer's candidate
 /// index (kept equal to `dedupe_sigs`: every insert and removal goes to both), and the entries
-/// to index for search once the whole group is written. FTS5 writes its pending terms out at
-/// every statement that changes it, so one statement per group instead of one per entry.
+/// to queue for the search index once the whole group is written.
 pub(super) struct Txn<'t, 'c> {
     pub(super) tx: &'t Transaction<'c>,
     pub(super) candidates: &'t mut CandidateIndex,
@@ -66,16 +65,17 @@ impl<'t, 'c> Txn<'t, 'c> {
         }
     }
 
-    /// Has `entry_id` indexed for search when the group ends. Returns whether it already was
-    /// to be: an entry new or changed earlier in this group is not in the index yet.
-    pub(super) fn index_later(&mut self, entry_id: i64) -> bool {
-        let queued = self.searchable.contains(&entry_id);
+    /// Has `entry_id` (new, or with a new text) queued for the search index.
+    pub(super) fn index_later(&mut self, entry_id: i64) {
         self.searchable.push(entry_id);
-        queued
     }
 
-    fn finish(self) -> Result<(), StoreError> {
-        search::index_for_search(self.tx, &self.searchable)
+    /// Queues the group's entries for the index; `indexed`: how far the index has come.
+    fn finish(mut self, indexed: i64) -> Result<bool, StoreError> {
+        self.searchable.sort_unstable();
+        self.searchable.dedup();
+        search::queue_for_index(self.tx, &self.searchable, indexed)?;
+        Ok(!self.searchable.is_empty())
     }
 }
 
@@ -119,19 +119,23 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Runs `work` as one write group: committed whole, with its entries indexed for search, or
+/// Runs `work` as one write group: committed whole, with its entries queued for search, or
 /// rolled back whole. The candidate index follows: trimmed after a commit, dropped after a
 /// rollback (it would hold entries the database does not).
 fn write_group<T>(
     writer: &mut Writer,
     work: impl FnOnce(&mut Txn<'_, '_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    let search = writer.search.clone();
     let result = (|| {
         let (tx, candidates) = writer.begin()?;
         let mut txn = Txn::new(&tx, candidates);
         let done = work(&mut txn)?;
-        txn.finish()?;
+        let queued = txn.finish(search.indexed())?;
         tx.commit()?;
+        if queued {
+            search.queued();
+        }
         Ok(done)
     })();
     writer.end(&result);

@@ -7,9 +7,9 @@
 //!   their text is read: an edit that changes the figures is judged on the new ones;
 //! - a search finds the newest matches whether its terms are rare (looked up in the search
 //!   index first), common (checked entry by entry, newest first) or shorter than a trigram;
-//! - the search index reads its text from the fingerprints (an external-content FTS5 table),
-//!   so an edit has to take the old text out before it changes: searches find the new words
-//!   only, and FTS5's own integrity check agrees with the table.
+//! - the search index (its own file, kept by its own thread) takes an edit's old text out:
+//!   searches find the new words only, and the index, once caught up, holds each entry with
+//!   its text as it is now.
 
 use chrono::{DateTime, TimeZone, Utc};
 use tributary::config::Config;
@@ -213,26 +213,27 @@ fn an_edit_that_changes_the_figures_is_judged_on_the_new_ones() {
     assert_eq!(counts.merged, 1, "joins the corrected story");
 }
 
-/// FTS5's check of its index against the text it reads.
-fn search_index_is_sound(path: &std::path::Path) {
-    let conn = rusqlite::Connection::open(path).expect("open");
-    conn.execute(
-        "INSERT INTO entries_fts (entries_fts, rank) VALUES ('integrity-check', 1)",
-        [],
-    )
-    .expect("the search index matches the fingerprints");
+/// The search index, once it has caught up, holds each entry once, with its text as it is now.
+fn search_index_is_sound(store: &Store, path: &std::path::Path) {
+    store
+        .wait_for_search_index()
+        .expect("the search index caught up");
+    tributary::store::verify_search_index(path).expect("the search index matches the text");
 }
 
-fn search(path: &std::path::Path, term: &str) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(path).expect("open");
-    let mut q = conn
-        .prepare("SELECT rowid FROM entries_fts WHERE text LIKE ?1")
-        .expect("query");
-    let found = q
-        .query_map([format!("%{term}%")], |r| r.get(0))
-        .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>())
-        .expect("search");
-    found
+/// The entries a search finds.
+fn search(store: &Store, term: &str) -> Vec<i64> {
+    let q = FeedQuery {
+        limit: 100,
+        text: Some(term.into()),
+        ..Default::default()
+    };
+    store
+        .entries(&Scope::All, &q)
+        .expect("search")
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
 }
 
 #[test]
@@ -244,20 +245,20 @@ fn edits_leave_search_with_the_new_words_only() {
     twice.extend(retitled(&config, "Council delays riverside park plan"));
     let counts = write(&store, &config, "second", &twice);
     assert_eq!((counts.new, counts.updated), (1, 1));
-    search_index_is_sound(&path);
-    assert_eq!(search(&path, "council approves"), Vec::<i64>::new());
-    let ids = search(&path, "council delays");
+    search_index_is_sound(&store, &path);
+    assert_eq!(search(&store, "council approves"), Vec::<i64>::new());
+    let ids = search(&store, "council delays");
     assert_eq!(ids.len(), 1);
 
     // Edited again later: the indexed text is taken out first.
     let again = retitled(&config, "Council rejects riverside park plan");
     let counts = write(&store, &config, "second", &again);
     assert_eq!(counts.updated, 1);
-    search_index_is_sound(&path);
-    assert_eq!(search(&path, "council delays"), Vec::<i64>::new());
-    assert_eq!(search(&path, "council rejects"), ids);
+    search_index_is_sound(&store, &path);
+    assert_eq!(search(&store, "council delays"), Vec::<i64>::new());
+    assert_eq!(search(&store, "council rejects"), ids);
     assert_eq!(
-        search(&path, "boat launch"),
+        search(&store, "boat launch"),
         ids,
         "the body is searched too"
     );
