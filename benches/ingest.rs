@@ -293,8 +293,15 @@ fn run_tributary(path: &Path, config: &Config, feeds: &[Feed]) -> Run {
             });
         }
     });
+    // The search index is kept by its own thread: the ingest is done when it has caught up.
+    let written = started.elapsed();
+    store.wait_for_search_index().expect("search index");
     let mut run = totals.into_inner().expect("totals");
     run.wall = started.elapsed();
+    println!(
+        "  search index caught up {:.2} s after the last write",
+        (run.wall - written).as_secs_f64()
+    );
     run.cpu = cpu_time() - cpu0;
     run
 }

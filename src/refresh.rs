@@ -640,20 +640,22 @@ async fn on_cpu<T: Send + 'static>(
     off_runtime(move || with_cpu_slot(work)).await
 }
 
-/// Runs `work` when one of `cores − 1` slots is free (one when there is a single core).
+/// Runs `work` when one of `cores` slots is free.
 ///
-/// The store's one writer is the pipeline's bottleneck. The scheduler gives every runnable
-/// thread an equal share of the cores, so with every fetch parsing at once the writer got a
-/// fraction of one (measured: busy 7.4 s of an 8.1 s ingest for 4 s of its own CPU work).
-/// Bounding the CPU work of fetches leaves it a core, and fetches wait in the network or for
-/// the writer instead. Callers outside the daemon that feed the same store (the ingest
-/// benchmark) go through here too.
+/// The scheduler gives every runnable thread an equal share of the cores, so with every fetch
+/// parsing at once the store's writer got a fraction of one (measured when it was the
+/// bottleneck: busy 7.4 s of an 8.1 s ingest for 4 s of its own CPU work). Bounding the CPU
+/// work of fetches to a slot per core keeps that share fair, and fetches wait in the network
+/// or for the writer instead. It was `cores − 1` while the writer also built the search index;
+/// with the index on its own thread, parsing is the longer path (300-feed ingest: 3.35 → 2.98
+/// s wall with a slot per core). Callers outside the daemon that feed the same store (the
+/// ingest benchmark) go through here too.
 pub fn with_cpu_slot<T>(work: impl FnOnce() -> T) -> T {
     static SLOTS: std::sync::OnceLock<CpuSlots> = std::sync::OnceLock::new();
     let slots = SLOTS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         CpuSlots {
-            free: std::sync::Mutex::new(cores.saturating_sub(1).max(1)),
+            free: std::sync::Mutex::new(cores.max(1)),
             freed: std::sync::Condvar::new(),
         }
     });
