@@ -49,8 +49,8 @@ const MAX_PAIR_TRIGRAMS: usize = 300;
 /// A rare term is looked up in the search index, with the entries it has not indexed yet, and
 /// the page is built from the entries found; walking the feed newest first instead would read
 /// every entry of the scope to find none. A common term (more than [`RARE_TERM_MATCHES`]
-/// entries), a single character, or any term while more than that many entries wait for the
-/// index, is checked on each entry's text as the feed is walked newest first: a page needs
+/// entries), a single character, or any term while more than [`MAX_QUEUED`] entries wait for
+/// the index, is checked on each entry's text as the feed is walked newest first: a page needs
 /// about as many entries as it shows, where the index would have checked every match first.
 ///
 /// `conn` must be in a read transaction: the queue is read before the index, so an entry the
@@ -60,7 +60,7 @@ pub(super) fn search_condition(
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
 ) -> Result<String, StoreError> {
-    let waiting = waiting_for_index(conn)?;
+    let use_index = queued_for_index(conn)? <= MAX_QUEUED;
     let mut conds = Vec::with_capacity(terms.len());
     for term in terms {
         // Terms are letters, digits and decimal points (normalize drops everything else),
@@ -69,17 +69,17 @@ pub(super) fn search_condition(
         let text = format!(
             "EXISTS (SELECT 1 FROM search_text st WHERE st.entry_id = e.id AND st.text LIKE {p})"
         );
-        let found = match &waiting {
-            Some(waiting) => rare_term_matches(conn, term)?.map(|mut ids| {
-                ids.extend_from_slice(waiting);
-                ids
-            }),
-            None => None,
+        let found = match use_index {
+            true => rare_term_matches(conn, term)?,
+            false => None,
         };
         conds.push(match found {
             Some(ids) => {
                 let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
-                format!("e.id IN (SELECT value FROM json_each({ids})) AND {text}")
+                format!(
+                    "e.id IN (SELECT value FROM json_each({ids})
+                              UNION ALL SELECT entry_id FROM search_queue) AND {text}"
+                )
             }
             None => text,
         });
@@ -87,14 +87,16 @@ pub(super) fn search_condition(
     Ok(conds.join(" AND "))
 }
 
-/// The entries queued for the index, or None when more than [`RARE_TERM_MATCHES`] are (a
-/// rebuild): then every term is checked on the text.
-fn waiting_for_index(conn: &Connection) -> Result<Option<Vec<i64>>, StoreError> {
-    let waiting = conn
-        .prepare_cached("SELECT entry_id FROM search_queue LIMIT ?1")?
-        .query_map([RARE_TERM_MATCHES as i64 + 1], |r| r.get::<_, i64>(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
-    Ok((waiting.len() <= RARE_TERM_MATCHES).then_some(waiting))
+/// Queued entries above which the index is not asked: each search would also check every
+/// queued entry's text (a rebuild queues every entry; walking the feed is then cheaper).
+const MAX_QUEUED: i64 = 100_000;
+
+/// About how many entries wait for the index (the queue's span: rows are removed oldest
+/// first). Read first in a search's transaction, so the queue is seen as of before the index.
+fn queued_for_index(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM search_queue")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// The entries the index says may hold `term`, when they are at most [`RARE_TERM_MATCHES`];
