@@ -163,12 +163,7 @@ impl Drop for SearchIndex {
 }
 
 fn open_index(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
-        path: path.display().to_string(),
-        source,
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let conn = super::open_wal(path)?;
     // FULL: the writer drops the queue rows an index commit covers, in the other file, so that
     // commit must survive a power loss (NORMAL may lose a WAL commit). Commits are batches of
     // thousands of entries, so the sync is rare.

@@ -225,14 +225,21 @@ impl Store {
     }
 }
 
-/// A connection to the database at `path`, set up as every one of the store's is.
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+/// The SQLite file at `path` in WAL mode, waiting up to 5 s for another writer's lock: the
+/// store's and its search index's connections all start so.
+fn open_wal(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
         source,
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
+    Ok(conn)
+}
+
+/// A connection to the database at `path`, set up as every one of the store's is.
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_wal(path)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many

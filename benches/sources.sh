@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Many sources on one machine: N small feeds (5 items each, ~4.4 KB) on HOSTS loopback
+# addresses served by nginx, fetched by `tributary fetch` (the cold cycle) and by a daemon's
+# first start, with readers asking for sources' own feeds meanwhile.
+#
+#   benches/sources.sh [SOURCES] [HOSTS]        (default 100000 sources on 64 hosts)
+#
+# Environment: TRIBUTARY_BIN (default target/release/tributary), PORT (8098, nginx), LISTEN
+# (127.0.0.1:8099, the daemon), SCRATCH (default a new mktemp -d, kept), SCHEDULE (the
+# sources' schedule, default "every 5m": the first start must reach every source within it),
+# IDLE_SECONDS (30).
+#
+# Phases, each printed as it ends:
+#   1. cold cycle: `tributary fetch` on an empty store: wall, fetches/s, peak RSS, entries.
+#   2. first start: `tributary serve` on another empty store; how long until every source has
+#      its fetch line (one per fetch), fetches/s, and meanwhile, every half second, a request
+#      for a random source's own feed (`/sources/ID.atom`, most of them the first of their
+#      kind, so uncached): p50 and p99 of their times.
+#   3. steady state: the same daemon for IDLE_SECONDS more, every source due each SCHEDULE
+#      (nginx answers 304 now): its CPU share and RSS. With a long SCHEDULE (and time to
+#      wait for the first start) it is the idle daemon.
+# Needs nginx (apt-get install nginx-light), curl, python3, /usr/bin/time; nothing from
+# ../shared.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+sources=${1:-100000}
+hosts=${2:-64}
+port=${PORT:-8098}
+listen=${LISTEN:-127.0.0.1:8099}
+bin=${TRIBUTARY_BIN:-$here/target/release/tributary}
+schedule=${SCHEDULE:-every 5m}
+idle_seconds=${IDLE_SECONDS:-30}
+scratch=${SCRATCH:-$(mktemp -d /tmp/tributary-sources.XXXXXX)}
+mkdir -p "$scratch"
+scratch=$(cd "$scratch" && pwd)
+for tool in nginx curl python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "sources.sh: $tool is not installed" >&2; exit 1; }
+done
+[ -x "$bin" ] || { echo "sources.sh: no binary at $bin (cargo build --release)" >&2; exit 1; }
+
+# The feeds and the two configs (one store each).
+python3 - "$scratch" "$sources" "$hosts" "$port" "$listen" "$schedule" <<'EOF'
+import os, sys
+scratch, n, hosts, port, listen, schedule = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+feeds = os.path.join(scratch, "feeds")
+os.makedirs(feeds, exist_ok=True)
+body = "<p>" + "市场消息与公司公告，" * 20 + "</p>"
+for i in range(n):
+    path = os.path.join(feeds, f"{i}.xml")
+    if os.path.exists(path):
+        continue
+    items = "".join(
+        f"<item><title>Source {i} story {k}: 第{k}条</title><link>http://h/{i}/{k}</link>"
+        f"<guid>s{i}-{k}</guid><pubDate>Tue, 01 Dec 2026 {k:02d}:{i % 60:02d}:00 GMT</pubDate>"
+        f"<description><![CDATA[{body} {i}-{k}]]></description></item>"
+        for k in range(5)
+    )
+    with open(path, "w") as f:
+        f.write(f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+                f"<title>Source {i}</title><link>http://h/{i}</link><description>d</description>"
+                f"{items}</channel></rss>")
+def host(i):
+    return f"127.0.1.{i % hosts + 1}"
+for name in ("cold", "daemon"):
+    with open(os.path.join(scratch, f"{name}.toml"), "w") as c:
+        c.write(f'[server]\nlisten = "{listen}"\n\n[storage]\npath = "{scratch}/{name}.db"\n\n'
+                f'[defaults]\nschedule = "{schedule}"\n\n')
+        for i in range(n):
+            c.write(f'[[sources]]\nid = "s{i}"\nname = "Source {i}"\n'
+                    f'url = "http://{host(i)}:{port}/{i}.xml"\ncategory = "c{i % 20}"\n')
+with open(os.path.join(scratch, "nginx.conf"), "w") as c:
+    listens = "".join(f"    listen 127.0.1.{h + 1}:{port};\n" for h in range(hosts))
+    c.write(f"""worker_processes 2;
+pid {scratch}/nginx.pid;
+error_log {scratch}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  sendfile on;
+  etag on;
+  server {{
+{listens}    root {feeds};
+  }}
+}}
+""")
+EOF
+rm -f "$scratch"/cold.db* "$scratch"/daemon.db* "$scratch"/daemon.log
+nginx -c "$scratch/nginx.conf"
+daemon=""
+cleanup() {
+  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null || true
+  [ -f "$scratch/nginx.pid" ] && kill "$(cat "$scratch/nginx.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# 1. The cold cycle.
+/usr/bin/time -f '%e %M' -o "$scratch/cold.time" "$bin" --config "$scratch/cold.toml" fetch \
+  >"$scratch/cold.out" 2>"$scratch/cold.err" || true
+read -r wall peak_kb <"$scratch/cold.time"
+ok=$(grep -c ': ok ' "$scratch/cold.out" || true)
+entries=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from entries').fetchone()[0])" "$scratch/cold.db")
+echo "cold cycle: $sources sources, $ok ok, $entries entries in $wall s: $(python3 -c "print(round($sources/$wall))") fetches/s, peak RSS $((peak_kb / 1024)) MB"
+
+# 2. The first start, with readers.
+started=$(date +%s.%N)
+RUST_LOG=info "$bin" --config "$scratch/daemon.toml" serve >"$scratch/daemon.log" 2>&1 &
+daemon=$!
+until curl -sf "http://$listen/healthz" >/dev/null 2>&1; do
+  kill -0 "$daemon" 2>/dev/null || { echo "the daemon exited:" >&2; tail "$scratch/daemon.log" >&2; exit 1; }
+  sleep 0.2
+done
+python3 - "$listen" "$sources" "$scratch/daemon.log" "$started" <<'EOF'
+import sys, time, urllib.request, random
+listen, n, log, started = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+random.seed(7)
+times, fetched, offset = [], 0, 0
+# One fetch line per fetch; read as the log grows.
+while fetched < n:
+    with open(log, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    complete = chunk.rfind(b"\n") + 1
+    fetched += chunk[:complete].count(b"status=")
+    offset += complete
+    # A source fetched by now, so its feed has entries; each source once (uncached).
+    i = random.randrange(n)
+    t = time.monotonic()
+    urllib.request.urlopen(f"http://{listen}/sources/s{i}.atom").read()
+    times.append(time.monotonic() - t)
+    time.sleep(0.5)
+took = time.time() - started
+times.sort()
+print(f"first start: every source fetched {took:.1f} s after start ({n/took:.0f} fetches/s); "
+      f"{len(times)} per-source feeds read meanwhile: p50 {times[len(times)//2]*1e3:.1f} ms, "
+      f"p99 {times[max(0, int(len(times)*0.99)-1)]*1e3:.1f} ms")
+EOF
+
+# 3. Steady state.
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
+before=$(cpu)
+sleep "$idle_seconds"
+after=$(cpu)
+rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$daemon/status")
+echo "steady state ($schedule): $(python3 -c "print(round(100 * ($after - $before) / $ticks / $idle_seconds, 2))") % of a core over $idle_seconds s, RSS $rss MB"
