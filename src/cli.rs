@@ -328,7 +328,7 @@ async fn wait_for_stop_signal() {
 }
 
 async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Result<ExitCode> {
-    let chosen: Vec<SourceConfig> = if ids.is_empty() {
+    let chosen: Vec<Arc<SourceConfig>> = if ids.is_empty() {
         config
             .sources
             .iter()
@@ -337,7 +337,7 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
             .collect()
     } else {
         ids.iter()
-            .map(|id| match config.source(id) {
+            .map(|id| match config.sources.iter().find(|s| s.id == *id) {
                 Some(s) if s.enabled => Ok(s.clone()),
                 Some(_) => anyhow::bail!("source {id:?} is disabled in {}", config.path.display()),
                 None => anyhow::bail!("no source {id:?} in {}", config.path.display()),

@@ -107,7 +107,10 @@ impl Outline {
 /// it (its selectors only live in the config).
 ///
 /// Returns the document and notes for the operator (tags that cannot make the trip).
-pub fn export_sources(sources: &[SourceConfig], created: DateTime<Utc>) -> (String, Vec<String>) {
+pub fn export_sources(
+    sources: &[std::sync::Arc<SourceConfig>],
+    created: DateTime<Utc>,
+) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut folders: Vec<(&str, Vec<Outline>)> = Vec::new();
     for s in sources {
@@ -518,7 +521,7 @@ const FEED_TYPES: &[&str] = &["", "rss", "atom", "json", "jsonfeed", "feed"];
 ///   taken).
 pub fn plan(
     subscriptions: &[Subscription],
-    existing: &[SourceConfig],
+    existing: &[std::sync::Arc<SourceConfig>],
     reserved: &HashSet<String>,
 ) -> ImportReport {
     let mut report = ImportReport::default();

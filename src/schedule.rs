@@ -247,7 +247,8 @@ fn source_fingerprint(source: &SourceConfig) -> u64 {
 /// One source's task: what it needs for the life of the task (until the source's config
 /// changes, the source is removed, or the daemon stops).
 struct SourceTask {
-    source: SourceConfig,
+    /// Shared with the running config: one copy of each source's config, however many hold it.
+    source: Arc<SourceConfig>,
     store: Arc<Store>,
     fetcher: Fetcher,
     trigger: Arc<Notify>,
@@ -341,7 +342,7 @@ mod tests {
         let text = "[[sources]]\nid = \"a\"\nname = \"A\"\ncategory = \"c\"\n\
                     url = \"https://example.com/feed\"\n";
         let config = Config::from_toml(std::path::Path::new("t.toml"), text).expect("config");
-        let mut other = config.sources[0].clone();
+        let mut other = (*config.sources[0]).clone();
         assert_eq!(
             source_fingerprint(&config.sources[0]),
             source_fingerprint(&other)

@@ -40,7 +40,7 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
             let at = format!("source {:?}", source.id);
             return Err(check.invalid(&at, "id", "is used by another source".into()));
         }
-        sources.push(source);
+        sources.push(std::sync::Arc::new(source));
     }
     let export = check.export(&raw.export)?;
     Ok(Config {

@@ -26,7 +26,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage_path: PathBuf,
     pub fetch: FetchConfig,
-    pub sources: Vec<SourceConfig>,
+    pub sources: Vec<std::sync::Arc<SourceConfig>>,
     pub export: ExportConfig,
 }
 
@@ -286,7 +286,7 @@ impl Config {
     }
 
     pub fn source(&self, id: &str) -> Option<&SourceConfig> {
-        self.sources.iter().find(|s| s.id == id)
+        self.sources.iter().find(|s| s.id == id).map(|s| &**s)
     }
 }
 

@@ -37,7 +37,7 @@ impl Store {
     /// Makes the sources table match the config: new sources added, names, URLs and
     /// categories updated, sources no longer configured (or disabled) marked inactive. Their
     /// entries are kept.
-    pub fn sync_sources(&self, sources: &[SourceConfig]) -> Result<(), StoreError> {
+    pub fn sync_sources(&self, sources: &[std::sync::Arc<SourceConfig>]) -> Result<(), StoreError> {
         let mut writer = self.writer()?;
         let tx = writer.conn.transaction()?;
         tx.execute("UPDATE sources SET active = 0", [])?;
@@ -256,7 +256,7 @@ mod tests {
              url = \"http://127.0.0.1:9/4.xml\"\ncategory = \"other\"\nenabled = false\n",
         );
         config.retain(|c| c.id != "second");
-        config[0].name = "First, renamed".into();
+        std::sync::Arc::make_mut(&mut config[0]).name = "First, renamed".into();
         s.store.sync_sources(&config).expect("synced");
         // Configured ones first; a source that left the config is kept, inactive.
         assert_eq!(
@@ -301,7 +301,8 @@ mod tests {
         assert_eq!(state.disabled_reason.as_deref(), Some("410 Gone"));
 
         let mut config = sources("");
-        config[0].url = url::Url::parse("http://127.0.0.1:9/elsewhere.xml").expect("url");
+        std::sync::Arc::make_mut(&mut config[0]).url =
+            url::Url::parse("http://127.0.0.1:9/elsewhere.xml").expect("url");
         s.store.sync_sources(&config).expect("new url");
         let state = s.store.source_state("first").expect("state");
         assert_eq!((state.moved_to, state.disabled_reason), (None, None));

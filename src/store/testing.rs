@@ -31,7 +31,7 @@ pub(super) struct Scratch {
 
 /// Sources `first`, `second` and `third` of category `local` (`third` tagged `city`), as
 /// `sources` reads them from a config.
-pub(super) fn sources(extra: &str) -> Vec<SourceConfig> {
+pub(super) fn sources(extra: &str) -> Vec<std::sync::Arc<SourceConfig>> {
     let mut text = String::new();
     for id in ["first", "second", "third"] {
         let tags = if id == "third" { "[\"city\"]" } else { "[]" };
