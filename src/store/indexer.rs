@@ -415,24 +415,18 @@ pub fn verify_search_index(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::super::search::rare_term_matches;
-    use super::super::testing::{entry, put, scratch, Scratch, OTHER};
+    use super::super::testing::{entry, put, scratch, search_titles, Scratch, OTHER};
     use super::*;
-    use crate::model::{FeedQuery, Scope};
+    use crate::model::Entry;
 
-    fn titles(store: &super::super::Store, text: &str) -> Vec<String> {
-        let q = FeedQuery {
-            limit: 10,
-            text: Some(text.into()),
-            ..Default::default()
-        };
-        let mut t: Vec<String> = store
-            .entries(&Scope::All, &q)
-            .expect("search")
-            .into_iter()
-            .map(|e| e.title)
-            .collect();
-        t.sort();
-        t
+    /// A story sharing no words with the others of these tests.
+    fn railway() -> Entry {
+        entry(
+            "second",
+            "b",
+            "Mountain railway reopens",
+            "The mountain railway reopens after repairs to the upper station.",
+        )
     }
 
     /// What the index itself finds for `term` (not the queue, not the text).
@@ -459,16 +453,7 @@ mod tests {
         );
         assert_eq!(indexed(&s, "ferry").map(|f| f.len()), Some(1));
         let s = s.reopen();
-        put(
-            &s.store,
-            "second",
-            &[entry(
-                "second",
-                "b",
-                "Mountain railway reopens",
-                "The mountain railway reopens after repairs to the upper station.",
-            )],
-        );
+        put(&s.store, "second", &[railway()]);
         assert_eq!(indexed(&s, "ferry").map(|f| f.len()), Some(1));
         assert_eq!(indexed(&s, "railway").map(|f| f.len()), Some(1));
         assert_eq!(rows(&s), 2);
@@ -522,7 +507,10 @@ mod tests {
             std::fs::remove_file(&index).expect("index removed");
         });
         assert_eq!(indexed(&s, "ferry").map(|f| f.len()), Some(1));
-        assert_eq!(titles(&s.store, "ferry"), ["Harbour ferry timetable"]);
+        assert_eq!(
+            search_titles(&s.store, "ferry"),
+            ["Harbour ferry timetable"]
+        );
     }
 
     /// While the index cannot keep up (here: another connection holds its write lock), new
@@ -540,24 +528,18 @@ mod tests {
         blocker
             .execute_batch("BEGIN IMMEDIATE")
             .expect("the index's write lock");
-        put(
-            &s.store,
-            "second",
-            &[entry(
-                "second",
-                "b",
-                "Mountain railway reopens",
-                "The mountain railway reopens after repairs to the upper station.",
-            )],
-        );
+        put(&s.store, "second", &[railway()]);
         put(
             &s.store,
             "first",
             &[entry("first", "a", "Harbour bus timetable", OTHER)],
         );
-        assert_eq!(titles(&s.store, "railway"), ["Mountain railway reopens"]);
-        assert_eq!(titles(&s.store, "ferry"), Vec::<String>::new());
-        assert_eq!(titles(&s.store, "bus"), ["Harbour bus timetable"]);
+        assert_eq!(
+            search_titles(&s.store, "railway"),
+            ["Mountain railway reopens"]
+        );
+        assert_eq!(search_titles(&s.store, "ferry"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "bus"), ["Harbour bus timetable"]);
         // The index has not seen them: what it says is stale.
         {
             let reader = s.store.reader().expect("reader");

@@ -147,7 +147,7 @@ pub(super) fn rare_term_matches(
 
 /// An FTS5 query of `terms`, each a phrase of its own (a double quote doubled keeps it
 /// literal), joined by `op`.
-pub(super) fn phrases<'a>(terms: impl Iterator<Item = &'a str>, op: &str) -> String {
+fn phrases<'a>(terms: impl Iterator<Item = &'a str>, op: &str) -> String {
     terms
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()
@@ -156,25 +156,7 @@ pub(super) fn phrases<'a>(terms: impl Iterator<Item = &'a str>, op: &str) -> Str
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{entry, put, scratch, BODY};
-    use crate::model::{FeedQuery, Scope};
-    use crate::store::Store;
-
-    fn search(store: &Store, text: &str) -> Vec<String> {
-        let q = FeedQuery {
-            limit: 10,
-            text: Some(text.into()),
-            ..Default::default()
-        };
-        let mut titles: Vec<String> = store
-            .entries(&Scope::All, &q)
-            .expect("search")
-            .into_iter()
-            .map(|e| e.title)
-            .collect();
-        titles.sort();
-        titles
-    }
+    use super::super::testing::{entry, put, scratch, search_titles, BODY};
 
     #[test]
     fn chinese_terms_of_one_two_and_more_characters_match_whole() {
@@ -188,15 +170,15 @@ mod tests {
             ],
         );
         // Two characters: looked up by the trigrams they begin.
-        assert_eq!(search(&s.store, "天气"), ["北京天气"]);
-        assert_eq!(search(&s.store, "地铁"), ["上海新闻"]);
+        assert_eq!(search_titles(&s.store, "天气"), ["北京天气"]);
+        assert_eq!(search_titles(&s.store, "地铁"), ["上海新闻"]);
         // One character: checked on each entry's text.
-        assert_eq!(search(&s.store, "天"), ["上海新闻", "北京天气"]);
+        assert_eq!(search_titles(&s.store, "天"), ["上海新闻", "北京天气"]);
         // Three or more: a trigram LIKE.
-        assert_eq!(search(&s.store, "新线路"), ["上海新闻"]);
+        assert_eq!(search_titles(&s.store, "新线路"), ["上海新闻"]);
         // Every term must occur.
-        assert_eq!(search(&s.store, "北京 地铁"), Vec::<String>::new());
-        assert_eq!(search(&s.store, "天津"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "北京 地铁"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "天津"), Vec::<String>::new());
     }
 
     /// An edit is found by its new words only, before and after the index has seen it.
@@ -214,13 +196,13 @@ mod tests {
             "first",
             &[entry("first", "park", "Lakeside park plan", &lake)],
         );
-        assert_eq!(search(&s.store, "lakeside"), ["Lakeside park plan"]);
-        assert_eq!(search(&s.store, "riverside"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "lakeside"), ["Lakeside park plan"]);
+        assert_eq!(search_titles(&s.store, "riverside"), Vec::<String>::new());
         s.store
             .wait_for_search_index()
             .expect("the search index caught up");
-        assert_eq!(search(&s.store, "lakeside"), ["Lakeside park plan"]);
-        assert_eq!(search(&s.store, "riverside"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "lakeside"), ["Lakeside park plan"]);
+        assert_eq!(search_titles(&s.store, "riverside"), Vec::<String>::new());
         s.store
             .reader()
             .expect("reader")

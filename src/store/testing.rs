@@ -131,3 +131,20 @@ pub(super) fn feed(store: &Store, scope: crate::model::Scope) -> Vec<crate::mode
     };
     store.entries(&scope, &q).expect("feed")
 }
+
+/// The titles a search of the merged feed finds (first ten), sorted.
+pub(super) fn search_titles(store: &Store, text: &str) -> Vec<String> {
+    let q = crate::model::FeedQuery {
+        limit: 10,
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    let mut titles: Vec<String> = store
+        .entries(&crate::model::Scope::All, &q)
+        .expect("search")
+        .into_iter()
+        .map(|e| e.title)
+        .collect();
+    titles.sort();
+    titles
+}
