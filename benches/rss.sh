@@ -37,7 +37,6 @@ if [ "$have" -lt "$target" ]; then
   "$bin" --config "$src/tributary.toml" sources >/dev/null
   sqlite3 "$src/db/tributary.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
   cp "$src/db/tributary.db" "$work/db/tributary.db"
-  rm -f "$work/db/tributary.db.search"*
 
   base=$(sqlite3 "$work/db/tributary.db" 'SELECT count(*) FROM entries;')
   copies=$(( (target + base - 1) / base - 1 ))
@@ -93,8 +92,11 @@ for _ in $(seq 100); do curl -sf "http://$listen/healthz" >/dev/null && break; s
 # builds it: minutes at 1 M entries, reported).
 start=$SECONDS
 queued() { sqlite3 "$work/db/tributary.db" 'SELECT COALESCE(MAX(seq), 0) FROM search_queue;'; }
-indexed() { sqlite3 "$work/db/tributary.db.search" 'SELECT seq FROM progress;' 2>/dev/null || echo 0; }
-while [ "$(indexed)" -lt "$(queued)" ]; do sleep 2; done
+indexed() { sqlite3 "$work/db/tributary.db.search" 'SELECT COALESCE((SELECT seq FROM progress), 0);'; }
+while [ "$(indexed)" -lt "$(queued)" ]; do
+  kill -0 $pid 2>/dev/null || { echo "rss.sh: the daemon exited; see $work/serve.log" >&2; exit 1; }
+  sleep 2
+done
 echo "search index caught up $((SECONDS - start)) s after the start" >&2
 
 # The feeds a reader polls, and a search (a common word: the worst case, every row matches).
