@@ -139,21 +139,7 @@ fn emit(out: &str) -> anyhow::Result<()> {
     }
 }
 
-/// glibc gives each thread that allocates under contention an arena of its own, up to eight per
-/// core, and memory freed in one arena is not reused by another: with tokio's workers and the
-/// blocking pool (fetches, parses, the store), a long-running daemon's resident size grew
-/// well past what it holds. Two arenas keep it near its working set (benches/rss.sh, 1,000
-/// sources and 1 M entries: 47.6 → 32.2 MB median).
-fn bound_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 pub fn main() -> ExitCode {
-    bound_malloc_arenas();
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Serve => "info",
