@@ -46,12 +46,53 @@ fn config(dir: &std::path::Path, sources: usize) -> Config {
     Config::from_toml(&dir.join("bench.toml"), &text).expect("bench config")
 }
 
+/// English words sprinkled into `mixed_text`, so a search for a Latin word has something to
+/// find: each is in about one entry in seven.
+const WORDS: [&str; 20] = [
+    "market",
+    "report",
+    "shares",
+    "growth",
+    "energy",
+    "policy",
+    "profit",
+    "kubernetes",
+    "trade",
+    "bank",
+    "carbon",
+    "export",
+    "index",
+    "yield",
+    "bond",
+    "chip",
+    "credit",
+    "fund",
+    "steel",
+    "oil",
+];
+
+/// Chinese text with an English word every 50 characters, as financial news names companies,
+/// products and tickers.
+fn mixed_text(rng: &mut Rng, chars: usize) -> String {
+    let mut s = text(rng, chars.min(50));
+    let mut left = chars.saturating_sub(50);
+    while left > 0 {
+        s.push(' ');
+        s.push_str(WORDS[rng.below(WORDS.len())]);
+        s.push(' ');
+        let run = left.min(50);
+        s.push_str(&text(rng, run));
+        left -= run;
+    }
+    s
+}
+
 fn batch(rng: &mut Rng, source: &str, id: &mut u64, at: chrono::DateTime<Utc>) -> Vec<Entry> {
     (0..PER_CALL)
         .map(|_| {
             *id += 1;
             let published = at - chrono::Duration::seconds(rng.below(3600) as i64);
-            entry(source, *id, text(rng, 16), text(rng, 200), published)
+            entry(source, *id, text(rng, 16), mixed_text(rng, 200), published)
         })
         .collect()
 }
@@ -94,6 +135,8 @@ fn cases(sources: usize) -> Vec<Case> {
         ("search, common pair", "万元"),
         ("search, one character", "一"),
         ("search, rare pair", "丁七"),
+        ("search, absent pair", "央行"),
+        ("search, English word", "market"),
         ("search, absent word", "zzzqqq"),
     ] {
         c.push(Case {

@@ -17,8 +17,10 @@
 #      for a random source's own feed (`/sources/ID.atom`, most of them the first of their
 #      kind, so uncached): p50 and p99 of their times.
 #   3. steady state: the same daemon for IDLE_SECONDS more, every source due each SCHEDULE
-#      (nginx answers 304 now): its CPU share and RSS. With a long SCHEDULE (and time to
-#      wait for the first start) it is the idle daemon.
+#      (nginx answers 304 now): its CPU share and RSS.
+#   4. idle: the daemon restarted on the same store with every source `every 6h`. Each is due
+#      at once (its stored next run has passed), so one round of 304s first; once every source
+#      has its fetch line, IDLE_SECONDS with nothing due: CPU share and RSS.
 # Needs nginx (apt-get install nginx-light), curl, python3, /usr/bin/time; nothing from
 # ../shared.
 set -euo pipefail
@@ -62,10 +64,10 @@ for i in range(n):
                 f"{items}</channel></rss>")
 def host(i):
     return f"127.0.1.{i % hosts + 1}"
-for name in ("cold", "daemon"):
+for name, store, every in (("cold", "cold", schedule), ("daemon", "daemon", schedule), ("idle", "daemon", "every 6h")):
     with open(os.path.join(scratch, f"{name}.toml"), "w") as c:
-        c.write(f'[server]\nlisten = "{listen}"\n\n[storage]\npath = "{scratch}/{name}.db"\n\n'
-                f'[defaults]\nschedule = "{schedule}"\n\n')
+        c.write(f'[server]\nlisten = "{listen}"\n\n[storage]\npath = "{scratch}/{store}.db"\n\n'
+                f'[defaults]\nschedule = "{every}"\n\n')
         for i in range(n):
             c.write(f'[[sources]]\nid = "s{i}"\nname = "Source {i}"\n'
                     f'url = "http://{host(i)}:{port}/{i}.xml"\ncategory = "c{i % 20}"\n')
@@ -103,13 +105,17 @@ entries=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).exe
 echo "cold cycle: $sources sources, $ok ok, $entries entries in $wall s: $(python3 -c "print(round($sources/$wall))") fetches/s, peak RSS $((peak_kb / 1024)) MB"
 
 # 2. The first start, with readers.
+# Starts `serve` on config $1, logging to $2, and waits until it answers.
+start_daemon() {
+  RUST_LOG=info "$bin" --config "$1" serve >"$2" 2>&1 &
+  daemon=$!
+  until curl -sf "http://$listen/healthz" >/dev/null 2>&1; do
+    kill -0 "$daemon" 2>/dev/null || { echo "the daemon exited:" >&2; tail "$2" >&2; exit 1; }
+    sleep 0.2
+  done
+}
 started=$(date +%s.%N)
-RUST_LOG=info "$bin" --config "$scratch/daemon.toml" serve >"$scratch/daemon.log" 2>&1 &
-daemon=$!
-until curl -sf "http://$listen/healthz" >/dev/null 2>&1; do
-  kill -0 "$daemon" 2>/dev/null || { echo "the daemon exited:" >&2; tail "$scratch/daemon.log" >&2; exit 1; }
-  sleep 0.2
-done
+start_daemon "$scratch/daemon.toml" "$scratch/daemon.log"
 python3 - "$listen" "$sources" "$scratch/daemon.log" "$started" <<'EOF'
 import sys, time, urllib.request, random
 listen, n, log, started = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
@@ -139,8 +145,24 @@ EOF
 # 3. Steady state.
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
-before=$(cpu)
-sleep "$idle_seconds"
-after=$(cpu)
-rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$daemon/status")
-echo "steady state ($schedule): $(python3 -c "print(round(100 * ($after - $before) / $ticks / $idle_seconds, 2))") % of a core over $idle_seconds s, RSS $rss MB"
+# The daemon's CPU share over IDLE_SECONDS and its RSS at the end, as "N % of a core … RSS M MB".
+share() {
+  local before after rss
+  before=$(cpu)
+  sleep "$idle_seconds"
+  after=$(cpu)
+  rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$daemon/status")
+  echo "$(python3 -c "print(round(100 * ($after - $before) / $ticks / $idle_seconds, 2))") % of a core over $idle_seconds s, RSS $rss MB"
+}
+echo "steady state ($schedule): $(share)"
+
+# 4. Idle: restarted with a long schedule; one round of 304s, then nothing due.
+kill "$daemon"
+wait "$daemon" 2>/dev/null || true
+started=$(date +%s.%N)
+start_daemon "$scratch/idle.toml" "$scratch/idle.log"
+until [ "$(grep -c 'status=' "$scratch/idle.log" || true)" -ge "$sources" ]; do
+  kill -0 "$daemon" 2>/dev/null || { echo "the daemon exited:" >&2; tail "$scratch/idle.log" >&2; exit 1; }
+  sleep 1
+done
+echo "idle: restarted, every source's 304 in $(python3 -c "import time; print(round(time.time() - $started, 1))") s; then $(share)"
