@@ -60,7 +60,8 @@ pub(super) fn search_condition(
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
 ) -> Result<String, StoreError> {
-    let use_index = queued_for_index(conn)? <= MAX_QUEUED;
+    let queued = queued_for_index(conn)?;
+    let use_index = queued <= MAX_QUEUED;
     let mut conds = Vec::with_capacity(terms.len());
     for term in terms {
         // Terms are letters, digits and decimal points (normalize drops everything else),
@@ -74,6 +75,10 @@ pub(super) fn search_condition(
             false => None,
         };
         conds.push(match found {
+            // Found nowhere, and nothing waits for the index: no entry can match, and a
+            // constant false is decided before any row is read (a term's id list does not
+            // drive the query, so the feed would be walked to its end to find nothing).
+            Some(ids) if ids.is_empty() && queued == 0 => return Ok("0".to_string()),
             Some(ids) => {
                 let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
                 format!(
@@ -179,6 +184,12 @@ mod tests {
         // Every term must occur.
         assert_eq!(search_titles(&s.store, "北京 地铁"), Vec::<String>::new());
         assert_eq!(search_titles(&s.store, "天津"), Vec::<String>::new());
+        // Once indexed, a term found nowhere is answered without reading the feed, and the
+        // others as before.
+        s.store.wait_for_search_index().expect("indexed");
+        assert_eq!(search_titles(&s.store, "天津"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "北京 zzzqqq"), Vec::<String>::new());
+        assert_eq!(search_titles(&s.store, "天气"), ["北京天气"]);
     }
 
     /// An edit is found by its new words only, before and after the index has seen it.
