@@ -45,17 +45,44 @@ pub fn parts(scope: &Scope) -> (&'static str, &str) {
 /// and fragment are not.
 pub fn url(base: &Url, scope: &Scope, format: Format) -> Url {
     let (dir, name) = parts(scope);
+    // (A base that is not hierarchical, never http or https, is returned as it is.)
+    under(base, &[dir, &format!("{name}.{}", format.extension())])
+}
+
+/// The console's page of `scope`: the same path as its feeds without the extension
+/// (`/feeds/金融`, `/sources/cs-hg`, `/tags/x`, `/feeds/all`), what feeds name as their
+/// `alternate` (JSON Feed `home_page_url`).
+pub fn page_url(base: &Url, scope: &Scope) -> Url {
+    let (dir, name) = parts(scope);
+    under(base, &[dir, name])
+}
+
+/// The console's page of one stored entry.
+pub fn entry_page_url(base: &Url, id: i64) -> Url {
+    under(base, &[ENTRIES, &id.to_string()])
+}
+
+/// The first path segment of entry pages.
+pub const ENTRIES: &str = "entries";
+
+fn under(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
     url.set_query(None);
     url.set_fragment(None);
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments
-            .pop_if_empty()
-            .push(dir)
-            .push(&format!("{name}.{}", format.extension()));
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
     }
-    // (A base that is not hierarchical, never http or https, is returned as it is.)
     url
+}
+
+/// A page path's last segment, when it names a page rather than a feed file: no extension a
+/// feed format has. (Source ids are `[a-z0-9-]+`; a category or tag with a dot in its name
+/// still gets its page, as long as what follows the dot is not `rss`, `atom` or `json`.)
+pub fn is_page_name(segment: &str) -> bool {
+    match segment.rsplit_once('.') {
+        Some((_, ext)) => Format::from_extension(ext).is_none(),
+        None => true,
+    }
 }
 
 #[cfg(test)]

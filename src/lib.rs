@@ -43,6 +43,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_edit;
 pub mod daemon;
 pub mod dates;
 pub mod decode;
@@ -56,6 +57,7 @@ pub mod model;
 pub mod normalize;
 pub mod notify;
 pub mod opml;
+pub mod pages;
 pub mod parse;
 pub mod politeness;
 pub mod publish;

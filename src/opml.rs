@@ -22,12 +22,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Reader, Writer, XmlVersion};
-use serde::Serialize;
 use url::Url;
 
 use crate::config::{Config, ConfigError, SourceConfig, SourceKind};
+use crate::config_edit::{self, NewSource};
 use crate::feed_urls;
-use crate::files;
 use crate::model::Scope;
 use crate::publish::Format;
 
@@ -48,12 +47,10 @@ pub enum OpmlError {
     Read { path: PathBuf, source: io::Error },
     #[error("{}: not an OPML document: {message}", path.display())]
     Parse { path: PathBuf, message: String },
-    #[error("the config would not load with the imported sources, so it was left as it was: {0}")]
-    WouldNotLoad(ConfigError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{}: cannot write: {source}", path.display())]
-    Write { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Edit(#[from] config_edit::EditError),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,17 +473,6 @@ fn categories(attr: &str) -> (Vec<String>, Option<String>) {
 // Importing
 // ---------------------------------------------------------------------------------------------
 
-/// A source `import` adds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Added {
-    pub id: String,
-    pub name: String,
-    pub url: String,
-    pub category: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-}
-
 /// An outline `import` left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -498,7 +484,7 @@ pub struct Skipped {
 /// What `import` added and skipped. Nothing added means the config was not touched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
-    pub added: Vec<Added>,
+    pub added: Vec<NewSource>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -576,7 +562,7 @@ pub fn plan(
         let id = new_id(&name, host, &taken);
         taken.insert(id.clone());
         known.insert(key, format!("listed earlier in the file (as {name:?})"));
-        report.added.push(Added {
+        report.added.push(NewSource {
             id,
             name,
             url: url.to_string(),
@@ -649,28 +635,6 @@ fn slug(text: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-/// The text appended to the config for `added`: a comment naming the file and the time, then
-/// one `[[sources]]` table each, serialized by the toml crate (quoting and escaping included).
-fn appended_text(added: &[Added], from: &Path, now: DateTime<Utc>) -> String {
-    #[derive(Serialize)]
-    struct Tables<'a> {
-        sources: &'a [Added],
-    }
-    let tables = toml::to_string(&Tables { sources: added })
-        .expect("strings and string lists always serialize to TOML");
-    // A file name could hold a line break, which would end the comment.
-    let file: String = from
-        .display()
-        .to_string()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    format!(
-        "\n# Added by `tributary opml import` from {file} on {}.\n{tables}",
-        now.format("%Y-%m-%d %H:%M UTC")
-    )
-}
-
 /// `tributary opml import FILE`: reads the OPML file, decides with [`plan`], and when there is
 /// something to add, appends it to the config file at `config_path`. The existing text is kept
 /// byte for byte; the new text must load as a valid config, else nothing is written; the file
@@ -690,27 +654,17 @@ pub fn import(
         path: opml_path.to_path_buf(),
         message,
     })?;
-    let original = std::fs::read_to_string(config_path).map_err(|source| OpmlError::Read {
-        path: config_path.to_path_buf(),
-        source,
-    })?;
-    let config = Config::from_toml(config_path, &original)?;
+    let config = Config::load(config_path)?;
     let report = plan(&subscriptions, &config.sources, reserved);
     if report.added.is_empty() {
         return Ok(report);
     }
-    let mut new_text = original.clone();
-    if !new_text.is_empty() && !new_text.ends_with('\n') {
-        new_text.push('\n');
-    }
-    new_text.push_str(&appended_text(&report.added, opml_path, now));
-    Config::from_toml(config_path, &new_text).map_err(OpmlError::WouldNotLoad)?;
-    files::replace(config_path, new_text.as_bytes(), Some(original.as_bytes())).map_err(
-        |source| OpmlError::Write {
-            path: config_path.to_path_buf(),
-            source,
-        },
-    )?;
+    let note = format!(
+        "Added by `tributary opml import` from {} on {}.",
+        opml_path.display(),
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    config_edit::append_sources(config_path, &report.added, &note)?;
     Ok(report)
 }
 

@@ -163,19 +163,19 @@ fn plan_skips_known_urls_and_makes_unique_ids() {
 
 #[test]
 fn appended_tables_load_and_keep_the_file() {
-    let added = [Added {
+    let added = [NewSource {
         id: "x".into(),
         name: "Quote \" and \\ and\nnewline".into(),
         url: "https://example.org/feed".into(),
         category: "c".into(),
         tags: vec!["t".into()],
     }];
-    let text = format!(
-        "{SOURCES}{}",
-        appended_text(&added, Path::new("evil\nname.opml"), Utc::now())
-    );
-    let c = config(&text);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tributary.toml");
+    std::fs::write(&path, SOURCES).unwrap();
+    let c = crate::config_edit::append_sources(&path, &added, "from evil\nname.opml").unwrap();
     let s = c.source("x").unwrap();
     assert_eq!(s.name, "Quote \" and \\ and\nnewline");
     assert_eq!(s.tags, ["t"]);
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with(SOURCES));
 }

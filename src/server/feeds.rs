@@ -301,7 +301,7 @@ fn render(
             url::form_urlencoded::byte_serialize(key.as_bytes()).collect::<String>()
         ),
         self_url: self_url(base, uri),
-        home_url: base.to_string(),
+        home_url: feed_urls::page_url(base, scope).to_string(),
         next_url,
         hub: hub.map(str::to_string),
     };

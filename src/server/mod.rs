@@ -21,10 +21,11 @@ use serde::Serialize;
 use url::Url;
 
 mod cache;
+mod console;
 mod feeds;
 
 pub use cache::FeedCache;
-use feeds::{base_url, feed_file};
+use feeds::base_url;
 
 use crate::feed_urls;
 use crate::metrics;
@@ -53,15 +54,33 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     // Feeds are compressed by their handler, once per rendered body (see `Rendered`), and
     // served from the cache in the coding the reader accepts.
+    // A feed's path without its extension is the console's page of the same scope.
     let feeds = Router::new()
         .route(
             &format!("/{}/{{file}}", feed_urls::CATEGORIES),
-            get(feed_file),
+            get(console::page_or_feed),
         )
-        .route(&format!("/{}/{{file}}", feed_urls::SOURCES), get(feed_file))
-        .route(&format!("/{}/{{file}}", feed_urls::TAGS), get(feed_file));
+        .route(
+            &format!("/{}/{{file}}", feed_urls::SOURCES),
+            get(console::page_or_feed),
+        )
+        .route(
+            &format!("/{}/{{file}}", feed_urls::TAGS),
+            get(console::page_or_feed),
+        );
     // The rest is small or rare: compressed per response by tower-http.
     let others = Router::new()
+        .route("/", get(console::home))
+        .route(
+            &format!("/{}", crate::pages::STYLESHEET_PATH),
+            get(console::stylesheet),
+        )
+        .route("/search", get(console::search))
+        .route("/sources", get(console::sources))
+        .route(
+            &format!("/{}/{{id}}", feed_urls::ENTRIES),
+            get(console::entry),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/api/sources", get(api_sources))

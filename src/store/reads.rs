@@ -88,6 +88,18 @@ impl Store {
         with_sources(&conn, rows, view)
     }
 
+    /// One entry as merged feeds show it, with every source of its cluster; None when no
+    /// configured source carries it.
+    pub fn entry(&self, id: i64) -> Result<Option<StoredEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut query = FeedSql::new(1);
+        let p = query.arg(Box::new(id));
+        query.entry_conds.push(format!("e.id = {p}"));
+        let view_arg = query.arg(Box::new(None::<String>));
+        let rows = query.run(&conn, &view_arg)?;
+        Ok(with_sources(&conn, rows, None)?.pop())
+    }
+
     /// Entries for a static export (`tributary export`), oldest first: every entry carried by
     /// an active source (of `category`, when given) and published at or after `since`. Each
     /// comes with the first such source to carry it: its name, category and tags.

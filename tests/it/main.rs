@@ -8,6 +8,7 @@
 mod common;
 
 mod architecture;
+mod console;
 mod corpus;
 mod daemon;
 mod dedupe_eval;

@@ -1426,6 +1426,34 @@ pub fn assert_well_formed(url: &str, r: &HttpResponse) {
             panic!("{url} ({kind}) is not JSON: {e}\n{}", r.body);
         }
     }
+    if kind.starts_with("text/html") {
+        assert_valid_page(url, &r.body);
+    }
+}
+
+/// A console page: html5ever (the HTML standard's parser) reports no parse error, and nothing
+/// needs `unsafe-inline`: no inline script, event handler or style attribute.
+pub fn assert_valid_page(url: &str, body: &str) {
+    let doc = scraper::Html::parse_document(body);
+    assert!(
+        doc.errors.is_empty(),
+        "{url}: HTML parse errors {:?}\n{body}",
+        doc.errors
+    );
+    let inline = scraper::Selector::parse("script, [style]").expect("static selector");
+    assert!(
+        doc.select(&inline).next().is_none(),
+        "{url}: inline script or style"
+    );
+    for element in doc.root_element().descendent_elements() {
+        for (name, _) in element.value().attrs() {
+            assert!(
+                !name.starts_with("on"),
+                "{url}: event handler {name} on <{}>",
+                element.value().name()
+            );
+        }
+    }
 }
 
 /// GET `url` with extra request headers; `Err` describes a transport failure.

@@ -1,0 +1,198 @@
+//! The operator's console through the binary: `/`, search, the scope, source and entry pages,
+//! their links to the feeds and back, escaping, and the headers every page carries. Every
+//! HTML response is also checked by `common::assert_well_formed` (html5ever finds no parse
+//! error, no inline script or style).
+
+use crate::common::*;
+
+fn page(stack: &Stack, path: &str) -> HttpResponse {
+    let r = stack.get(path);
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8"),
+        "GET {path}"
+    );
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "GET {path}: CSP {csp:?}"
+    );
+    r
+}
+
+/// Every `href` in a page, resolved against the page's URL.
+fn links(r: &HttpResponse, base: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_document(&r.body);
+    let a = scraper::Selector::parse("a[href], link[href]").unwrap();
+    let base = url::Url::parse(base).unwrap();
+    doc.select(&a)
+        .filter_map(|e| e.value().attr("href"))
+        .filter_map(|h| base.join(h).ok())
+        .map(|u| u.to_string())
+        .collect()
+}
+
+#[test]
+fn home_lists_categories_with_working_subscribe_links() {
+    let stack = Stack::start();
+    let home = page(&stack, "/");
+    for name in [FINANCE, TECH] {
+        assert!(home.body.contains(name), "/ names category {name}");
+    }
+    // The newest entry of each category is on the page.
+    assert!(
+        home.body.contains("PBOC 宣布降准 cuts RRR by 50bp"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains("Profiling SQLite with perf"),
+        "{}",
+        home.body
+    );
+    let found = links(&home, &stack.serve.url("/"));
+    let finance_atom = stack.serve.url(&format!("/feeds/{}.atom", pct(FINANCE)));
+    assert!(found.contains(&finance_atom), "{finance_atom} in {found:?}");
+    for ext in ["atom", "rss", "json"] {
+        let feed = stack.serve.url(&format!("/feeds/{}.{ext}", pct(FINANCE)));
+        assert!(found.contains(&feed), "{feed} linked from /");
+        let r = http_get(&feed);
+        assert_eq!(r.status, 200, "{feed}");
+        assert!(r.body.contains("人民币汇率中间价上调"), "{feed}");
+    }
+    assert!(found.contains(&stack.serve.url("/opml")), "/opml linked");
+    // Every page the home page links to answers.
+    for link in found
+        .iter()
+        .filter(|l| l.starts_with(&stack.serve.url("/")))
+    {
+        let r = http_get(link);
+        assert_eq!(r.status, 200, "{link} (linked from /)");
+    }
+    let css = stack.get("/console.css");
+    assert_eq!(css.status, 200);
+    assert!(css
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/css"));
+}
+
+#[test]
+fn search_page_finds_chinese_and_links_the_search_feed() {
+    let stack = Stack::start();
+    let r = page(&stack, &format!("/search?q={}", pct("汇率")));
+    assert!(r.body.contains("人民币汇率中间价上调"), "{}", r.body);
+    assert!(
+        !r.body.contains("Profiling SQLite"),
+        "only matches: {}",
+        r.body
+    );
+    let feed = stack
+        .serve
+        .url(&format!("/feeds/all.atom?q={}", pct("汇率")));
+    assert!(links(&r, &stack.serve.url("/")).contains(&feed), "{feed}");
+    let served = http_get(&feed);
+    assert!(served.body.contains("人民币汇率中间价上调"));
+    let none = page(&stack, "/search?q=zzzqqq");
+    assert!(none.body.contains("Nothing matches"), "{}", none.body);
+}
+
+#[test]
+fn scope_source_and_entry_pages_agree_with_the_feeds() {
+    let stack = Stack::start();
+    // A feed's alternate link is its page, and the page links back to the feed.
+    let feed = stack.get(&format!("/feeds/{}.json", pct(FINANCE)));
+    let json: serde_json::Value = serde_json::from_str(&feed.body).unwrap();
+    let home_page = json["home_page_url"].as_str().unwrap().to_string();
+    assert_eq!(
+        home_page,
+        stack.serve.url(&format!("/feeds/{}", pct(FINANCE)))
+    );
+    let category = page(&stack, &format!("/feeds/{}", pct(FINANCE)));
+    assert!(category.body.contains("人民币汇率中间价上调"));
+    assert!(
+        !category.body.contains("Profiling SQLite"),
+        "tech is not 金融"
+    );
+    let atom = stack.get(&format!("/sources/{CS_ID}.atom"));
+    assert!(
+        atom.body.contains(&format!(
+            "href=\"{}\"",
+            stack.serve.url(&format!("/sources/{CS_ID}"))
+        )),
+        "{}",
+        atom.body
+    );
+
+    let source = page(&stack, &format!("/sources/{CS_ID}"));
+    assert!(source.body.contains(CS_NAME));
+    assert!(source.body.contains("healthy"), "{}", source.body);
+    // Its config as the file has it.
+    assert!(
+        source.body.contains(&format!("id = &quot;{CS_ID}&quot;"))
+            || source.body.contains(&format!("id = \"{CS_ID}\"")),
+        "{}",
+        source.body
+    );
+    let all = page(&stack, "/sources");
+    for id in [CS_ID, CAIXIN_ID, TECH_ID] {
+        assert!(all.body.contains(id), "/sources lists {id}");
+    }
+    assert!(all.body.contains("healthy"));
+
+    // An entry's page: its title, its text, the source that carries it.
+    let entry_link = links(&source, &stack.serve.url("/"))
+        .into_iter()
+        .find(|l| l.contains("/entries/"))
+        .expect("a source page links its entries");
+    let entry = http_get(&entry_link);
+    assert_eq!(entry.status, 200, "{entry_link}");
+    assert!(entry.body.contains(CS_NAME), "{}", entry.body);
+    assert!(entry.body.contains("Merged story"), "{}", entry.body);
+    assert_eq!(stack.get("/entries/999999").status, 404);
+    assert_eq!(stack.get("/entries/x").status, 404);
+    assert_eq!(stack.get("/sources/no-such-source").status, 404);
+    assert_eq!(stack.get("/feeds/no-such-category").status, 404);
+}
+
+#[test]
+fn names_and_errors_are_text_not_markup() {
+    let fixtures = FixtureServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let hostile = "<script>alert(1)</script> & <b>bold</b>";
+    let mut good = Source::fixture(&fixtures, CS_ID);
+    good.name = hostile.to_string();
+    good.category = "<i>cat</i>".to_string();
+    let broken = Source::new(
+        "broken",
+        "Broken",
+        &fixtures.url("/status/500?<img src=x onerror=alert(1)>"),
+        "<i>cat</i>",
+    );
+    let config = write_config(dir.path(), listen, &[good, broken]);
+    let _ = run_fetch(&config, &[]);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    for path in [
+        "/",
+        "/sources",
+        &format!("/sources/{CS_ID}"),
+        "/sources/broken",
+    ] {
+        let r = http_get(&serve.url(path));
+        assert_eq!(r.status, 200, "{path}");
+        assert!(!r.body.contains("<script>alert"), "{path}: {}", r.body);
+        assert!(!r.body.contains("<i>cat</i>"), "{path}");
+        assert!(!r.body.contains("<img src=x"), "{path}");
+    }
+    let r = http_get(&serve.url("/sources"));
+    assert!(
+        r.body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("failed last time"), "{}", r.body);
+}
