@@ -6,11 +6,13 @@
 //! and blank line as written). Every new text must load as a valid config before it is
 //! written, and it replaces the file atomically, only if nobody changed the file meanwhile.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use toml_edit::{DocumentMut, Item, Table};
+use url::Url;
 
 use crate::config::{Config, ConfigError};
 use crate::files;
@@ -61,15 +63,11 @@ fn write_checked(path: &Path, original: &str, new_text: &str) -> Result<Config, 
     Ok(config)
 }
 
-/// Appends one `[[sources]]` table per source after a comment (`note`, one line), serialized
-/// by the toml crate (quoting and escaping included); the existing text is kept byte for byte.
-pub fn append_sources(path: &Path, added: &[NewSource], note: &str) -> Result<Config, EditError> {
+fn appended(original: &str, added: &[NewSource], note: &str) -> String {
     #[derive(Serialize)]
     struct Tables<'a> {
         sources: &'a [NewSource],
     }
-    let original = read(path)?;
-    Config::from_toml(path, &original)?;
     let tables = toml::to_string(&Tables { sources: added })
         .expect("strings and string lists always serialize to TOML");
     // A note holding a line break would end the comment early.
@@ -77,12 +75,27 @@ pub fn append_sources(path: &Path, added: &[NewSource], note: &str) -> Result<Co
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let mut new_text = original.clone();
+    let mut new_text = original.to_string();
     if !new_text.is_empty() && !new_text.ends_with('\n') {
         new_text.push('\n');
     }
     new_text.push_str(&format!("\n# {note}\n{tables}"));
-    write_checked(path, &original, &new_text)
+    new_text
+}
+
+/// The config as it would be with `added` appended, checked but not written.
+pub fn with_sources(path: &Path, added: &[NewSource]) -> Result<Config, EditError> {
+    let original = read(path)?;
+    Config::from_toml(path, &original)?;
+    Config::from_toml(path, &appended(&original, added, "")).map_err(EditError::WouldNotLoad)
+}
+
+/// Appends one `[[sources]]` table per source after a comment (`note`, one line), serialized
+/// by the toml crate (quoting and escaping included); the existing text is kept byte for byte.
+pub fn append_sources(path: &Path, added: &[NewSource], note: &str) -> Result<Config, EditError> {
+    let original = read(path)?;
+    Config::from_toml(path, &original)?;
+    write_checked(path, &original, &appended(&original, added, note))
 }
 
 /// The file's text as a document, and the index of source `id` in its `[[sources]]`.
@@ -162,6 +175,76 @@ pub fn remove_source(path: &Path, id: &str) -> Result<(), EditError> {
     }
     write_checked(path, &original, &doc.to_string())?;
     Ok(())
+}
+
+/// Ids made by [`new_id`] are at most this long.
+pub const MAX_ID_CHARS: usize = 40;
+
+/// Parses a feed URL from an export: http(s) only; `feed://…` and `feed:https://…` (old
+/// browser conventions) are read as the http(s) URL they stand for.
+pub fn feed_url(text: &str) -> Result<Url, String> {
+    let lower = text.to_ascii_lowercase();
+    let text = if lower.starts_with("feed://") {
+        format!("http://{}", &text["feed://".len()..])
+    } else if lower.starts_with("feed:http") {
+        text["feed:".len()..].to_string()
+    } else {
+        text.to_string()
+    };
+    let url = Url::parse(&text).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            format!("{text} has no scheme; did you mean https://{text}?")
+        }
+        e => format!("not a URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("not an http(s) URL".into());
+    }
+    Ok(url)
+}
+
+/// A feed URL's identity for "is it already configured": host (lower-cased by `Url`), port
+/// when not the default, path without a trailing slash, query. The scheme and the fragment do
+/// not count: `http://` and `https://` of one feed are one feed.
+pub fn url_key(url: &Url) -> String {
+    format!(
+        "{}{}{}{}",
+        url.host_str().unwrap_or_default(),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        url.path().trim_end_matches('/'),
+        url.query().map(|q| format!("?{q}")).unwrap_or_default()
+    )
+}
+
+/// An id from the name, else the host (without `www.`), else "feed": lower-case ASCII letters
+/// and digits joined by single hyphens, at most [`MAX_ID_CHARS`]; `-2`, `-3`… when taken.
+pub fn new_id(name: &str, host: &str, taken: &HashSet<String>) -> String {
+    let base = [slug(name), slug(host.trim_start_matches("www."))]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "feed".to_string());
+    if !taken.contains(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|id| !taken.contains(id))
+        .expect("some suffix is free")
+}
+
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            if out.len() >= MAX_ID_CHARS {
+                break;
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
 }
 
 #[cfg(test)]

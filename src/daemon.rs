@@ -38,6 +38,7 @@ pub struct Daemon {
     stop: watch::Sender<bool>,
     limits: Arc<Limits>,
     scheduler: Arc<Scheduler>,
+    config_written: Arc<tokio::sync::Notify>,
 }
 
 impl Daemon {
@@ -49,6 +50,7 @@ impl Daemon {
             stop: watch::Sender::new(false),
             limits,
             scheduler: Scheduler::new(),
+            config_written: Default::default(),
         }
     }
 
@@ -60,6 +62,12 @@ impl Daemon {
     /// The fetch limits every fetcher of the daemon counts against.
     pub fn limits(&self) -> &Arc<Limits> {
         &self.limits
+    }
+
+    /// Notified when the console has written the config file: whoever watches the file
+    /// (`serve`) reloads at once instead of at its next look.
+    pub fn config_written(&self) -> Arc<tokio::sync::Notify> {
+        self.config_written.clone()
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -121,6 +129,7 @@ impl Daemon {
             admin_token: config.server.admin_token.clone(),
             config: self.configs.subscribe(),
             cache: Default::default(),
+            config_written: self.config_written.clone(),
         };
         let mut stop = self.stop.subscribe();
         let served = server::serve(listener, state, async move {

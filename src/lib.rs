@@ -65,6 +65,7 @@ pub mod refresh;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod subscribe;
 pub mod text;
 pub mod websub;
 

@@ -38,9 +38,6 @@ pub const CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
 /// The category of imported feeds that are in no folder.
 pub const DEFAULT_CATEGORY: &str = "imported";
 
-/// The longest id `import` makes (before a `-2`, `-3`… suffix).
-const MAX_ID_CHARS: usize = 40;
-
 #[derive(Debug, thiserror::Error)]
 pub enum OpmlError {
     #[error("{}: cannot read: {source}", path.display())]
@@ -515,7 +512,7 @@ pub fn plan(
         .iter()
         .map(|s| {
             (
-                url_key(&s.url),
+                config_edit::url_key(&s.url),
                 format!("already configured as source {:?}", s.id),
             )
         })
@@ -534,14 +531,14 @@ pub fn plan(
                 .push(skip(format!("not a feed (type={:?})", sub.kind)));
             continue;
         }
-        let url = match feed_url_of(&sub.url) {
+        let url = match config_edit::feed_url(&sub.url) {
             Ok(url) => url,
             Err(why) => {
                 report.skipped.push(skip(why));
                 continue;
             }
         };
-        let key = url_key(&url);
+        let key = config_edit::url_key(&url);
         if let Some(why) = known.get(&key) {
             report.skipped.push(skip(why.clone()));
             continue;
@@ -559,7 +556,7 @@ pub fn plan(
             .filter(|c| !c.eq_ignore_ascii_case("all"))
             .unwrap_or(DEFAULT_CATEGORY)
             .to_string();
-        let id = new_id(&name, host, &taken);
+        let id = config_edit::new_id(&name, host, &taken);
         taken.insert(id.clone());
         known.insert(key, format!("listed earlier in the file (as {name:?})"));
         report.added.push(NewSource {
@@ -571,68 +568,6 @@ pub fn plan(
         });
     }
     report
-}
-
-/// Parses a feed URL from an export: http(s) only; `feed://…` and `feed:https://…` (old
-/// browser conventions) are read as the http(s) URL they stand for.
-fn feed_url_of(text: &str) -> Result<Url, String> {
-    let lower = text.to_ascii_lowercase();
-    let text = if lower.starts_with("feed://") {
-        format!("http://{}", &text["feed://".len()..])
-    } else if lower.starts_with("feed:http") {
-        text["feed:".len()..].to_string()
-    } else {
-        text.to_string()
-    };
-    let url = Url::parse(&text).map_err(|e| format!("not a URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("not an http(s) URL".into());
-    }
-    Ok(url)
-}
-
-/// A feed URL's identity for "is it already configured": host (lower-cased by `Url`), port
-/// when not the default, path without a trailing slash, query. The scheme and the fragment do
-/// not count: `http://` and `https://` of one feed are one feed.
-fn url_key(url: &Url) -> String {
-    format!(
-        "{}{}{}{}",
-        url.host_str().unwrap_or_default(),
-        url.port().map(|p| format!(":{p}")).unwrap_or_default(),
-        url.path().trim_end_matches('/'),
-        url.query().map(|q| format!("?{q}")).unwrap_or_default()
-    )
-}
-
-/// An id from the name, else the host (without `www.`), else "feed": lower-case ASCII letters
-/// and digits joined by single hyphens, at most [`MAX_ID_CHARS`]; `-2`, `-3`… when taken.
-fn new_id(name: &str, host: &str, taken: &HashSet<String>) -> String {
-    let base = [slug(name), slug(host.trim_start_matches("www."))]
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| "feed".to_string());
-    if !taken.contains(&base) {
-        return base;
-    }
-    (2..)
-        .map(|n| format!("{base}-{n}"))
-        .find(|id| !taken.contains(id))
-        .expect("some suffix is free")
-}
-
-fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            if out.len() >= MAX_ID_CHARS {
-                break;
-            }
-            out.push(c.to_ascii_lowercase());
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
 }
 
 /// `tributary opml import FILE`: reads the OPML file, decides with [`plan`], and when there is

@@ -6,6 +6,10 @@
 //! store ([`check_source`]). A failure is recorded on the source and returned as a report; it
 //! never touches stored entries and never stops another source.
 
+mod discover;
+
+pub use discover::{discover, DiscoverError, Discovery, COMMON_PATHS};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -220,6 +224,8 @@ async fn run(
 #[derive(Debug)]
 pub struct CheckReport {
     pub url: Url,
+    /// The feed's (or page's) own title.
+    pub title: Option<String>,
     pub encoding: &'static str,
     pub provenance: Provenance,
     pub entries: Vec<Entry>,
@@ -261,6 +267,7 @@ pub async fn check_source(
     let entries = normalize_items(source, &fetched.url, feed.items, Utc::now());
     Ok(CheckReport {
         url: fetched.url,
+        title: feed.title,
         encoding,
         provenance,
         entries,

@@ -109,7 +109,8 @@ fn add_form(site: &Site<'_>) -> Markup {
     html! {
         section.card {
             h2 { "Add a source" }
-            form.admin method="post" action=(site.link("sources/add")) {
+            form.admin method="post" action=(site.link("sources")) {
+                input type="hidden" name="action" value="add";
                 label { "Feed or page URL " input type="url" name="url" required placeholder="https://example.com/feed.xml"; }
                 label { "Category " input type="text" name="category" placeholder="news"; }
                 label { "Id " input type="text" name="id" pattern="[a-z0-9-]+" placeholder="(from the name)"; }
@@ -130,7 +131,7 @@ fn manage_form<'a>(
     html! {
         section.card {
             h2 { "Manage" }
-            form.admin method="post" action=(site.link("sources/manage")) {
+            form.admin method="post" action=(site.link("sources")) {
                 @if let Some(id) = fixed {
                     input type="hidden" name="id" value=(id);
                 } @else {

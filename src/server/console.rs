@@ -276,11 +276,20 @@ async fn source(state: AppState, id: String, headers: &HeaderMap) -> Response {
 }
 
 pub(super) async fn sources(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let base = base_url(&state, &headers);
-    match read(&state, |store| store.source_statuses()).await {
+    sources_with(&state, &headers, None).await
+}
+
+/// The sources page, with what a form just did at the top.
+pub(super) async fn sources_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    flash: Option<&pages::Flash>,
+) -> Response {
+    let base = base_url(state, headers);
+    match read(state, |store| store.source_statuses()).await {
         Ok(all) => html(
             StatusCode::OK,
-            pages::sources_page(&site(&state, &base), &all, None),
+            pages::sources_page(&site(state, &base), &all, flash),
         ),
         Err(response) => response,
     }

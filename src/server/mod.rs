@@ -20,6 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use url::Url;
 
+mod admin;
 mod cache;
 mod console;
 mod feeds;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
     /// Rendered feeds, so a poll costs no query while nothing changed.
     pub cache: Arc<FeedCache>,
+    /// Notified after the console wrote the config file, so the daemon reloads it at once.
+    pub config_written: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,15 +79,21 @@ pub fn router(state: AppState) -> Router {
             get(console::stylesheet),
         )
         .route("/search", get(console::search))
-        .route("/sources", get(console::sources))
+        .route("/sources", get(console::sources).post(admin::form))
         .route(
             &format!("/{}/{{id}}", feed_urls::ENTRIES),
             get(console::entry),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/api/sources", get(api_sources))
+        .route("/api/sources", get(api_sources).post(admin::api_add))
+        .route(
+            "/api/sources/{id}",
+            axum::routing::delete(admin::api_remove),
+        )
         .route("/api/sources/{id}/refresh", post(api_refresh))
+        .route("/api/sources/{id}/enable", post(admin::api_enable))
+        .route("/api/sources/{id}/disable", post(admin::api_disable))
         .route("/opml", get(opml))
         .layer(
             tower_http::compression::CompressionLayer::new()

@@ -1356,6 +1356,15 @@ fn request(
     url: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), String> {
+    request_body(method, url, headers, None)
+}
+
+fn request_body(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1369,6 +1378,9 @@ fn request(
         let mut req = client.request(method.clone(), url);
         for (name, value) in headers {
             req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_string());
         }
         let resp = req
             .send()
@@ -1480,6 +1492,20 @@ pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
 /// POST `url` (empty body) with extra request headers; `Err` describes a transport failure.
 pub fn try_http_post(url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
     text_request(reqwest::Method::POST, url, headers)
+}
+
+/// `method` `url` with a body and extra request headers; panics on a transport failure.
+pub fn http_send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let (status, headers, bytes) =
+        request_body(method, url, headers, Some(body)).unwrap_or_else(|e| panic!("{e}"));
+    let response = HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8(bytes).expect("a UTF-8 answer"),
+    };
+    assert_well_formed(url, &response);
+    response
 }
 
 /// POST `url` with extra request headers; panics on a transport failure.

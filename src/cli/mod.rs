@@ -1,5 +1,5 @@
 //! The command line: `serve` (the daemon), `fetch`, `sources`, `check`, `search`, `dedupe
-//! --explain`, `export`, `opml`.
+//! --explain`, `export`, `opml`, and the config edits `add`, `remove`, `enable`, `disable`.
 //!
 //! Exit codes, as scripts and systemd read them: 0 success; 1 the command finished but found a
 //! problem (a source failed, `check` matched nothing, `search` found nothing); 2 a fatal error
@@ -15,12 +15,13 @@ use clap::{Parser, Subcommand};
 use unicode_width::UnicodeWidthStr;
 
 use crate::config::{Config, SourceConfig};
-use crate::daemon::Daemon;
 use crate::fetch::{Fetcher, Limits};
-use crate::notify;
 use crate::refresh::{self, RefreshReport};
 use crate::server;
 use crate::store::Store;
+
+mod edit;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +68,27 @@ enum Command {
         #[arg(long, value_name = "ENTRY_ID")]
         explain: i64,
     },
+    /// Add a source: the feed at URL, or the feed a page at URL names; read once, then
+    /// appended to the config file (a running daemon picks it up).
+    Add {
+        /// A feed's URL, or a page that links its feed.
+        url: String,
+        /// Its category (default: news).
+        #[arg(long)]
+        category: Option<String>,
+        /// Its id, `[a-z0-9-]+` (default: made from its name).
+        #[arg(long)]
+        id: Option<String>,
+        /// Its name (default: the feed's title).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a source from the config file (its stored entries stay).
+    Remove { id: String },
+    /// Enable a source in the config file.
+    Enable { id: String },
+    /// Disable a source in the config file: it is not fetched, its feed not served.
+    Disable { id: String },
     /// OPML 2.0: the configured sources out, a feed reader's subscriptions in.
     Opml {
         #[command(subcommand)]
@@ -148,6 +170,10 @@ pub fn main() -> ExitCode {
         | Command::Sources
         | Command::Check { .. }
         | Command::Opml { .. }
+        | Command::Add { .. }
+        | Command::Remove { .. }
+        | Command::Enable { .. }
+        | Command::Disable { .. }
         | Command::Dedupe { .. }
         | Command::Search { .. }
         | Command::Export { .. } => "error",
@@ -187,18 +213,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Opml { action } = &cli.command {
         return opml(&config, action);
     }
+    match &cli.command {
+        Command::Add {
+            url,
+            category,
+            id,
+            name,
+        } => {
+            let args = edit::AddArgs {
+                url,
+                category: category.as_deref(),
+                id: id.as_deref(),
+                name: name.as_deref(),
+            };
+            return runtime.block_on(edit::add(&config, &args));
+        }
+        Command::Remove { id } => return edit::switch(&config, id, edit::Switch::Remove),
+        Command::Enable { id } => return edit::switch(&config, id, edit::Switch::Enable),
+        Command::Disable { id } => return edit::switch(&config, id, edit::Switch::Disable),
+        _ => {}
+    }
     let store = Arc::new(
         Store::open(&config.storage_path)
             .with_context(|| format!("storage at {}", config.storage_path.display()))?,
     );
     store.sync_sources(&config.sources)?;
     match cli.command {
-        Command::Serve => runtime.block_on(serve(config, store)),
+        Command::Serve => runtime.block_on(serve::serve(config, store)),
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
         Command::Sources => sources(&store),
         Command::Dedupe { explain } => explain_cluster(&store, explain),
         Command::Search { query, limit } => search(&store, &query, limit),
-        Command::Check { .. } | Command::Opml { .. } => unreachable!("handled above"),
+        Command::Check { .. }
+        | Command::Opml { .. }
+        | Command::Add { .. }
+        | Command::Remove { .. }
+        | Command::Enable { .. }
+        | Command::Disable { .. } => unreachable!("handled above"),
         Command::Export {
             format,
             out,
@@ -206,111 +257,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
         } => export_posts(&config, &store, format, &out, category.as_deref(), since),
     }
-}
-
-async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<ExitCode> {
-    let listener = listener(&config).await?;
-    let listen = listener
-        .local_addr()
-        .context("reading the listener's address")?;
-    tracing::info!(
-        listen = %listen,
-        sources = config.sources.iter().filter(|s| s.enabled).count(),
-        database = %config.storage_path.display(),
-        "tributary started"
-    );
-    let daemon = Arc::new(Daemon::new(config, store));
-    // systemd (Type=notify): the store is open and the listener bound. systemd may reload or
-    // stop the service as soon as it is ready, so SIGHUP and SIGTERM get their handlers first
-    // (tokio keeps a signal handled from its first registration on).
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        for kind in [SignalKind::hangup(), SignalKind::terminate()] {
-            let _ = signal(kind);
-        }
-    }
-    let stopper = daemon.clone();
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("stop signal received; finishing in-flight work");
-        notify::stopping();
-        stopper.stop();
-    });
-    tokio::spawn(reload_on_sighup(daemon.clone()));
-    notify::ready();
-    daemon.run(listener).await.context("HTTP server failed")?;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The listening socket: the one passed in by socket activation (`LISTEN_FDS`: a systemd
-/// `.socket` unit, or a test that bound it first and so owns the port from the start), else
-/// `[server] listen` bound here.
-async fn listener(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
-    let passed = listenfd::ListenFd::from_env()
-        .take_tcp_listener(0)
-        .context("LISTEN_FDS: the passed descriptor 3 is not a listening TCP socket")?;
-    if let Some(std_listener) = passed {
-        std_listener
-            .set_nonblocking(true)
-            .context("LISTEN_FDS: cannot make the passed socket non-blocking")?;
-        let listener = tokio::net::TcpListener::from_std(std_listener)
-            .context("LISTEN_FDS: cannot use the passed socket")?;
-        tracing::info!(
-            "listening on the socket passed in (LISTEN_FDS); [server] listen = {} is not bound",
-            config.server.listen
-        );
-        return Ok(listener);
-    }
-    tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))
-}
-
-/// SIGHUP: read the config file again. A valid one replaces the running config (the scheduler
-/// starts, stops and restarts sources to match); an invalid one is logged and ignored.
-async fn reload_on_sighup(daemon: Arc<Daemon>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            notify::reloading();
-            match Config::load(&daemon.config().path) {
-                Ok(new) => {
-                    if let Err(e) = daemon.reload(new).await {
-                        tracing::error!(error = %e, "reload failed");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reload rejected; the running configuration stays");
-                }
-            }
-            notify::ready();
-            notify::send_status(daemon.store()).await;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = daemon;
-}
-
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Result<ExitCode> {
@@ -615,18 +561,7 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
             );
         }
         OpmlCommand::Import { file } => {
-            // Ids the database still knows (sources since removed from the config keep their
-            // entries under them): a new source must not inherit one.
-            let reserved: std::collections::HashSet<String> = if config.storage_path.exists() {
-                Store::open(&config.storage_path)
-                    .and_then(|store| store.source_statuses())
-                    .with_context(|| format!("storage at {}", config.storage_path.display()))?
-                    .into_iter()
-                    .map(|s| s.id)
-                    .collect()
-            } else {
-                Default::default()
-            };
+            let reserved = edit::reserved_ids(config)?;
             let report = crate::opml::import(&config.path, file, &reserved, now)?;
             for a in &report.added {
                 let tags = if a.tags.is_empty() {
@@ -657,8 +592,7 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
             } else {
                 outln!(
                     out,
-                    "{} added, {} skipped; {} updated (reload the daemon to fetch them: \
-                     systemctl reload tributary, or SIGHUP)",
+                    "{} added, {} skipped; {} updated (a running daemon picks them up)",
                     report.added.len(),
                     report.skipped.len(),
                     config.path.display()
