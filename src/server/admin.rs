@@ -46,38 +46,47 @@ type Outcome = Result<(String, String), (StatusCode, String)>;
 /// Whether `given` is the admin token; None when the admin API is off.
 fn token_matches(state: &AppState, given: &str) -> Option<bool> {
     let expected = state.admin_token.as_deref()?;
-    // Compared through their BLAKE3 hashes, whose equality is constant-time: the time taken
-    // says nothing about how much of a guess was right, nor about the token's length.
-    Some(blake3::hash(given.trim().as_bytes()) == blake3::hash(expected.as_bytes()))
+    Some(same_token(given, expected))
 }
 
-/// The `Authorization: Bearer` check of the JSON API: None when it passes, else the answer.
+/// The tokens are compared through their BLAKE3 hashes, whose equality is constant-time: the
+/// time taken says nothing about how much of a guess was right, nor about the token's length.
+fn same_token(given: &str, expected: &str) -> bool {
+    blake3::hash(given.trim().as_bytes()) == blake3::hash(expected.as_bytes())
+}
+
+/// Whether `Authorization` carries `Bearer <expected>`.
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, given)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && same_token(given, expected)
+}
+
+/// The `Authorization: Bearer` check of the JSON API: None when it passes, else the answer
+/// (403 while no admin token is configured, 401 without the right one).
 fn bearer_refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let given = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty());
-    match given.map(|t| token_matches(state, t)) {
-        _ if state.admin_token.is_none() => Some(json_error(
+    let Some(expected) = state.admin_token.as_deref() else {
+        return Some(json_error(
             StatusCode::FORBIDDEN,
             "the admin API is off: set [server] admin_token to turn it on",
-        )),
-        Some(Some(true)) => None,
-        _ => {
-            let mut response = json_error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <[server] admin_token>)",
-            );
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tributary\""),
-            );
-            Some(response)
-        }
+        ));
+    };
+    if bearer_matches(headers, expected) {
+        return None;
     }
+    let mut response = json_error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token (Authorization: Bearer <[server] admin_token>)",
+    );
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tributary\""),
+    );
+    Some(response)
 }
 
 /// Runs an action. Config changes are written, then the daemon is told and given a moment
@@ -200,6 +209,38 @@ async fn add(
     Ok((id, line))
 }
 
+/// Asks the scheduler to fetch a source now. 403 while no admin token is configured, 401
+/// without the right `Authorization: Bearer` token, 404 for a source the store does not know,
+/// 409 for one it knows that is not scheduled (disabled or gone from the config), else 202:
+/// the fetch starts as soon as the source's task and a fetch slot are free.
+pub(super) async fn api_refresh(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = bearer_refusal(&state, &headers) {
+        return refusal;
+    }
+    if state.scheduler.trigger(&id) {
+        tracing::info!(source = %id, "refresh requested through the admin API");
+        return json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "id": id, "refresh": "queued" }),
+        );
+    }
+    match statuses(&state).await {
+        Ok(all) if all.iter().any(|s| s.id == id) => json_error(
+            StatusCode::CONFLICT,
+            &format!("source {id:?} is not scheduled: it is disabled or no longer in the config"),
+        ),
+        Ok(_) => json_error(StatusCode::NOT_FOUND, &format!("no source {id:?}")),
+        Err(e) => {
+            tracing::error!(error = %e, "sources query failed");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "store error")
+        }
+    }
+}
+
 /// Polls `done` until it holds or [`RELOAD_WAIT`] has passed.
 async fn wait_until(mut done: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
@@ -235,16 +276,21 @@ pub(super) async fn api_add(
     answer_json(perform(&state, action).await, StatusCode::CREATED)
 }
 
+/// A bearer-checked action of the JSON API.
+async fn api_do(state: &AppState, headers: &HeaderMap, action: Action) -> Response {
+    if let Some(refusal) = bearer_refusal(state, headers) {
+        return refusal;
+    }
+    answer_json(perform(state, action).await, StatusCode::OK)
+}
+
 /// `POST /api/sources/{id}/enable`.
 pub(super) async fn api_enable(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refusal) = bearer_refusal(&state, &headers) {
-        return refusal;
-    }
-    answer_json(perform(&state, Action::Enable(id)).await, StatusCode::OK)
+    api_do(&state, &headers, Action::Enable(id)).await
 }
 
 /// `POST /api/sources/{id}/disable`.
@@ -253,10 +299,7 @@ pub(super) async fn api_disable(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refusal) = bearer_refusal(&state, &headers) {
-        return refusal;
-    }
-    answer_json(perform(&state, Action::Disable(id)).await, StatusCode::OK)
+    api_do(&state, &headers, Action::Disable(id)).await
 }
 
 /// `DELETE /api/sources/{id}`.
@@ -265,10 +308,7 @@ pub(super) async fn api_remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refusal) = bearer_refusal(&state, &headers) {
-        return refusal;
-    }
-    answer_json(perform(&state, Action::Remove(id)).await, StatusCode::OK)
+    api_do(&state, &headers, Action::Remove(id)).await
 }
 
 fn answer_json(outcome: Outcome, ok: StatusCode) -> Response {
@@ -367,5 +407,32 @@ fn form_action(f: FormFields) -> Result<Action, String> {
         "disable" => need_id(Action::Disable),
         "remove" => need_id(Action::Remove),
         other => Err(format!("unknown action {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let token = "0123456789abcdef0123";
+        assert!(bearer_matches(&auth("Bearer 0123456789abcdef0123"), token));
+        assert!(bearer_matches(&auth("bearer 0123456789abcdef0123"), token));
+        assert!(!bearer_matches(&HeaderMap::new(), token));
+        assert!(!bearer_matches(&auth("Bearer 0123456789abcdef012"), token));
+        assert!(!bearer_matches(
+            &auth("Bearer 0123456789abcdef01234"),
+            token
+        ));
+        assert!(!bearer_matches(&auth("Basic 0123456789abcdef0123"), token));
+        assert!(!bearer_matches(&auth("0123456789abcdef0123"), token));
+        assert!(!bearer_matches(&auth("Bearer "), token));
     }
 }

@@ -1,16 +1,17 @@
-//! HTTP: the published feeds, with content-derived ETags; a health check; Prometheus metrics;
-//! the sources' state as JSON; and the admin API that asks for a fetch now.
+//! HTTP: the published feeds, with content-derived ETags; the operator's console (`console`);
+//! a health check; Prometheus metrics; the sources' state as JSON; and the admin API and forms
+//! (`admin`).
 //!
-//! Handlers only read: they ask the store for entries and hand them to publish. Store calls
-//! run on the blocking pool so a slow query never stalls the async workers. The one action,
-//! `POST /api/sources/{id}/refresh`, writes nothing either: it wakes the source's scheduler
-//! task, which fetches as it would on its schedule.
+//! Handlers only read the store: they ask it for entries and hand them to publish or pages.
+//! Store calls run on the blocking pool so a slow query never stalls the async workers. The
+//! write actions change the config file (the daemon reloads it) or wake a source's scheduler
+//! task, which fetches as it would on its schedule; none writes SQL.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -91,7 +92,7 @@ pub fn router(state: AppState) -> Router {
             "/api/sources/{id}",
             axum::routing::delete(admin::api_remove),
         )
-        .route("/api/sources/{id}/refresh", post(api_refresh))
+        .route("/api/sources/{id}/refresh", post(admin::api_refresh))
         .route("/api/sources/{id}/enable", post(admin::api_enable))
         .route("/api/sources/{id}/disable", post(admin::api_disable))
         .route("/opml", get(opml))
@@ -186,7 +187,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn statuses(state: &AppState) -> Result<Vec<SourceStatus>, String> {
+pub(super) async fn statuses(state: &AppState) -> Result<Vec<SourceStatus>, String> {
     state
         .store
         .call(|s| s.source_statuses())
@@ -247,67 +248,7 @@ async fn api_sources(State(state): State<AppState>) -> Response {
     json(StatusCode::OK, &body)
 }
 
-/// Asks the scheduler to fetch a source now. 403 while no admin token is configured, 401
-/// without the right `Authorization: Bearer` token, 404 for a source the store does not know,
-/// 409 for one it knows that is not scheduled (disabled or gone from the config), else 202:
-/// the fetch starts as soon as the source's task and a fetch slot are free.
-async fn api_refresh(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(expected) = state.admin_token.as_deref() else {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "the admin API is off: set [server] admin_token to turn it on",
-        );
-    };
-    if !bearer_matches(&headers, expected) {
-        let mut response = json_error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (Authorization: Bearer <[server] admin_token>)",
-        );
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer realm=\"tributary\""),
-        );
-        return response;
-    }
-    if state.scheduler.trigger(&id) {
-        tracing::info!(source = %id, "refresh requested through the admin API");
-        return json(
-            StatusCode::ACCEPTED,
-            &serde_json::json!({ "id": id, "refresh": "queued" }),
-        );
-    }
-    match statuses(&state).await {
-        Ok(all) if all.iter().any(|s| s.id == id) => json_error(
-            StatusCode::CONFLICT,
-            &format!("source {id:?} is not scheduled: it is disabled or no longer in the config"),
-        ),
-        Ok(_) => json_error(StatusCode::NOT_FOUND, &format!("no source {id:?}")),
-        Err(e) => {
-            tracing::error!(error = %e, "sources query failed");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "store error")
-        }
-    }
-}
-
-/// Whether `Authorization` carries `Bearer <expected>`. The tokens are compared through their
-/// BLAKE3 hashes, whose equality is constant-time: the time taken says nothing about how much
-/// of a guess was right, nor about the token's length.
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some((scheme, given)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer")
-        && blake3::hash(given.trim().as_bytes()) == blake3::hash(expected.as_bytes())
-}
-
-fn json(status: StatusCode, body: &impl Serialize) -> Response {
+pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_string(body) {
         Ok(text) => (
             status,
@@ -325,7 +266,7 @@ fn json(status: StatusCode, body: &impl Serialize) -> Response {
     }
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn json_error(status: StatusCode, message: &str) -> Response {
     json(status, &serde_json::json!({ "error": message }))
 }
 
@@ -351,31 +292,4 @@ async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
         body,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auth(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, value.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn bearer_token_must_match_exactly() {
-        let token = "0123456789abcdef0123";
-        assert!(bearer_matches(&auth("Bearer 0123456789abcdef0123"), token));
-        assert!(bearer_matches(&auth("bearer 0123456789abcdef0123"), token));
-        assert!(!bearer_matches(&HeaderMap::new(), token));
-        assert!(!bearer_matches(&auth("Bearer 0123456789abcdef012"), token));
-        assert!(!bearer_matches(
-            &auth("Bearer 0123456789abcdef01234"),
-            token
-        ));
-        assert!(!bearer_matches(&auth("Basic 0123456789abcdef0123"), token));
-        assert!(!bearer_matches(&auth("0123456789abcdef0123"), token));
-        assert!(!bearer_matches(&auth("Bearer "), token));
-    }
 }
