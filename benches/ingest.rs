@@ -284,6 +284,7 @@ fn run_tributary(path: &Path, config: &Config, feeds: &[Feed]) -> Run {
                         thresholds: source.dedupe.clone(),
                         now,
                         validators: Default::default(),
+                        seen: Default::default(),
                     })
                     .expect("store");
                 let mut t = totals.lock().expect("totals");

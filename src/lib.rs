@@ -52,6 +52,7 @@ pub mod export;
 pub mod feed_urls;
 pub mod fetch;
 pub mod files;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod normalize;

@@ -103,6 +103,7 @@ struct Metrics {
     merges: Family<SourceLabels, Counter>,
     last_success: Family<SourceLabels, Gauge>,
     consecutive_failures: Family<SourceLabels, Gauge>,
+    drifting: Family<SourceLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
     feed_queries: Gauge,
 }
@@ -119,6 +120,7 @@ impl Metrics {
             merges: Family::default(),
             last_success: Family::default(),
             consecutive_failures: Family::default(),
+            drifting: Family::default(),
             http_requests: Family::default(),
             feed_queries: Gauge::default(),
         };
@@ -158,6 +160,11 @@ impl Metrics {
             "source_consecutive_failures",
             "Failed fetches in a row, as stored (0 after a success)",
             m.consecutive_failures.clone(),
+        );
+        registry.register(
+            "source_drifting",
+            "1 while the source's page looks drifted (its selectors match nothing, or its items lack dates, links or text far more than usual), else 0",
+            m.drifting.clone(),
         );
         registry.register(
             "http_requests",
@@ -244,7 +251,12 @@ pub fn record_http_request(method: &str, route: &str, status: u16) {
 /// Brings a source's stored state into the gauges: its consecutive failures, and its last
 /// success (`last_success`, Unix seconds) when this process has not fetched it yet, so the
 /// gauge survives a restart.
-pub fn observe_source(source: &str, consecutive_failures: u32, last_success: Option<i64>) {
+pub fn observe_source(
+    source: &str,
+    consecutive_failures: u32,
+    last_success: Option<i64>,
+    drifting: bool,
+) {
     let m = &*METRICS;
     let labels = SourceLabels {
         source: source.to_string(),
@@ -252,6 +264,7 @@ pub fn observe_source(source: &str, consecutive_failures: u32, last_success: Opt
     m.consecutive_failures
         .get_or_create(&labels)
         .set(i64::from(consecutive_failures));
+    m.drifting.get_or_create(&labels).set(i64::from(drifting));
     if let Some(at) = last_success {
         if m.last_success.get(&labels).is_none() {
             m.last_success.get_or_create(&labels).set(at);
@@ -375,7 +388,7 @@ mod tests {
     #[test]
     fn stored_state_seeds_but_never_overrides() {
         let id = "metrics-unit-b";
-        observe_source(id, 2, Some(1_600_000_000));
+        observe_source(id, 2, Some(1_600_000_000), false);
         let text = render();
         let series = format!("tributary_last_success_timestamp_seconds{{source=\"{id}\"}}");
         assert_eq!(value(&text, &series), Some(1_600_000_000.0));
@@ -386,7 +399,7 @@ mod tests {
             Duration::ZERO,
             1_700_000_000,
         );
-        observe_source(id, 0, Some(1_600_000_000));
+        observe_source(id, 0, Some(1_600_000_000), true);
         let text = render();
         assert_eq!(value(&text, &series), Some(1_700_000_000.0));
         assert_eq!(
@@ -395,6 +408,13 @@ mod tests {
                 &format!("tributary_source_consecutive_failures{{source=\"{id}\"}}")
             ),
             Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                &format!("tributary_source_drifting{{source=\"{id}\"}}")
+            ),
+            Some(1.0)
         );
     }
 

@@ -212,6 +212,8 @@ pub struct SourceStatus {
     pub disabled_reason: Option<String>,
     /// Still in the config (sources that left it keep their entries).
     pub active: bool,
+    /// Why its page looks drifted (`health::assess`), if it does.
+    pub drift: Option<String>,
 }
 
 /// Conditional-request validators from the last response.

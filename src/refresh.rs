@@ -19,6 +19,7 @@ use url::Url;
 use crate::config::{SourceConfig, SourceKind};
 use crate::decode::{self, Provenance};
 use crate::fetch::{self, Access, FetchError, FetchOutcome, Fetcher};
+use crate::health::Seen;
 use crate::metrics;
 use crate::model::{Entry, Validators};
 use crate::normalize::{self, Context};
@@ -151,7 +152,13 @@ async fn run(
         Ok(FetchOutcome::NotModified(validators, fetch_hints)) => {
             hints.fresh_for = fetch_hints.cache_for;
             remember_move(store, source, url, fetch_hints.moved_to).await?;
-            record(store, source, now, "not modified", None, Some(validators)).await?;
+            let rec = Recorded {
+                status: "not modified",
+                error: None,
+                validators: Some(validators),
+                seen: None,
+            };
+            record(store, source, now, rec).await?;
             return Ok(Refreshed::NotModified);
         }
         Ok(FetchOutcome::Fetched(f)) => f,
@@ -210,6 +217,7 @@ async fn run(
 
     let fetch = StoreFetch {
         source_id: source.id.clone(),
+        seen: Seen::of(&entries, scraped(source)),
         entries,
         thresholds: source.dedupe.clone(),
         now,
@@ -489,13 +497,24 @@ fn host_allowed(source: &SourceConfig, base: &Url, url: &Url) -> bool {
     })
 }
 
+/// What [`record`] writes on the source's row.
+struct Recorded {
+    status: &'static str,
+    error: Option<String>,
+    validators: Option<Validators>,
+    seen: Option<Seen>,
+}
+
+/// Whether a source is read with selectors, where drift is looked for.
+fn scraped(source: &SourceConfig) -> bool {
+    matches!(source.kind, SourceKind::Html | SourceKind::Json)
+}
+
 async fn record(
     store: &Arc<Store>,
     source: &SourceConfig,
     now: DateTime<Utc>,
-    status: &'static str,
-    error: Option<String>,
-    validators: Option<Validators>,
+    rec: Recorded,
 ) -> Result<(), RefreshError> {
     let id = source.id.clone();
     blocking(store, move |s| {
@@ -503,9 +522,10 @@ async fn record(
             &id,
             &FetchRecord {
                 at: now,
-                status,
-                error: error.as_deref(),
-                validators: validators.as_ref(),
+                status: rec.status,
+                error: rec.error.as_deref(),
+                validators: rec.validators.as_ref(),
+                seen: rec.seen.as_ref(),
             },
         )
     })
@@ -520,7 +540,28 @@ async fn record_failure(
     now: DateTime<Utc>,
     err: RefreshError,
 ) -> RefreshError {
-    if let Err(store_err) = record(store, source, now, "error", Some(err.to_string()), None).await {
+    // A page whose selectors found nothing (or nothing with a link) did read a document:
+    // what it saw is judged for drift like any other fetch.
+    let seen = match &err {
+        RefreshError::Parse(ParseError::NothingMatched { .. }) => Some(Seen::nothing_matched()),
+        RefreshError::Parse(ParseError::NoLinks { count, .. }) => {
+            let count = u32::try_from(*count).unwrap_or(u32::MAX);
+            Some(Seen {
+                scraped: true,
+                items: count,
+                missing_link: count,
+                ..Seen::default()
+            })
+        }
+        _ => None,
+    };
+    let status = Recorded {
+        status: "error",
+        error: Some(err.to_string()),
+        validators: None,
+        seen,
+    };
+    if let Err(store_err) = record(store, source, now, status).await {
         tracing::error!(source = %source.id, error = %store_err, "cannot record fetch failure");
     }
     err

@@ -489,6 +489,7 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|s| {
             let status = match (&s.last_status, &s.last_error) {
+                _ if s.drift.is_some() => format!("drifting: {}", s.drift.as_deref().unwrap_or("")),
                 (Some(st), Some(err)) => format!("{st}: {err}"),
                 (Some(st), None) => st.clone(),
                 (None, _) => "never fetched".into(),

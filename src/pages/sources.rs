@@ -7,7 +7,8 @@
 
 use maud::{html, Markup};
 
-use super::{document, entry_list, optional_time, subscribe, Site};
+use super::{document, entry_list, optional_time, subscribe, title_or_untitled, Site};
+use crate::health::Seen;
 use crate::model::{Scope, SourceStatus, StoredEntry};
 
 /// How a source is doing, in one word and a class the stylesheet colours.
@@ -29,12 +30,24 @@ pub fn verdict(s: &SourceStatus) -> Verdict {
     if s.disabled_reason.is_some() {
         return v("gone", "bad");
     }
+    if s.drift.is_some() {
+        return v("drifting", "bad");
+    }
     match (s.last_status.as_deref(), s.consecutive_failures) {
         (None, _) => v("not fetched yet", "warn"),
         (_, n) if n >= FAILING_AFTER => v("failing", "bad"),
         (_, n) if n > 0 => v("failed last time", "warn"),
         _ => v("healthy", "ok"),
     }
+}
+
+/// What is wrong with a source, in words: gone, drifting, or its last error.
+fn problem(s: &SourceStatus) -> &str {
+    s.disabled_reason
+        .as_deref()
+        .or(s.drift.as_deref())
+        .or(s.last_error.as_deref())
+        .unwrap_or("")
 }
 
 fn verdict_cell(s: &SourceStatus) -> Markup {
@@ -75,7 +88,7 @@ pub fn sources_page(site: &Site<'_>, all: &[SourceStatus], flash: Option<&Flash>
                             td { (optional_time(s.next_run)) }
                             td.num { (s.consecutive_failures) }
                             td.num { (s.entry_count) }
-                            td.error { (s.disabled_reason.as_deref().or(s.last_error.as_deref()).unwrap_or("")) }
+                            td.error { (problem(s)) }
                         }
                     }
                 }
@@ -154,6 +167,39 @@ pub struct SourcePage<'a> {
     /// Its `[[sources]]` table as the config file has it.
     pub config: Option<&'a str>,
     pub entries: &'a [StoredEntry],
+    /// What its last fetch that read a document saw.
+    pub seen: Option<&'a Seen>,
+}
+
+fn seen_section(seen: &Seen) -> Markup {
+    html! {
+        h2 { "What the last fetch saw" }
+        p.meta {
+            (seen.items) " items; without a date: " (seen.missing_date)
+            ", without a link: " (seen.missing_link) ", without text: " (seen.missing_text)
+        }
+        @if !seen.sample.is_empty() {
+            div.table-wrap {
+                table {
+                    thead { tr { th { "title" } th { "date" } th { "date from" } } }
+                    tbody {
+                        @for item in &seen.sample {
+                            tr {
+                                td {
+                                    @match &item.link {
+                                        Some(link) => a href=(link) rel="noreferrer" { (title_or_untitled(&item.title)) },
+                                        None => (title_or_untitled(&item.title)),
+                                    }
+                                }
+                                td { (optional_time(item.published.and_then(|t| chrono::DateTime::from_timestamp(t, 0)))) }
+                                td { (item.date_from) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub fn source_page(site: &Site<'_>, page: &SourcePage<'_>, flash: Option<&Flash>) -> String {
@@ -170,12 +216,16 @@ pub fn source_page(site: &Site<'_>, page: &SourcePage<'_>, flash: Option<&Flash>
                 dt { "last fetch" } dd { (optional_time(s.last_fetch_at)) " " (s.last_status.as_deref().unwrap_or("")) }
                 dt { "next run" } dd { (optional_time(s.next_run)) }
                 dt { "failures in a row" } dd { (s.consecutive_failures) }
+                @if let Some(why) = &s.drift {
+                    dt { "drift" } dd.error { (why) " — check the source's selectors with " code { "tributary check " (s.id) } }
+                }
                 @if let Some(e) = s.disabled_reason.as_deref().or(s.last_error.as_deref()) {
                     dt { "last error" } dd.error { (e) }
                 }
                 dt { "entries" } dd { (s.entry_count) }
             }
         }
+        @if let Some(seen) = page.seen { (seen_section(seen)) }
         h2 { "Recent entries" }
         @if page.entries.is_empty() { p.muted { "Nothing stored yet." } } @else { (entry_list(site, page.entries)) }
         @if let Some(config) = page.config {

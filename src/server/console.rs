@@ -251,10 +251,15 @@ async fn source(state: AppState, id: String, headers: &HeaderMap) -> Response {
             limit: PAGE_ENTRIES,
             ..Default::default()
         };
-        Ok(Some((status, store.entries(&Scope::Source(lookup), &q)?)))
+        let seen = store.source_seen(&lookup)?;
+        Ok(Some((
+            status,
+            store.entries(&Scope::Source(lookup), &q)?,
+            seen,
+        )))
     })
     .await;
-    let (status, entries) = match found {
+    let (status, entries, seen) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return message(StatusCode::NOT_FOUND, &format!("No source {id:?}.")),
         Err(response) => return response,
@@ -268,6 +273,7 @@ async fn source(state: AppState, id: String, headers: &HeaderMap) -> Response {
         url: url.as_deref(),
         config: table.as_deref(),
         entries: &entries,
+        seen: seen.as_ref(),
     };
     html(
         StatusCode::OK,

@@ -128,7 +128,17 @@ async fn healthz(State(state): State<AppState>) -> Response {
         .map_err(|e| format!("store: {e}"));
     let scheduler_ok = state.scheduler.scheduler_alive(Utc::now());
     match (store_result, scheduler_ok) {
-        (Ok(()), true) => (StatusCode::OK, "ok\n").into_response(),
+        (Ok(()), true) => {
+            // Healthy as a daemon; a drifting source is named (it needs its selectors
+            // fixed) without failing the check a supervisor restarts on.
+            let mut body = String::from("ok\n");
+            for s in statuses(&state).await.unwrap_or_default() {
+                if let (true, Some(why)) = (s.active, &s.drift) {
+                    body.push_str(&format!("drifting: {}: {why}\n", s.id));
+                }
+            }
+            (StatusCode::OK, body).into_response()
+        }
         (Err(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
         (Ok(()), false) => {
             (StatusCode::SERVICE_UNAVAILABLE, "scheduler: not running\n").into_response()
@@ -171,7 +181,12 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
                     .last_fetch_at
                     .filter(|_| matches!(s.last_status.as_deref(), Some("ok" | "not modified")))
                     .map(|t| t.timestamp());
-                metrics::observe_source(&s.id, s.consecutive_failures, last_success);
+                metrics::observe_source(
+                    &s.id,
+                    s.consecutive_failures,
+                    last_success,
+                    s.drift.is_some(),
+                );
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the sources' state"),
@@ -213,6 +228,9 @@ struct SourceJson<'a> {
     next_run: Option<String>,
     /// Why it is not fetched any more (HTTP 410); null while it is.
     disabled_reason: Option<&'a str>,
+    /// Why its page looks drifted (selectors that match nothing, items without dates, links or
+    /// text far more often than usual); null while it does not.
+    drift: Option<&'a str>,
     entry_count: u64,
 }
 
@@ -242,6 +260,7 @@ async fn api_sources(State(state): State<AppState>) -> Response {
             consecutive_failures: s.consecutive_failures,
             next_run: s.next_run.map(rfc3339),
             disabled_reason: s.disabled_reason.as_deref(),
+            drift: s.drift.as_deref(),
             entry_count: s.entry_count,
         })
         .collect();

@@ -265,6 +265,14 @@ CREATE TABLE search_queue (
 -- is built again.
 CREATE TABLE search_index (token TEXT NOT NULL);
 "#,
+    r#"
+-- What the last fetch saw (health::Seen, JSON), the shape its fetches usually have
+-- (health::Shape, JSON), and why it is drifting, if it is (a scraped page's selectors gone
+-- stale).
+ALTER TABLE sources ADD COLUMN seen TEXT;
+ALTER TABLE sources ADD COLUMN shape TEXT;
+ALTER TABLE sources ADD COLUMN drift TEXT;
+"#,
 ];
 
 /// Runs the migrations `conn` has not run yet, each in its own transaction.

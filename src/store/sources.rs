@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{from_json, from_unix, Store, StoreError};
 use crate::config::SourceConfig;
+use crate::health::{self, Seen, Shape};
 use crate::model::{SourceStatus, Validators};
 
 /// What the scheduler and a refresh need to know about a source.
@@ -31,6 +32,9 @@ pub struct FetchRecord<'a> {
     pub error: Option<&'a str>,
     /// Replaces the stored validators when Some.
     pub validators: Option<&'a Validators>,
+    /// What the fetch saw, when it read a document (judged for drift, kept for the console);
+    /// None leaves the last one and the verdict as they were.
+    pub seen: Option<&'a Seen>,
 }
 
 impl Store {
@@ -161,7 +165,7 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, s.category, s.last_fetch_at, s.last_status, s.last_error,
                     (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = s.id),
-                    s.consecutive_failures, s.next_run, s.disabled_reason, s.active
+                    s.consecutive_failures, s.next_run, s.disabled_reason, s.active, s.drift
              FROM sources s ORDER BY s.active DESC, s.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -177,9 +181,22 @@ impl Store {
                 next_run: r.get::<_, Option<i64>>(8)?.map(from_unix),
                 disabled_reason: r.get(9)?,
                 active: r.get(10)?,
+                drift: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What the source's last fetch that read a document saw; None before the first.
+    pub fn source_seen(&self, source_id: &str) -> Result<Option<Seen>, StoreError> {
+        let conn = self.reader()?;
+        let seen: Option<String> = conn
+            .query_row("SELECT seen FROM sources WHERE id = ?1", [source_id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        Ok(seen.and_then(|s| serde_json::from_str(&s).ok()))
     }
 
     /// Every active source (configured and enabled) as (id, name, url, category, tags), by id:
@@ -226,6 +243,39 @@ pub(super) fn record_fetch_in(
             params![source_id, v.etag, v.last_modified],
         )?;
     }
+    if let Some(seen) = rec.seen {
+        record_seen(conn, source_id, seen)?;
+    }
+    Ok(())
+}
+
+/// Keeps what a fetch saw, judges it against the source's usual shape (`health::assess`) and
+/// keeps the verdict and the new shape.
+fn record_seen(conn: &Connection, source_id: &str, seen: &Seen) -> Result<(), StoreError> {
+    let shape: Option<String> = conn
+        .query_row(
+            "SELECT shape FROM sources WHERE id = ?1",
+            [source_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let shape: Shape = shape
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let (shape, drift) = health::assess(&shape, seen);
+    if let Some(why) = &drift {
+        tracing::warn!(source = %source_id, drift = %why, "the source's page looks different: check its selectors");
+    }
+    conn.execute(
+        "UPDATE sources SET seen = ?2, shape = ?3, drift = ?4 WHERE id = ?1",
+        params![
+            source_id,
+            serde_json::to_string(seen).ok(),
+            serde_json::to_string(&shape).ok(),
+            drift
+        ],
+    )?;
     Ok(())
 }
 
@@ -312,6 +362,7 @@ mod tests {
     fn failures_count_up_and_a_success_resets_them_and_keeps_its_validators() {
         let s = scratch();
         let failed = |at| FetchRecord {
+            seen: None,
             at,
             status: "error",
             error: Some("timed out"),
@@ -335,6 +386,7 @@ mod tests {
             last_modified: None,
         };
         let ok = FetchRecord {
+            seen: None,
             at: at(2),
             status: "ok",
             error: None,

@@ -15,6 +15,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use super::{entries, search, sources, FetchRecord, Store, StoreError, Writer};
 use crate::config::Thresholds;
 use crate::dedupe::index::CandidateIndex;
+use crate::health::Seen;
 use crate::model::{Entry, Validators};
 
 /// What one batch of entries did to the store.
@@ -37,6 +38,8 @@ pub struct StoreFetch {
     pub thresholds: Thresholds,
     pub now: DateTime<Utc>,
     pub validators: Validators,
+    /// What the fetch saw (`health::Seen`), recorded with it.
+    pub seen: Seen,
 }
 
 /// Fetches waiting for the writer, and the results of those a group stored for them.
@@ -225,6 +228,7 @@ fn run_group(
                     status: "ok",
                     error: None,
                     validators: Some(&f.validators),
+                    seen: Some(&f.seen),
                 },
             )?;
         }
@@ -257,6 +261,7 @@ mod tests {
                 etag: Some(format!("\"{source}\"")),
                 last_modified: None,
             },
+            seen: Seen::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! HTML response is also checked by `common::assert_well_formed` (html5ever finds no parse
 //! error, no inline script or style).
 
+use crate::common::cs;
 use crate::common::*;
 
 fn page(stack: &Stack, path: &str) -> HttpResponse {
@@ -195,4 +196,99 @@ fn names_and_errors_are_text_not_markup() {
         r.body
     );
     assert!(r.body.contains("failed last time"), "{}", r.body);
+}
+
+/// A list page of `n` items, each with a link and a date, in the shape `TABLES` reads; or,
+/// redesigned, the same items in markup the selectors no longer match.
+fn list_page(n: usize, redesigned: bool) -> String {
+    let items: String = (0..n)
+        .map(|i| match redesigned {
+            false => format!(
+                "<li><a href=\"/a/{i}.html\">第{i}条 新闻</a><em>2026-11-{:02} 10:00</em></li>",
+                i + 1
+            ),
+            true => format!("<div class=\"card\"><a href=\"/a/{i}.html\">第{i}条 新闻</a></div>"),
+        })
+        .collect();
+    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>列表</title></head><body><ul class=\"list\">{items}</ul></body></html>")
+}
+
+const TABLES: &str = "[sources.html]\nitem = \"ul.list > li\"\ntitle = \"a\"\nlink = \"a\"\ndate = \"em\"\ndate_format = \"%Y-%m-%d %H:%M\"\n";
+
+#[test]
+fn a_page_whose_selectors_stop_matching_is_flagged_as_drifting() {
+    let site = FixtureServer::start();
+    site.set("/list.html", list_page(12, false));
+    site.set_content_type("/list.html", "text/html; charset=utf-8");
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let mut text = cs::config_head(listen, "Asia/Shanghai");
+    text.push_str(&cs::html_source_toml(
+        "drifty",
+        "会漂移的页面",
+        &site.url("/list.html"),
+        None,
+        TABLES,
+    ));
+    let config = write_config_text(dir.path(), &text);
+    let (code, out, err) = run_fetch(&config, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // The site changes its template: one fetch, and the source is named as drifting.
+    site.set("/list.html", list_page(12, true));
+    let (code, out, _) = run_fetch(&config, &[]);
+    assert_eq!(code, 1, "{out}");
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let all = api_sources(&serve);
+    let drift = source_in(&all, "drifty")["drift"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        drift.contains("matched no items") && drift.contains("12"),
+        "{drift:?}"
+    );
+    let health = http_get(&serve.url("/healthz"));
+    assert_eq!(health.status, 200);
+    assert!(health.body.contains("drifting: drifty:"), "{}", health.body);
+    let metrics = http_get(&serve.url("/metrics"));
+    assert!(
+        metrics
+            .body
+            .contains("tributary_source_drifting{source=\"drifty\"} 1"),
+        "{}",
+        metrics.body
+    );
+    let page = http_get(&serve.url("/sources"));
+    assert!(
+        page.body.contains("drifting") && page.body.contains("matched no items"),
+        "{}",
+        page.body
+    );
+    let source = http_get(&serve.url("/sources/drifty"));
+    assert!(
+        source.body.contains("tributary check drifty"),
+        "{}",
+        source.body
+    );
+    drop(serve);
+
+    // Dates gone from most items is drift too; the page fixed, the flag clears.
+    let drift_after = |page: String| {
+        site.set("/list.html", page);
+        run_fetch(&config, &[]);
+        let mut serve = spawn_serve(&config, listen);
+        serve.wait_healthz();
+        let all = api_sources(&serve);
+        source_in(&all, "drifty")["drift"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let undated = list_page(12, false)
+        .replace("<em>", "<!-- ")
+        .replace("</em>", " -->");
+    let drift = drift_after(undated).expect("drifting");
+    assert_eq!(drift, "12 of 12 items have no date (usually 0%)");
+    assert_eq!(drift_after(list_page(12, false)), None);
 }

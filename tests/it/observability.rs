@@ -420,6 +420,7 @@ fn api_sources_reports_each_sources_state() {
         "category",
         "consecutive_failures",
         "disabled_reason",
+        "drift",
         "entry_count",
         "id",
         "last_error",
