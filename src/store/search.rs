@@ -60,25 +60,30 @@ pub(super) fn search_condition(
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
 ) -> Result<String, StoreError> {
-    let queued = queued_for_index(conn)?;
-    let use_index = queued <= MAX_QUEUED;
-    let mut conds = Vec::with_capacity(terms.len());
+    let use_index = queued_for_index(conn)? <= MAX_QUEUED;
+    let mut found = Vec::with_capacity(terms.len());
     for term in terms {
+        found.push(match use_index {
+            true => rare_term_matches(conn, term)?,
+            false => None,
+        });
+    }
+    // A term found nowhere while the index has every queued entry: no entry can match, and a
+    // constant false is decided before any row is read (a term's id list does not drive the
+    // query, so the feed would be walked to its end to find nothing). Decided before any
+    // parameter is added, so none goes unused.
+    if found.iter().any(|f| f.as_ref().is_some_and(Vec::is_empty)) && all_indexed(conn)? {
+        return Ok("0".to_string());
+    }
+    let mut conds = Vec::with_capacity(terms.len());
+    for (term, found) in terms.iter().zip(found) {
         // Terms are letters, digits and decimal points (normalize drops everything else),
         // so a pattern holds no LIKE wildcard.
         let p = arg(Box::new(format!("%{term}%")));
         let text = format!(
             "EXISTS (SELECT 1 FROM search_text st WHERE st.entry_id = e.id AND st.text LIKE {p})"
         );
-        let found = match use_index {
-            true => rare_term_matches(conn, term)?,
-            false => None,
-        };
         conds.push(match found {
-            // Found nowhere, and nothing waits for the index: no entry can match, and a
-            // constant false is decided before any row is read (a term's id list does not
-            // drive the query, so the feed would be walked to its end to find nothing).
-            Some(ids) if ids.is_empty() && queued == 0 => return Ok("0".to_string()),
             Some(ids) => {
                 let ids = arg(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
                 format!(
@@ -101,6 +106,17 @@ const MAX_QUEUED: i64 = 100_000;
 fn queued_for_index(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM search_queue")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Whether the index has taken every queued entry (queue rows stay until the next write
+/// drops them). Read after the queue, in the same transaction (see [`search_condition`]).
+fn all_indexed(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT NOT EXISTS (SELECT 1 FROM search_queue
+                                WHERE seq > (SELECT seq FROM search.progress))",
+        )?
         .query_row([], |r| r.get(0))?)
 }
 
