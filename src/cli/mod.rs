@@ -16,7 +16,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::config::{Config, SourceConfig};
 use crate::fetch::{Fetcher, Limits};
-use crate::refresh::{self, RefreshReport};
+use crate::refresh;
 use crate::server;
 use crate::store::Store;
 
@@ -278,7 +278,7 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
     };
     let fetcher = Fetcher::new(&config.fetch, Limits::new(&config.fetch))?;
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, source) in chosen.into_iter().enumerate() {
+    for source in chosen {
         let (fetcher, store) = (fetcher.clone(), store.clone());
         tasks.spawn(async move {
             // Saves the schedule the daemon would keep too: the next run, a host's Retry-After.
@@ -287,26 +287,72 @@ async fn fetch(config: Config, store: Arc<Store>, ids: &[String]) -> anyhow::Res
                 refresh::refresh_source(&fetcher, &store, &source).await
             };
             report.log();
-            (index, report)
+            report
         });
     }
-    let mut reports: Vec<(usize, RefreshReport)> = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        reports.push(done.context("a fetch task panicked")?);
-    }
-    reports.sort_by_key(|(i, _)| *i);
+    let mut progress = Progress::new(tasks.len());
     let mut failed = 0;
-    let mut out = String::new();
-    for (_, report) in &reports {
-        outln!(out, "{}", report.summary_line());
+    while let Some(done) = tasks.join_next().await {
+        let report = done.context("a fetch task panicked")?;
         failed += usize::from(report.outcome.is_err());
+        progress.line(&report.summary_line(), failed)?;
     }
-    emit(&out)?;
+    progress.finish();
+    if progress.total == 0 {
+        eprintln!(
+            "tributary: nothing to fetch: {} has no enabled sources",
+            config.path.display()
+        );
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `fetch`'s output: each source's line on stdout as it finishes, and, when stderr is a
+/// terminal, a progress line under them (done of total, failures, time so far).
+struct Progress {
+    total: usize,
+    done: usize,
+    started: std::time::Instant,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            done: 0,
+            started: std::time::Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(&mut self, line: &str, failed: usize) -> anyhow::Result<()> {
+        self.done += 1;
+        if self.terminal {
+            // Clear the progress line, so the source's line takes its place.
+            eprint!("\r\x1b[K");
+        }
+        emit(&format!("{line}\n"))?;
+        if self.terminal && self.done < self.total {
+            eprint!(
+                "[{}/{}] {failed} failed, {:.0?} so far",
+                self.done,
+                self.total,
+                self.started.elapsed()
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.done < self.total {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -484,7 +530,11 @@ fn export_posts(
 }
 
 fn sources(store: &Store) -> anyhow::Result<ExitCode> {
-    let rows: Vec<[String; 6]> = store
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let rows: Vec<[String; 8]> = store
         .source_statuses()?
         .into_iter()
         .map(|s| {
@@ -498,9 +548,12 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
                 s.id,
                 s.name,
                 s.category,
-                s.last_fetch_at
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                    .unwrap_or_else(|| "-".into()),
+                time(s.last_fetch_at),
+                time(
+                    s.next_run
+                        .filter(|_| s.active && s.disabled_reason.is_none()),
+                ),
+                s.consecutive_failures.to_string(),
                 status,
                 s.entry_count.to_string(),
             ]
@@ -511,11 +564,13 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
         "NAME",
         "CATEGORY",
         "LAST FETCH",
+        "NEXT RUN",
+        "FAILURES",
         "LAST STATUS",
         "ENTRIES",
     ]
     .map(String::from);
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 8];
     for row in std::iter::once(&header).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.width());

@@ -236,3 +236,38 @@ fn the_daemon_picks_up_edits_and_the_console_writes_with_the_token_only() {
         .source(&id)
         .is_none());
 }
+
+/// `fetch` prints a source's line when it is done, not when the slowest is: here the slow one
+/// never answers before the command is killed, and the fast one's line has already come.
+#[test]
+fn fetch_prints_each_line_as_its_source_finishes() {
+    use std::io::BufRead;
+    let fixtures = FixtureServer::start();
+    fixtures.set_delay(CAIXIN_FILE, Duration::from_secs(600));
+    let dir = tempfile::tempdir().unwrap();
+    let sources = [
+        Source::fixture(&fixtures, CAIXIN_ID),
+        Source::fixture(&fixtures, CS_ID),
+    ];
+    let config = write_config(dir.path(), free_addr(), &sources);
+    let mut cmd = tributary_command(&config);
+    cmd.arg("fetch")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn fetch");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").expect("UTF-8");
+    assert!(first.starts_with(&format!("{CS_ID}: ok new=")), "{first}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the slow source is still being fetched"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Nothing to fetch is said, not silence.
+    let empty = write_config(&dir.path().join("empty"), free_addr(), &[]);
+    let (code, out, err) = run_fetch(&empty, &[]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(err.contains("nothing to fetch"), "{err}");
+}
