@@ -9,6 +9,7 @@ mod common;
 
 mod admin;
 mod architecture;
+mod browser;
 mod console;
 mod corpus;
 mod daemon;
