@@ -5,6 +5,7 @@
 //! over 2000 sources, 4 reader threads). The store is filled with near-duplicate detection
 //! off (this is about reads); one source, `quiet`, published its few entries long ago and
 //! nothing since, the case where walking the newest entries to find a source's is slowest.
+//! The console's home page is timed the same way (its reads and its render, as `GET /` does).
 //! Each case is read `ROUNDS` times, newest 50 entries, and its p50 and p99 printed: first on
 //! an idle store, then while a writer keeps storing new entries and `READERS` threads read at
 //! once (a daemon fetching while readers poll).
@@ -101,6 +102,9 @@ struct Case {
     name: &'static str,
     scope: Scope,
     text: Option<&'static str>,
+    /// The console's home page instead: every category's counts and newest entries, read and
+    /// rendered as `GET /` does.
+    home: bool,
 }
 
 fn cases(sources: usize) -> Vec<Case> {
@@ -109,26 +113,31 @@ fn cases(sources: usize) -> Vec<Case> {
             name: "source (one of many)",
             scope: Scope::Source(format!("s{}", sources / 2)),
             text: None,
+            home: false,
         },
         Case {
             name: "source, quiet for a year",
             scope: Scope::Source("quiet".into()),
             text: None,
+            home: false,
         },
         Case {
             name: "category",
             scope: Scope::Category("c3".into()),
             text: None,
+            home: false,
         },
         Case {
             name: "tag",
             scope: Scope::Tag("t7".into()),
             text: None,
+            home: false,
         },
         Case {
             name: "all",
             scope: Scope::All,
             text: None,
+            home: false,
         },
     ];
     for (name, text) in [
@@ -143,8 +152,15 @@ fn cases(sources: usize) -> Vec<Case> {
             name,
             scope: Scope::All,
             text: Some(text),
+            home: false,
         });
     }
+    c.push(Case {
+        name: "console home page (`/`)",
+        scope: Scope::All,
+        text: None,
+        home: true,
+    });
     c
 }
 
@@ -155,6 +171,18 @@ fn read(store: &Store, case: &Case) -> (Duration, usize) {
         ..Default::default()
     };
     let started = Instant::now();
+    if case.home {
+        let cards = tributary::server::home_cards(store).expect("home");
+        let base = url::Url::parse("http://127.0.0.1:8080/").expect("a URL");
+        let site = tributary::pages::Site {
+            base: &base,
+            admin: false,
+        };
+        let page = tributary::pages::home(&site, &cards);
+        let shown = cards.iter().map(|c| c.newest.len()).sum::<usize>();
+        std::hint::black_box(page);
+        return (started.elapsed(), shown);
+    }
     let n = store.entries(&case.scope, &q).expect("feed").len();
     (started.elapsed(), n)
 }

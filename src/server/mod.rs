@@ -27,6 +27,7 @@ mod console;
 mod feeds;
 
 pub use cache::FeedCache;
+pub use console::home_cards;
 use feeds::base_url;
 
 use crate::feed_urls;

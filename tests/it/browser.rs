@@ -93,6 +93,31 @@ fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().expect("helper thread"))
 }
 
+/// Clicks what `locator` finds and waits (at most 30 s) until the page it leads to has
+/// `expect` (a CSS selector): a click returns when the browser has acted on it, which may be
+/// before the next page has arrived.
+async fn click_to(c: &Client, locator: Locator<'_>, expect: &str) {
+    let before = c.current_url().await.unwrap();
+    c.find(locator)
+        .await
+        .expect("what to click")
+        .click()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let moved = c.current_url().await.unwrap() != before || expect == "p.flash";
+        if moved && c.find(Locator::Css(expect)).await.is_ok() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {expect} after the click"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn text_of(c: &Client) -> String {
     c.source().await.expect("page source")
 }
@@ -118,12 +143,7 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
     let feed = blocking(|| http_get(&atom));
     assert_eq!(feed.status, 200, "{label}: {atom}");
     assert!(feed.body.contains("人民币汇率中间价上调"), "{label}");
-    c.find(Locator::LinkText(FINANCE))
-        .await
-        .expect("category link")
-        .click()
-        .await
-        .unwrap();
+    click_to(c, Locator::LinkText(FINANCE), "ul.entries").await;
     assert!(
         text_of(c).await.contains("人民币汇率中间价上调"),
         "{label}: category page"
@@ -136,12 +156,7 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
         .send_keys("汇率")
         .await
         .unwrap();
-    c.find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to(c, Locator::Css("form.search button"), "main p.meta").await;
     let url = c.current_url().await.unwrap();
     assert!(url.path().ends_with("/search"), "{label}: {url}");
     let page = text_of(c).await;
@@ -153,19 +168,9 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
 
     // The sources, one source, one entry.
     c.goto(&serve.url("/sources")).await.unwrap();
-    c.find(Locator::LinkText(CS_NAME))
-        .await
-        .expect("the source's link")
-        .click()
-        .await
-        .unwrap();
+    click_to(c, Locator::LinkText(CS_NAME), "dl.facts").await;
     assert!(text_of(c).await.contains("healthy"), "{label}: source page");
-    c.find(Locator::Css("ul.entries li a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to(c, Locator::Css("ul.entries li a"), "article").await;
     assert!(
         c.current_url().await.unwrap().path().contains("/entries/"),
         "{label}"
@@ -196,12 +201,7 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
         .send_keys(TOKEN)
         .await
         .unwrap();
-    c.find(Locator::Css(&format!("{add_form} button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to(c, Locator::Css(&format!("{add_form} button")), "p.flash").await;
     let flash = c
         .find(Locator::Css("p.flash"))
         .await
