@@ -149,6 +149,9 @@ struct FeedSql {
     /// then found by the source's index, not by walking every entry newest first to test
     /// each (which reads the whole store for a source that stopped publishing long ago).
     only_source: Option<String>,
+    /// The candidate ids a search narrowed the feed to (a subquery with an `id` column): the
+    /// page is built from them rather than by walking every entry to test each.
+    candidates: Option<String>,
     entry_conds: Vec<String>,
     args: Vec<Box<dyn ToSql>>,
 }
@@ -158,6 +161,7 @@ impl FeedSql {
         FeedSql {
             source_conds: vec!["s.active = 1".to_string()],
             only_source: None,
+            candidates: None,
             entry_conds: Vec::new(),
             args: vec![Box::new(limit as i64)],
         }
@@ -229,8 +233,9 @@ impl FeedSql {
             .map(search::search_terms)
             .filter(|t| !t.is_empty())
         {
-            let cond = search::search_condition(conn, &text, &mut |v| self.arg(v))?;
-            self.entry_conds.push(cond);
+            let search = search::search_condition(conn, &text, &mut |v| self.arg(v))?;
+            self.entry_conds.push(search.cond);
+            self.candidates = search.drive;
         }
         Ok(())
     }
@@ -249,12 +254,13 @@ impl FeedSql {
         ));
         // CROSS JOIN fixes the order: the source's rows first, then their entries, sorted for
         // the page (a cost in the source's own entries, not the store's).
-        let from = match &self.only_source {
-            Some(p) => {
+        let from = match (&self.only_source, &self.candidates) {
+            (Some(p), _) => {
                 self.entry_conds.push(format!("d.source_id = {p}"));
-                "entry_sources d CROSS JOIN entries e ON e.id = d.entry_id"
+                "entry_sources d CROSS JOIN entries e ON e.id = d.entry_id".to_string()
             }
-            None => "entries e",
+            (None, Some(ids)) => format!("{ids} d CROSS JOIN entries e ON e.id = d.id"),
+            (None, None) => "entries e".to_string(),
         };
         let sql = format!(
             "SELECT e.id, COALESCE(o.title, e.title), COALESCE(o.link, e.link),

@@ -59,7 +59,7 @@ pub(super) fn search_condition(
     conn: &Connection,
     terms: &[String],
     arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
-) -> Result<String, StoreError> {
+) -> Result<SearchSql, StoreError> {
     let use_index = queued_for_index(conn)? <= MAX_QUEUED;
     let mut found = Vec::with_capacity(terms.len());
     for term in terms {
@@ -73,8 +73,21 @@ pub(super) fn search_condition(
     // query, so the feed would be walked to its end to find nothing). Decided before any
     // parameter is added, so none goes unused.
     if found.iter().any(|f| f.as_ref().is_some_and(Vec::is_empty)) && all_indexed(conn)? {
-        return Ok("0".to_string());
+        return Ok(SearchSql {
+            cond: "0".to_string(),
+            drive: None,
+        });
     }
+    // The fewest candidates any term has, with every queued entry: a superset of the matches,
+    // from which the page is built instead of walking the feed to find them.
+    let drive = found
+        .iter()
+        .flatten()
+        .min_by_key(|ids| ids.len())
+        .map(|ids| {
+            let ids = arg(Box::new(serde_json::to_string(ids).unwrap_or_default()));
+            format!("(SELECT value AS id FROM json_each({ids}) UNION SELECT entry_id FROM search_queue)")
+        });
     let mut conds = Vec::with_capacity(terms.len());
     for (term, found) in terms.iter().zip(found) {
         // Terms are letters, digits and decimal points (normalize drops everything else),
@@ -94,7 +107,18 @@ pub(super) fn search_condition(
             None => text,
         });
     }
-    Ok(conds.join(" AND "))
+    Ok(SearchSql {
+        cond: conds.join(" AND "),
+        drive,
+    })
+}
+
+/// A search as SQL: the condition every matching entry meets, and, when the index has
+/// narrowed the search down, the set of candidate ids (a subquery with an `id` column) the
+/// query should start from.
+pub(super) struct SearchSql {
+    pub(super) cond: String,
+    pub(super) drive: Option<String>,
 }
 
 /// Queued entries above which the index is not asked: each search would also check every
