@@ -273,6 +273,19 @@ ALTER TABLE sources ADD COLUMN seen TEXT;
 ALTER TABLE sources ADD COLUMN shape TEXT;
 ALTER TABLE sources ADD COLUMN drift TEXT;
 "#,
+    r#"
+-- Each source's entry count, kept by triggers, so the sources' state (the console, the API,
+-- the metrics) costs no count over every entry a source carries.
+ALTER TABLE sources ADD COLUMN entry_count INTEGER NOT NULL DEFAULT 0;
+UPDATE sources SET entry_count =
+    (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = sources.id);
+CREATE TRIGGER entry_sources_counted AFTER INSERT ON entry_sources BEGIN
+    UPDATE sources SET entry_count = entry_count + 1 WHERE id = NEW.source_id;
+END;
+CREATE TRIGGER entry_sources_uncounted AFTER DELETE ON entry_sources BEGIN
+    UPDATE sources SET entry_count = entry_count - 1 WHERE id = OLD.source_id;
+END;
+"#,
 ];
 
 /// Runs the migrations `conn` has not run yet, each in its own transaction.

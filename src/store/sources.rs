@@ -164,7 +164,7 @@ impl Store {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, s.category, s.last_fetch_at, s.last_status, s.last_error,
-                    (SELECT COUNT(*) FROM entry_sources es WHERE es.source_id = s.id),
+                    s.entry_count,
                     s.consecutive_failures, s.next_run, s.disabled_reason, s.active, s.drift
              FROM sources s ORDER BY s.active DESC, s.id",
         )?;
