@@ -193,7 +193,7 @@ pub fn feed_url(text: &str) -> Result<Url, String> {
     };
     let url = Url::parse(&text).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => {
-            format!("{text} has no scheme; did you mean https://{text}?")
+            format!("`{text}` has no scheme; did you mean `https://{text}`?")
         }
         e => format!("not a URL ({e})"),
     })?;

@@ -235,8 +235,15 @@ impl Check<'_> {
         }
         let name = required(s.name.clone(), "name")?;
         let url_text = required(s.url.clone(), "url")?;
-        let url = Url::parse(&url_text)
-            .map_err(|e| self.invalid(&at, "url", format!("{url_text:?}: {e}")))?;
+        let url = Url::parse(&url_text).map_err(|e| {
+            let why = match e {
+                url::ParseError::RelativeUrlWithoutBase => {
+                    format!("`{url_text}` has no scheme; did you mean `https://{url_text}`?")
+                }
+                e => format!("{url_text:?}: {e}"),
+            };
+            self.invalid(&at, "url", why)
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(self.invalid(&at, "url", format!("{url_text:?}: not http(s)")));
         }
@@ -328,6 +335,43 @@ impl Check<'_> {
     }
 }
 
+/// What is wrong with a selector, in words. scraper's own text for the selector grammar's
+/// errors is "Unexpected error occurred. Please report this to the developer" and a debug
+/// dump; the grammar's error names are read instead (a name not known here still gets a
+/// plain sentence).
+fn selector_problem(e: &scraper::error::SelectorErrorKind) -> String {
+    use scraper::error::SelectorErrorKind as K;
+    let grammar = match e {
+        K::UnexpectedSelectorParseError(inner) => format!("{inner:?}"),
+        K::EndOfLine => return "it ends where more was expected".into(),
+        K::UnexpectedToken => return "a character or word where none belongs".into(),
+        K::ExpectedColonOnPseudoElement => return "a pseudo-element needs `::`".into(),
+        K::ExpectedIdentityOnPseudoElement => return "`::` with no pseudo-element name".into(),
+        other => return other.to_string().to_lowercase(),
+    };
+    let words = match grammar.split(['(', ' ']).next().unwrap_or_default() {
+        "DanglingCombinator" => "a combinator (`>`, `+`, `~` or a space) with nothing after it",
+        "EmptySelector" => "an empty selector (nothing between two commas, or nothing at all)",
+        "NonCompoundSelector" => "a combinator where a simple selector was expected",
+        "ClassNeedsIdent" => "`.` with no class name after it",
+        "NoIdentForPseudo" => "`:` with no pseudo-class name after it",
+        "UnsupportedPseudoClassOrElement" => "a pseudo-class or pseudo-element not supported",
+        "UnexpectedIdent" => "a name where none belongs",
+        "ExpectedBarInAttr" | "ExpectedNamespace" | "ExplicitNamespaceUnexpectedToken" => {
+            "a namespace prefix (`|`) written wrong"
+        }
+        "BadValueInAttr" => "an attribute value that is not a name or a quoted string",
+        "NoQualifiedNameInAttributeSelector" | "InvalidQualNameInAttr" => {
+            "an attribute selector (`[…]`) without a valid attribute name"
+        }
+        "UnexpectedTokenInAttributeSelector" => {
+            "an attribute selector (`[…]`) with an operator other than =, ~=, |=, ^=, $=, *="
+        }
+        _ => "not a CSS selector this reader understands",
+    };
+    words.to_string()
+}
+
 /// The extraction rules of one source: its selectors and patterns, each checked.
 struct Rules<'a> {
     check: &'a Check<'a>,
@@ -343,8 +387,9 @@ impl Rules<'_> {
                 selector,
             })
             .map_err(|e| {
+                let why = selector_problem(&e);
                 self.check
-                    .invalid(self.at, key, format!("bad CSS selector {text:?}: {e}"))
+                    .invalid(self.at, key, format!("bad CSS selector {text:?}: {why}"))
             })
     }
 

@@ -101,7 +101,7 @@ fn add_finds_the_feed_a_page_names_and_refuses_what_it_cannot_add() {
     let (code, _, err) = run(&config, &["add", "example.com/feed.xml"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("did you mean https://example.com/feed.xml"),
+        err.contains("did you mean `https://example.com/feed.xml`?"),
         "{err}"
     );
 

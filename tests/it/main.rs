@@ -21,6 +21,7 @@ mod encodings;
 mod export;
 mod faults;
 mod fidelity;
+mod first_hour;
 mod html_sources;
 mod observability;
 mod opml;

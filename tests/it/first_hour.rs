@@ -1,0 +1,61 @@
+//! What a newcomer meets in the first hour, through the binary: one row per mistake (a config
+//! or a command), with the exact message or behaviour they get. The rows are issue 18's table;
+//! the ones not yet answered are listed there.
+
+use crate::common::*;
+
+/// A config of `[storage]` in a temp folder plus `rest`.
+fn config_with(dir: &std::path::Path, rest: &str) -> std::path::PathBuf {
+    write_config_text(dir, &format!("[storage]\npath = \"t.db\"\n{rest}"))
+}
+
+const PAGE_SOURCE: &str = "[[sources]]\nid = \"a\"\nname = \"A\"\nurl = \"https://a.example/list\"\n\
+                           category = \"c\"\nkind = \"html\"\n[sources.html]\ntitle = \"a\"\nlink = \"a\"\n";
+
+struct Row {
+    what: &'static str,
+    config: String,
+    args: &'static [&'static str],
+    code: i32,
+    /// On stderr, exactly (a substring when the message names a temp path).
+    said: &'static str,
+}
+
+#[test]
+fn each_first_hour_mistake_gets_its_answer() {
+    let rows = [
+        Row {
+            what: "a bad CSS selector",
+            config: format!("{PAGE_SOURCE}item = \"ul >> li\"\n"),
+            args: &["sources"],
+            code: 2,
+            said: "source \"a\": `html.item`: bad CSS selector \"ul >> li\": a combinator (`>`, `+`, `~` or a space) with nothing after it",
+        },
+        Row {
+            what: "a URL without a scheme",
+            config: "[[sources]]\nid = \"a\"\nname = \"A\"\nurl = \"example.com/feed.xml\"\ncategory = \"c\"\n".into(),
+            args: &["sources"],
+            code: 2,
+            said: "source \"a\": `url`: `example.com/feed.xml` has no scheme; did you mean `https://example.com/feed.xml`?",
+        },
+        Row {
+            what: "a config with no sources",
+            config: String::new(),
+            args: &["fetch"],
+            code: 0,
+            said: "has no enabled sources",
+        },
+    ];
+    let mut wrong = Vec::new();
+    for row in &rows {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_with(dir.path(), &row.config);
+        let mut cmd = tributary_command(&config);
+        cmd.args(row.args);
+        let (code, _, err) = run_bounded(cmd, FETCH_DEADLINE);
+        if code != row.code || !err.contains(row.said) {
+            wrong.push(format!("{}: exit {code}, said {err:?}", row.what));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
