@@ -20,7 +20,7 @@ pub(super) fn reserved_ids(config: &Config) -> anyhow::Result<HashSet<String>> {
     }
     Ok(Store::open(&config.storage_path)
         .and_then(|store| store.source_statuses())
-        .with_context(|| format!("storage at {}", config.storage_path.display()))?
+        .with_context(|| format!("[storage] path = {}", config.storage_path.display()))?
         .into_iter()
         .map(|s| s.id)
         .collect())

@@ -182,10 +182,27 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tributary: {e:#}");
+            eprintln!("tributary: {}", chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, a cause said once: a cause whose text its context
+/// already holds (many libraries repeat their inner message) is not said again.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging(default: &str) {
@@ -235,7 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let store = Arc::new(
         Store::open(&config.storage_path)
-            .with_context(|| format!("storage at {}", config.storage_path.display()))?,
+            .with_context(|| format!("[storage] path = {}", config.storage_path.display()))?,
     );
     store.sync_sources(&config.sources)?;
     match cli.command {

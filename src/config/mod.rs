@@ -247,7 +247,9 @@ impl SourceConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: no such file; name the config with --config FILE or $TRIBUTARY_CONFIG (a checkout ships config/tributary.toml to start from)", path.display())]
+    Missing { path: PathBuf },
+    #[error("{}: cannot read", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -273,9 +275,14 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
         })?;
         Config::from_toml(path, &text)
     }

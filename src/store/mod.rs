@@ -54,12 +54,12 @@ use writes::WriteQueue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open the database: {source}")]
     Open {
         path: String,
         source: rusqlite::Error,
     },
-    #[error("cannot create folder for database {path}: {source}")]
+    #[error("cannot create the database's folder: {source}")]
     Folder {
         path: String,
         source: std::io::Error,
@@ -69,6 +69,8 @@ pub enum StoreError {
          upgrade tributary"
     )]
     TooNew { found: i64, known: i64 },
+    #[error("not an SQLite database (another file, encrypted, or damaged); it was not changed")]
+    NotADatabase,
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("database lock poisoned by a panic in another thread")]
@@ -164,11 +166,19 @@ impl Store {
                 source,
             })?;
         }
-        let mut writer = open_connection(path)?;
+        let not_a_database = |e: StoreError| match e {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::NotADatabase =>
+            {
+                StoreError::NotADatabase
+            }
+            e => e,
+        };
+        let mut writer = open_connection(path).map_err(not_a_database)?;
         // The writer walks the indexes of every new entry (keys, dedupe buckets, search): a
         // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
         writer.pragma_update(None, "cache_size", -16_384)?;
-        schema::migrate(&mut writer)?;
+        schema::migrate(&mut writer).map_err(not_a_database)?;
         let search = indexer::SearchIndex::start(path, &mut writer)?;
         let reader = open_reader(path)?;
         let path = path.to_path_buf();

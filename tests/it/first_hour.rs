@@ -47,6 +47,48 @@ fn each_first_hour_mistake_gets_its_answer() {
         },
     ];
     let mut wrong = Vec::new();
+    // A missing config: the path once, and how to start.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.toml");
+    let (code, _, err) = run_bounded(
+        {
+            let mut c = tributary_command(&missing);
+            c.arg("sources");
+            c
+        },
+        FETCH_DEADLINE,
+    );
+    let said = format!(
+        "tributary: {}: no such file; name the config with --config FILE or $TRIBUTARY_CONFIG \
+         (a checkout ships config/tributary.toml to start from)\n",
+        missing.display()
+    );
+    if (code, err.as_str()) != (2, said.as_str()) {
+        wrong.push(format!("a missing config: exit {code}, said {err:?}"));
+    }
+    // A database that is not SQLite: the path and one cause, once; the file untouched.
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(dir.path().join("t.db"), &junk).unwrap();
+    let config = config_with(dir.path(), "");
+    let (code, _, err) = run_bounded(
+        {
+            let mut c = tributary_command(&config);
+            c.arg("sources");
+            c
+        },
+        FETCH_DEADLINE,
+    );
+    let db = dir.path().join("t.db");
+    let said = format!(
+        "tributary: [storage] path = {}: not an SQLite database (another file, encrypted, or \
+         damaged); it was not changed\n",
+        db.display()
+    );
+    if (code, err.as_str()) != (2, said.as_str()) || std::fs::read(&db).unwrap() != junk {
+        wrong.push(format!(
+            "a database that is not SQLite: exit {code}, said {err:?}"
+        ));
+    }
     for row in &rows {
         let dir = tempfile::tempdir().unwrap();
         let config = config_with(dir.path(), &row.config);
