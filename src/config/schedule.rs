@@ -18,7 +18,7 @@ pub enum Schedule {
 pub enum ScheduleError {
     #[error("empty schedule")]
     Empty,
-    #[error("bad interval {0:?}: expected \"every <n>s|m|h\" with n > 0")]
+    #[error("bad interval {0:?}: expected \"every <n>s|m|h|d|w\" with n > 0")]
     Interval(String),
     #[error("bad cron expression {expr:?}: {reason}")]
     Cron { expr: String, reason: String },
@@ -59,13 +59,56 @@ impl FromStr for Schedule {
                 })
             }
         };
-        cron::Schedule::from_str(&expr)
-            .map(|s| Schedule::Cron(Box::new(s)))
-            .map_err(|e| ScheduleError::Cron {
-                expr: text.to_string(),
-                reason: e.to_string(),
-            })
+        let bad = |reason: String| ScheduleError::Cron {
+            expr: text.to_string(),
+            reason,
+        };
+        let with_seconds: Vec<&str> = expr.split_whitespace().collect();
+        for (field, (name, low, high)) in with_seconds.iter().zip(FIELDS) {
+            check_field(field, name, low, high).map_err(bad)?;
+        }
+        let cron = cron::Schedule::from_str(&expr).map_err(|e| bad(e.to_string()))?;
+        if cron.upcoming(Utc).next().is_none() {
+            return Err(bad("it never fires (no date matches it)".into()));
+        }
+        Ok(Schedule::Cron(Box::new(cron)))
     }
+}
+
+/// The fields of a cron expression with seconds, their names and ranges (the day of week as
+/// the cron crate counts it once crontab's numbers are translated: names, or 1–7).
+const FIELDS: [(&str, u32, u32); 7] = [
+    ("seconds", 0, 59),
+    ("minutes", 0, 59),
+    ("hours", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+    ("year", 1970, 2099),
+];
+
+/// Numbers and steps of one field within its range; names (`MON`, `JAN`) are the cron
+/// crate's to check.
+fn check_field(field: &str, name: &str, low: u32, high: u32) -> Result<(), String> {
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        for n in range.split('-').filter_map(|v| v.parse::<u32>().ok()) {
+            if n < low || n > high {
+                return Err(format!("{name}: {n} is outside {low}–{high}"));
+            }
+        }
+        if let Some(step) = step.and_then(|s| s.parse::<u32>().ok()) {
+            if step == 0 || step > high - low + 1 {
+                return Err(format!(
+                    "{name}: a step of {step} ({name} are {low}–{high})"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_interval(text: &str) -> Option<Duration> {
@@ -76,6 +119,8 @@ fn parse_interval(text: &str) -> Option<Duration> {
         "s" => n,
         "m" => n.checked_mul(60)?,
         "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        "w" => n.checked_mul(7 * 86_400)?,
         _ => return None,
     };
     Some(Duration::from_secs(secs))
@@ -158,7 +203,9 @@ mod tests {
         assert_eq!(every("every 30s"), Some(30));
         assert_eq!(every("every 2h"), Some(7200));
         assert_eq!(every("every 0m"), None);
-        assert_eq!(every("every 5d"), None);
+        assert_eq!(every("every 5d"), Some(5 * 86_400));
+        assert_eq!(every("every 1w"), Some(7 * 86_400));
+        assert_eq!(every("every 5y"), None);
         assert_eq!(every("every m"), None);
     }
 

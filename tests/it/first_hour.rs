@@ -12,6 +12,11 @@ fn config_with(dir: &std::path::Path, rest: &str) -> std::path::PathBuf {
 const PAGE_SOURCE: &str = "[[sources]]\nid = \"a\"\nname = \"A\"\nurl = \"https://a.example/list\"\n\
                            category = \"c\"\nkind = \"html\"\n[sources.html]\ntitle = \"a\"\nlink = \"a\"\n";
 
+/// A feed source `a` with `extra` keys.
+fn source_with(extra: &str) -> String {
+    format!("[[sources]]\nid = \"a\"\nname = \"A\"\nurl = \"https://a.example/feed\"\ncategory = \"c\"\n{extra}")
+}
+
 struct Row {
     what: &'static str,
     config: String,
@@ -37,6 +42,34 @@ fn each_first_hour_mistake_gets_its_answer() {
             args: &["sources"],
             code: 2,
             said: "source \"a\": `url`: `example.com/feed.xml` has no scheme; did you mean `https://example.com/feed.xml`?",
+        },
+        Row {
+            what: "a schedule that never fires",
+            config: source_with("schedule = \"0 0 31 2 *\"\n"),
+            args: &["sources"],
+            code: 2,
+            said: "source \"a\": `schedule`: bad cron expression \"0 0 31 2 *\": it never fires (no date matches it)",
+        },
+        Row {
+            what: "a step larger than its field",
+            config: source_with("schedule = \"*/61 * * * *\"\n"),
+            args: &["sources"],
+            code: 2,
+            said: "source \"a\": `schedule`: bad cron expression \"*/61 * * * *\": minutes: a step of 61 (minutes are 0–59)",
+        },
+        Row {
+            what: "an interval in days",
+            config: source_with("schedule = \"every 1d\"\n"),
+            args: &["sources"],
+            code: 0,
+            said: "",
+        },
+        Row {
+            what: "an interval in weeks",
+            config: source_with("schedule = \"every 2w\"\n"),
+            args: &["sources"],
+            code: 0,
+            said: "",
         },
         Row {
             what: "a config with no sources",
