@@ -88,13 +88,8 @@ impl Check<'_> {
     }
 
     fn server(&self, raw: &RawServer) -> Result<ServerConfig, ConfigError> {
-        let listen = raw.listen.parse::<SocketAddr>().map_err(|e| {
-            self.invalid(
-                "[server]",
-                "listen",
-                format!("{:?} is not an address:port ({e})", raw.listen),
-            )
-        })?;
+        let listen =
+            listen_address(&raw.listen).map_err(|why| self.invalid("[server]", "listen", why))?;
         let public_url = self.url(raw.public_url.as_deref(), "public_url")?;
         let websub_hub = self.url(raw.websub_hub.as_deref(), "websub_hub")?;
         if websub_hub.is_some() && public_url.is_none() {
@@ -370,6 +365,25 @@ fn selector_problem(e: &scraper::error::SelectorErrorKind) -> String {
         _ => "not a CSS selector this reader understands",
     };
     words.to_string()
+}
+
+/// `[server] listen`: an address and port, or `localhost:PORT` (the loopback address, as
+/// RFC 6761 says `localhost` always is: no lookup needed). Other names are refused rather
+/// than looked up, so the address the daemon binds never depends on a resolver.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| format!("{text:?}: the port must be a number from 0 to 65535"));
+    }
+    Err(format!(
+        "{text:?} is not an address:port (an IP address, `localhost:PORT`, or `0.0.0.0:PORT` \
+         for every interface)"
+    ))
 }
 
 /// The extraction rules of one source: its selectors and patterns, each checked.

@@ -72,6 +72,20 @@ fn each_first_hour_mistake_gets_its_answer() {
             said: "",
         },
         Row {
+            what: "listen on localhost",
+            config: "[server]\nlisten = \"localhost:8099\"\n".into(),
+            args: &["sources"],
+            code: 0,
+            said: "",
+        },
+        Row {
+            what: "listen on a host name",
+            config: "[server]\nlisten = \"example.com:80\"\n".into(),
+            args: &["sources"],
+            code: 2,
+            said: "`listen`: \"example.com:80\" is not an address:port (an IP address, `localhost:PORT`, or `0.0.0.0:PORT` for every interface)",
+        },
+        Row {
             what: "a config with no sources",
             config: String::new(),
             args: &["fetch"],
