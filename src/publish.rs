@@ -65,6 +65,9 @@ pub struct FeedInfo {
     pub next_url: Option<String>,
     /// The WebSub hub that pushes this feed's updates.
     pub hub: Option<String>,
+    /// When the document is rendered: Atom's required `updated` of a feed with no entries (no
+    /// date is claimed from nothing).
+    pub built: DateTime<Utc>,
 }
 
 /// Renders `entries` (newest first) as one document.
@@ -76,13 +79,10 @@ pub fn render(format: Format, info: &FeedInfo, entries: &[StoredEntry]) -> Strin
     }
 }
 
-/// The newest change among `entries`: the feed's `updated` and the HTTP Last-Modified.
-pub fn last_updated(entries: &[StoredEntry]) -> DateTime<Utc> {
-    entries
-        .iter()
-        .map(|e| e.updated.max(e.published))
-        .max()
-        .unwrap_or_default()
+/// The newest change among `entries`: the feed's `updated` and the HTTP Last-Modified; None
+/// for a feed with no entries.
+pub fn last_updated(entries: &[StoredEntry]) -> Option<DateTime<Utc>> {
+    entries.iter().map(|e| e.updated.max(e.published)).max()
 }
 
 /// The entry's id in every output. Re-published entries keep the original id where it is a
@@ -208,7 +208,7 @@ fn rss(info: &FeedInfo, entries: &[StoredEntry]) -> String {
         title: info.title.clone(),
         link: info.home_url.clone(),
         description: info.description.clone(),
-        last_build_date: Some(rfc822(last_updated(entries))),
+        last_build_date: last_updated(entries).map(rfc822),
         generator: Some("tributary".into()),
         atom_ext: Some(rss::extension::atom::AtomExtension {
             links: std::iter::once(atom::Link {
@@ -342,7 +342,7 @@ fn atom_entry(e: &StoredEntry) -> atom::Entry {
 }
 
 fn atom(info: &FeedInfo, entries: &[StoredEntry]) -> String {
-    let updated = last_updated(entries).fixed_offset();
+    let updated = last_updated(entries).unwrap_or(info.built).fixed_offset();
     let atom_entries = entries.iter().map(atom_entry).collect();
     let feed = atom::Feed {
         title: atom::Text::plain(info.title.clone()),

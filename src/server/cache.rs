@@ -66,8 +66,9 @@ pub(super) struct Rendered {
     /// One ETag per content coding, indexed by [`Coding`]: `W/"<hash>"`, `W/"<hash>-gz"`,
     /// `W/"<hash>-br"`. A cache that stored the gzip form revalidates that form.
     pub(super) etags: [HeaderValue; 3],
-    pub(super) last_modified: DateTime<Utc>,
-    pub(super) last_modified_header: HeaderValue,
+    /// None for a feed with no entries: no Last-Modified is claimed.
+    pub(super) last_modified: Option<DateTime<Utc>>,
+    pub(super) last_modified_header: Option<HeaderValue>,
     pub(super) content_type: HeaderValue,
     /// `public, max-age=…` from the sources' schedules when it was rendered.
     pub(super) cache_control: HeaderValue,
@@ -327,8 +328,8 @@ mod tests {
             br: Default::default(),
             hash: String::new(),
             etags: [value.clone(), value.clone(), value.clone()],
-            last_modified: Utc::now(),
-            last_modified_header: value.clone(),
+            last_modified: Some(Utc::now()),
+            last_modified_header: Some(value.clone()),
             content_type: value.clone(),
             cache_control: value,
         })

@@ -109,7 +109,9 @@ async fn feed(
     let mut response = Response::new(axum::body::Body::empty());
     let h = response.headers_mut();
     h.insert(ETAG, rendered.etags[coding as usize].clone());
-    h.insert(LAST_MODIFIED, rendered.last_modified_header.clone());
+    if let Some(value) = &rendered.last_modified_header {
+        h.insert(LAST_MODIFIED, value.clone());
+    }
     h.insert(CACHE_CONTROL, rendered.cache_control.clone());
     h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Some(hub) = &hub {
@@ -304,6 +306,7 @@ fn render(
         home_url: feed_urls::page_url(base, scope).to_string(),
         next_url,
         hub: hub.map(str::to_string),
+        built: *STARTED.get_or_init(Utc::now),
     };
     let body = publish::render(format, &info, entries);
     let hash = blake3::hash(body.as_bytes()).to_hex()[..32].to_string();
@@ -314,8 +317,8 @@ fn render(
     let last_modified = publish::last_updated(entries);
     Rendered {
         etags: [etag(""), etag("-gz"), etag("-br")],
-        last_modified_header: HeaderValue::try_from(http_date(last_modified))
-            .expect("an HTTP date is a header value"),
+        last_modified_header: last_modified
+            .map(|t| HeaderValue::try_from(http_date(t)).expect("an HTTP date is a header value")),
         last_modified,
         content_type: HeaderValue::from_static(format.content_type()),
         cache_control: HeaderValue::try_from(format!("public, max-age={max_age}"))
@@ -326,6 +329,10 @@ fn render(
         br: Default::default(),
     }
 }
+
+/// When this process first rendered a feed: the `updated` of a feed with no entries, the same
+/// on every render so that its ETag does not change while nothing does.
+static STARTED: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
 
 fn self_url(base: &Url, uri: &Uri) -> String {
     base.join(&uri.to_string())
@@ -372,7 +379,11 @@ fn request_host(headers: &HeaderMap) -> &str {
 }
 
 /// RFC 9110 §13.2.2: If-None-Match decides when present; If-Modified-Since only otherwise.
-fn not_modified(headers: &HeaderMap, etag: &HeaderValue, last_modified: DateTime<Utc>) -> bool {
+fn not_modified(
+    headers: &HeaderMap,
+    etag: &HeaderValue,
+    last_modified: Option<DateTime<Utc>>,
+) -> bool {
     if let Some(inm) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         let bare = etag.to_str().unwrap_or_default().trim_start_matches("W/");
         return inm
@@ -384,7 +395,8 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue, last_modified: DateTime
         .get(IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-        .is_some_and(|since| last_modified.timestamp() <= since.timestamp())
+        .zip(last_modified)
+        .is_some_and(|(since, last)| last.timestamp() <= since.timestamp())
 }
 
 pub(super) fn http_date(t: DateTime<Utc>) -> String {

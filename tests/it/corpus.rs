@@ -1104,6 +1104,7 @@ fn published(store: &tributary::store::Store, id: &str) -> Vec<Fields> {
         .unwrap_or_else(|e| panic!("reading {id}'s entries: {e}"));
     entries.sort_by_key(|e| e.id);
     let info = tributary::publish::FeedInfo {
+        built: chrono::Utc::now(),
         title: id.to_string(),
         description: String::new(),
         id: format!("urn:{id}"),

@@ -114,6 +114,7 @@ fn merged_after(
         )
         .expect("the merged feed");
     let info = FeedInfo {
+        built: chrono::Utc::now(),
         title: "金融".into(),
         description: String::new(),
         id: "urn:test".into(),

@@ -146,5 +146,33 @@ fn each_first_hour_mistake_gets_its_answer() {
             wrong.push(format!("{}: exit {code}, said {err:?}", row.what));
         }
     }
+
+    // An empty feed claims no date: no Unix epoch in the document, no Last-Modified.
+    let fixtures = FixtureServer::start();
+    fixtures.set(
+        "/empty.xml",
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>E</title></channel></rss>",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let config = write_config(
+        dir.path(),
+        listen,
+        &[Source::new("e", "E", &fixtures.url("/empty.xml"), "c")],
+    );
+    run_fetch(&config, &[]);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    for ext in ["atom", "rss", "json"] {
+        let r = http_get(&serve.url(&format!("/sources/e.{ext}")));
+        assert_eq!(r.status, 200);
+        if r.body.contains("1970") || r.header("last-modified").is_some() {
+            wrong.push(format!(
+                "an empty feed (.{ext}) claims a date: {:?} {}",
+                r.header("last-modified"),
+                r.body
+            ));
+        }
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -140,6 +140,7 @@ proptest! {
         let source = &config.sources[0];
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a date");
         let info = FeedInfo {
+            built: chrono::Utc::now(),
             title: "t".into(),
             description: String::new(),
             id: "urn:t".into(),
