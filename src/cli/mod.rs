@@ -27,7 +27,11 @@ mod serve;
 #[command(
     name = "tributary",
     version,
-    about = "Feed aggregator: many sources in, merged feeds out"
+    about = "Feed aggregator: many sources in, merged feeds out",
+    after_help = "Exit status: 0 success; 1 the command ran but found a problem (a source \
+                  failed, `check` matched nothing, `search` found nothing, `add` found no feed \
+                  or one already configured); 2 a fatal error before any work (bad config, \
+                  unusable database, port in use)."
 )]
 struct Cli {
     /// The configuration file.
@@ -53,7 +57,12 @@ enum Command {
         ids: Vec<String>,
     },
     /// List the sources with their last fetch and entry counts.
-    Sources,
+    Sources {
+        /// Print every status whole; without it, lines are cut to the terminal's width
+        /// ($COLUMNS, else 120), the status ending in `…`.
+        #[arg(long)]
+        wide: bool,
+    },
     /// Full-text search over stored entries (titles and text; Chinese works), newest first.
     Search {
         /// Words or phrases; every one must occur.
@@ -167,7 +176,7 @@ pub fn main() -> ExitCode {
         Command::Serve => "info",
         // `fetch` prints its own line per source; logs would say it twice.
         Command::Fetch { .. }
-        | Command::Sources
+        | Command::Sources { .. }
         | Command::Check { .. }
         | Command::Opml { .. }
         | Command::Add { .. }
@@ -258,7 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => runtime.block_on(serve::serve(config, store)),
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
-        Command::Sources => sources(&store),
+        Command::Sources { wide } => sources(&store, wide),
         Command::Dedupe { explain } => explain_cluster(&store, explain),
         Command::Search { query, limit } => search(&store, &query, limit),
         Command::Check { .. }
@@ -546,7 +555,16 @@ fn export_posts(
     Ok(ExitCode::SUCCESS)
 }
 
-fn sources(store: &Store) -> anyhow::Result<ExitCode> {
+/// Display columns a `sources` line may take when not `--wide`: `$COLUMNS`, else 120.
+fn line_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c: &usize| c >= 40)
+        .unwrap_or(120)
+}
+
+fn sources(store: &Store, wide: bool) -> anyhow::Result<ExitCode> {
     let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_else(|| "-".into())
@@ -571,8 +589,8 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
                         .filter(|_| s.active && s.disabled_reason.is_none()),
                 ),
                 s.consecutive_failures.to_string(),
-                status,
                 s.entry_count.to_string(),
+                status,
             ]
         })
         .collect();
@@ -583,8 +601,8 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
         "LAST FETCH",
         "NEXT RUN",
         "FAILURES",
-        "LAST STATUS",
         "ENTRIES",
+        "LAST STATUS",
     ]
     .map(String::from);
     let mut widths = [0usize; 8];
@@ -593,6 +611,7 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
             *w = (*w).max(cell.width());
         }
     }
+    let limit = (!wide).then(line_width);
     let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = row
@@ -600,10 +619,30 @@ fn sources(store: &Store) -> anyhow::Result<ExitCode> {
             .zip(widths)
             .map(|(cell, w)| format!("{cell}{}", " ".repeat(w - cell.width())))
             .collect();
-        outln!(out, "{}", line.join("  ").trim_end());
+        let line = line.join("  ");
+        outln!(out, "{}", cut(line.trim_end(), limit));
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `line` cut to `limit` display columns, ending in `…` when cut.
+fn cut(line: &str, limit: Option<usize>) -> String {
+    let Some(limit) = limit.filter(|&l| line.width() > l) else {
+        return line.to_string();
+    };
+    let mut out = String::new();
+    let mut used = 0;
+    for c in line.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        // One column stays for the `…`.
+        if used + w + 1 > limit {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out + "…"
 }
 
 /// `opml export`: the config's sources as OPML. `opml import FILE`: a reader's feeds appended

@@ -94,6 +94,14 @@ fn each_first_hour_mistake_gets_its_answer() {
         },
     ];
     let mut wrong = Vec::new();
+    // `--help` says what the exit statuses mean.
+    let dir = tempfile::tempdir().unwrap();
+    let mut help = tributary_command(&config_with(dir.path(), ""));
+    help.arg("--help");
+    let (code, out, _) = run_bounded(help, FETCH_DEADLINE);
+    if code != 0 || !out.contains("Exit status: 0 success; 1 the command ran but found a problem") {
+        wrong.push(format!("--help: exit {code}:\n{out}"));
+    }
     // A missing config: the path once, and how to start.
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere.toml");
@@ -173,6 +181,37 @@ fn each_first_hour_mistake_gets_its_answer() {
                 r.body
             ));
         }
+    }
+
+    // `sources` fits a terminal: a line too long ends in `…`; `--wide` shows it whole.
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("Long {}", "名".repeat(80));
+    let config = write_config(
+        dir.path(),
+        free_addr(),
+        &[Source::new(
+            "long",
+            &name,
+            &fixtures.url(STATUS_500_PATH),
+            "c",
+        )],
+    );
+    run_fetch(&config, &[]);
+    let list = |wide: bool| {
+        let mut c = tributary_command(&config);
+        c.arg("sources").env_remove("COLUMNS");
+        if wide {
+            c.arg("--wide");
+        }
+        run_bounded(c, FETCH_DEADLINE).1
+    };
+    let cut = list(false);
+    let widest = cut.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    if widest > 120 || !cut.contains('…') {
+        wrong.push(format!("sources is {widest} wide:\n{cut}"));
+    }
+    if !list(true).contains("HTTP 500") || list(true).contains('…') {
+        wrong.push(format!("sources --wide cut the status:\n{}", list(true)));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
