@@ -521,6 +521,17 @@ fn explain_cluster(store: &Store, entry_id: i64) -> anyhow::Result<ExitCode> {
             m.title,
             why
         );
+        if m.sources.len() > 1 {
+            outln!(
+                out,
+                "           one entry carried by {} sources ({}): the same {}",
+                m.sources.len(),
+                m.sources.join(", "),
+                m.shared_keys
+                    .first()
+                    .map_or("identity".to_string(), |k| format!("key {k}"))
+            );
+        }
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)

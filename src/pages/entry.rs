@@ -68,7 +68,13 @@ fn cluster_section(site: &Site<'_>, shown: i64, cluster: &Cluster<'_>) -> maud::
         section.card {
             h2 { "Merged story" }
             @if members.len() <= 1 {
-                p.muted { "This entry is not merged with any other." }
+                p.muted {
+                    "This entry is not merged with any other."
+                    @if let Some(m) = members.first().filter(|m| m.sources.len() > 1) {
+                        " It is one entry for " (m.sources.len()) " sources (" (m.sources.join(", ")) "): the same "
+                        (m.shared_keys.first().map_or("identity", String::as_str)) "."
+                    }
+                }
             } @else {
                 p.meta { "Cluster " (cluster.id) ": " (members.len()) " members. Merged feeds show the one marked ★." }
                 div.table-wrap {
@@ -89,6 +95,10 @@ fn cluster_section(site: &Site<'_>, shown: i64, cluster: &Cluster<'_>) -> maud::
                                         @match &m.merged {
                                             Some((matched, rule, score)) => { (rule) " " (format!("{score:.2}")) " with entry " (matched) },
                                             None => "first in cluster",
+                                        }
+                                        @if m.sources.len() > 1 {
+                                            br; "one entry for " (m.sources.len()) " sources: the same "
+                                            (m.shared_keys.first().map_or("identity", String::as_str))
                                         }
                                     }
                                 }

@@ -28,6 +28,9 @@ pub struct ClusterMember {
     pub sources: Vec<String>,
     /// The member it matched, the rule and the score; None for the cluster's first member.
     pub merged: Option<(i64, String, f64)>,
+    /// The identity keys any source's item could share (`doc:`, `link:`, `hash:`; not the
+    /// source-scoped `guid:`): what made several sources' items this one entry.
+    pub shared_keys: Vec<String>,
 }
 
 impl Store {
@@ -49,7 +52,9 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT e.id, e.title, e.published, e.canonical,
                     (SELECT group_concat(source_id, ', ') FROM entry_sources WHERE entry_id = e.id),
-                    m.matched_entry, m.rule, m.score
+                    m.matched_entry, m.rule, m.score,
+                    (SELECT json_group_array(key) FROM entry_keys k
+                     WHERE k.entry_id = e.id AND k.key NOT LIKE 'guid:%')
              FROM entries e LEFT JOIN cluster_merges m ON m.entry_id = e.id
              WHERE e.cluster_id = ?1 OR e.id = ?2
              ORDER BY e.published, e.id",
@@ -70,6 +75,7 @@ impl Store {
                         Some(m) => Some((m, r.get(6)?, r.get(7)?)),
                         None => None,
                     },
+                    shared_keys: super::from_json(&r.get::<_, String>(8)?),
                 })
             })?
             .collect::<Result<_, _>>()?;

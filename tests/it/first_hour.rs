@@ -213,5 +213,42 @@ fn each_first_hour_mistake_gets_its_answer() {
     if !list(true).contains("HTTP 500") || list(true).contains('…') {
         wrong.push(format!("sources --wide cut the status:\n{}", list(true)));
     }
+
+    // `dedupe --explain` on an entry two sources carry (the same item): it names both and
+    // the key that made them one entry.
+    let dir = tempfile::tempdir().unwrap();
+    let twice = [
+        Source::new("one", "One", &fixtures.url("/twice/a.xml"), "c"),
+        Source::new("two", "Two", &fixtures.url("/twice/b.xml"), "c"),
+    ];
+    let item =
+        "<item><title>央行开展逆回购操作</title><link>https://news.example.cn/a/1.html</link>\
+                <pubDate>Mon, 02 Mar 2026 08:00:00 +0800</pubDate></item>";
+    for path in ["/twice/a.xml", "/twice/b.xml"] {
+        fixtures.set(
+            path,
+            format!("<rss version=\"2.0\"><channel><title>T</title>{item}</channel></rss>"),
+        );
+    }
+    let config = write_config(dir.path(), free_addr(), &twice);
+    run_fetch(&config, &[]);
+    let mut search = tributary_command(&config);
+    search.args(["search", "逆回购"]);
+    let (_, found, _) = run_bounded(search, FETCH_DEADLINE);
+    let id = found
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut explain = tributary_command(&config);
+    explain.args(["dedupe", "--explain", &id]);
+    let (code, out, _) = run_bounded(explain, FETCH_DEADLINE);
+    if code != 0
+        || !out.contains(
+            "one entry carried by 2 sources (one, two): the same key link:news.example.cn/a/1.html",
+        )
+    {
+        wrong.push(format!("dedupe --explain {id}: exit {code}:\n{out}"));
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
