@@ -15,10 +15,7 @@ use url::Url;
 use super::*;
 
 pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().replace('\n', " "),
-    })?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(path, text, &e))?;
     let check = Check { path };
     let server = check.server(&raw.server)?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
@@ -365,6 +362,57 @@ fn selector_problem(e: &scraper::error::SelectorErrorKind) -> String {
         _ => "not a CSS selector this reader understands",
     };
     words.to_string()
+}
+
+/// A TOML or shape error as the toml crate reports it (the file's own lines, a caret under
+/// the place), with the source whose table it is in, and the nearest known key when the
+/// error is an unknown one.
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let mut message = e.to_string().trim_end().to_string();
+    if let Some(id) = e.span().and_then(|span| source_at(text, span.start)) {
+        message = format!("in source {id:?}: {message}");
+    }
+    if let Some(near) = nearest_key(e.message()) {
+        message.push_str(&format!("\ndid you mean `{near}`?"));
+    }
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// The id of the `[[sources]]` table the byte `offset` of `text` is in, if it is in one and
+/// the table says its id.
+fn source_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let start = before.rfind("[[sources]]")?;
+    // A later header of any table ends the source's table.
+    let table = &text[start..];
+    let table = match table[11..].find("\n[") {
+        Some(end) => &table[..11 + end],
+        None => table,
+    };
+    if start + table.len() < offset {
+        return None;
+    }
+    table.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "id").then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// For "unknown field `schedul`, expected one of `id`, `schedule`, …": the expected name
+/// nearest the unknown one, when it is near enough to be a typo.
+fn nearest_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    rest.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (strsim::levenshtein(unknown, known), known))
+        .filter(|&(d, known)| d <= 2.max(known.len() / 3))
+        .min()
+        .map(|(_, known)| known.to_string())
 }
 
 /// `[server] listen`: an address and port, or `localhost:PORT` (the loopback address, as

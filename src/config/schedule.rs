@@ -174,6 +174,15 @@ impl Schedule {
 }
 
 impl Schedule {
+    /// The schedule as one canonical text (`every 900s`, or the cron expression with
+    /// seconds): what the store compares to tell that a source's schedule changed.
+    pub fn canonical(&self) -> String {
+        match self {
+            Schedule::Every(every) => format!("every {}s", every.as_secs()),
+            Schedule::Cron(cron) => cron.to_string(),
+        }
+    }
+
     /// The time between two runs around `at` (a cron expression's runs need not be even).
     pub fn interval_at(&self, at: DateTime<Utc>) -> Duration {
         match self {

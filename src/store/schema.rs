@@ -286,6 +286,11 @@ CREATE TRIGGER entry_sources_uncounted AFTER DELETE ON entry_sources BEGIN
     UPDATE sources SET entry_count = entry_count - 1 WHERE id = OLD.source_id;
 END;
 "#,
+    r#"
+-- The schedule a source's stored next run was planned with (config::Schedule::canonical): a
+-- different one in the config drops the plan, so a shortened schedule takes effect at once.
+ALTER TABLE sources ADD COLUMN schedule TEXT;
+"#,
 ];
 
 /// Runs the migrations `conn` has not run yet, each in its own transaction.

@@ -47,10 +47,15 @@ impl Store {
         tx.execute("UPDATE sources SET active = 0", [])?;
         {
             let mut upsert = tx.prepare(
-                "INSERT INTO sources (id, name, url, category, tags, active, priority)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO sources (id, name, url, category, tags, active, priority, schedule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (id) DO UPDATE SET name = ?2, category = ?4, tags = ?5,
                      active = ?6, priority = ?7,
+                     -- A schedule changed in the config replans from the last fetch (a
+                     -- stored plan of a store from before schedules were kept stays).
+                     next_run = CASE WHEN schedule IS NOT NULL AND schedule IS NOT ?8
+                                     THEN NULL ELSE next_run END,
+                     schedule = ?8,
                      -- A new URL in the config is the operator's word over a redirect or a 410.
                      moved_to = CASE WHEN url = ?3 THEN moved_to END,
                      disabled_reason = CASE WHEN url = ?3 THEN disabled_reason END,
@@ -65,7 +70,8 @@ impl Store {
                     s.category,
                     tags,
                     s.enabled,
-                    s.priority
+                    s.priority,
+                    s.schedule.canonical()
                 ])?;
             }
         }

@@ -86,6 +86,20 @@ fn each_first_hour_mistake_gets_its_answer() {
             said: "`listen`: \"example.com:80\" is not an address:port (an IP address, `localhost:PORT`, or `0.0.0.0:PORT` for every interface)",
         },
         Row {
+            what: "a typo'd key in a source",
+            config: source_with("schedul = \"every 5m\"\n"),
+            args: &["sources"],
+            code: 2,
+            said: "in source \"a\": TOML parse error at line 8, column 1\n  |\n8 | schedul = \"every 5m\"\n  | ^^^^^^^\nunknown field `schedul`, expected one of",
+        },
+        Row {
+            what: "a typo'd key suggests the key",
+            config: source_with("schedul = \"every 5m\"\n"),
+            args: &["sources"],
+            code: 2,
+            said: "\ndid you mean `schedule`?\n",
+        },
+        Row {
             what: "a config with no sources",
             config: String::new(),
             args: &["fetch"],
@@ -249,6 +263,28 @@ fn each_first_hour_mistake_gets_its_answer() {
         )
     {
         wrong.push(format!("dedupe --explain {id}: exit {code}:\n{out}"));
+    }
+
+    // A schedule shortened in the config takes effect at the next reload, not after the run
+    // planned with the old one.
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let slow = [Source::fixture(&fixtures, CS_ID).schedule("every 6h")];
+    let config = write_config(dir.path(), listen, &slow);
+    fixtures.set(CS_FILE, fixture_bytes(CS_FILE));
+    run_fetch(&config, &[]);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let fast = [Source::fixture(&fixtures, CS_ID).schedule("every 1s")];
+    std::fs::write(&config, config_text(listen, "tributary.db", &fast)).unwrap();
+    let fetched = serve.until(std::time::Duration::from_secs(20), || {
+        (serve.lines_with(&["fetched", CS_ID]) > 0).then_some(())
+    });
+    if fetched.is_none() {
+        wrong.push(format!(
+            "a shortened schedule waited for the old one:\n{}",
+            serve.logs()
+        ));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
