@@ -1,5 +1,6 @@
-//! The commands that change the config file: `add`, `remove`, `enable`, `disable`. A running
-//! daemon sees the file change and reloads (`serve` watches it), so none needs a restart.
+//! The commands about the config file: `config check`, and those that change it: `add`,
+//! `remove`, `enable`, `disable`. A running daemon sees the file change and reloads (`serve`
+//! watches it), so none needs a restart.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -113,4 +114,52 @@ pub(super) fn switch(config: &Config, id: &str, what: Switch) -> anyhow::Result<
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `config check [--source ID]`: the config loaded (else `run` has already exited 2 with the
+/// error): its sources per category, the server and storage it names, and on request one
+/// source's schedule and next three runs.
+pub(super) fn check(config: &Config, source: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut by_category: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for s in &config.sources {
+        by_category.entry(&s.category).or_default().push(&s.id);
+    }
+    let enabled = config.sources.iter().filter(|s| s.enabled).count();
+    let mut out = format!(
+        "{}: ok: {} sources ({enabled} enabled) in {} categories\n",
+        config.path.display(),
+        config.sources.len(),
+        by_category.len()
+    );
+    for (category, ids) in &by_category {
+        out.push_str(&format!("  {category}: {}\n", ids.join(", ")));
+    }
+    out.push_str(&format!(
+        "listen {}; admin API and forms {}; store {}\n",
+        config.server.listen,
+        if config.server.admin_token.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+        config.storage_path.display()
+    ));
+    if let Some(id) = source {
+        let Some(s) = config.source(id) else {
+            eprintln!("tributary: no source {id:?} in {}", config.path.display());
+            return Ok(ExitCode::from(1));
+        };
+        let mut at = chrono::Utc::now();
+        out.push_str(&format!(
+            "{id}: schedule {}; next runs",
+            s.schedule.canonical()
+        ));
+        for _ in 0..3 {
+            at = s.schedule.next_after(at);
+            out.push_str(&format!(" {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+        }
+        out.push('\n');
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -103,6 +103,12 @@ enum Command {
         #[command(subcommand)]
         action: OpmlCommand,
     },
+    /// The config file: `config check` loads and validates it and prints a summary (exit 2
+    /// and the error when it does not load), what to run before `systemctl reload`.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
     /// Dry run: fetch one source and print what its rules extract, storing nothing.
     Check {
         /// The source whose rules are used.
@@ -126,6 +132,16 @@ enum Command {
         /// Only entries published on or after this day (UTC).
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::export::parse_since)]
         since: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the config; print its sources per category.
+    Check {
+        /// Also print this source's schedule and its next three runs.
+        #[arg(long, value_name = "ID")]
+        source: Option<String>,
     },
 }
 
@@ -179,6 +195,7 @@ pub fn main() -> ExitCode {
         | Command::Sources { .. }
         | Command::Check { .. }
         | Command::Opml { .. }
+        | Command::Config { .. }
         | Command::Add { .. }
         | Command::Remove { .. }
         | Command::Enable { .. }
@@ -254,6 +271,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return runtime.block_on(edit::add(&config, &args));
         }
+        Command::Config {
+            action: ConfigCommand::Check { source },
+        } => return edit::check(&config, source.as_deref()),
         Command::Remove { id } => return edit::switch(&config, id, edit::Switch::Remove),
         Command::Enable { id } => return edit::switch(&config, id, edit::Switch::Enable),
         Command::Disable { id } => return edit::switch(&config, id, edit::Switch::Disable),
@@ -272,6 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search { query, limit } => search(&store, &query, limit),
         Command::Check { .. }
         | Command::Opml { .. }
+        | Command::Config { .. }
         | Command::Add { .. }
         | Command::Remove { .. }
         | Command::Enable { .. }

@@ -11,19 +11,6 @@ use crate::common::*;
 
 const TOKEN: &str = "a-long-admin-token-0123456789";
 
-fn with_token(config: &Path) {
-    let text = fs::read_to_string(config).unwrap();
-    fs::write(
-        config,
-        text.replacen(
-            "[server]\n",
-            &format!("[server]\nadmin_token = \"{TOKEN}\"\n"),
-            1,
-        ),
-    )
-    .unwrap();
-}
-
 fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
     let mut cmd = tributary_command(config);
     cmd.args(args);
@@ -140,7 +127,7 @@ fn the_daemon_picks_up_edits_and_the_console_writes_with_the_token_only() {
     let dir = tempfile::tempdir().unwrap();
     let listen = free_addr();
     let config = write_config(dir.path(), listen, &[Source::fixture(&fixtures, CS_ID)]);
-    with_token(&config);
+    with_admin_token(&config, TOKEN);
     let mut serve = spawn_serve(&config, listen);
     serve.wait_healthz();
     let form = serve.url("/sources");

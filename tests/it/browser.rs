@@ -256,16 +256,7 @@ fn the_console_works_in_chromium_with_and_without_javascript() {
         Source::fixture(&fixtures, CAIXIN_ID),
     ];
     let config = write_config(dir.path(), listen, &sources);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "[server]\n",
-            &format!("[server]\nadmin_token = \"{TOKEN}\"\n"),
-            1,
-        ),
-    )
-    .unwrap();
+    with_admin_token(&config, TOKEN);
     let (code, out, err) = run_fetch(&config, &[]);
     assert_eq!(code, 0, "{out}{err}");
     let mut serve = spawn_serve(&config, listen);

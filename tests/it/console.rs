@@ -308,16 +308,7 @@ fn every_page_passes_the_nu_html_checker() {
         Source::fixture(&fixtures, TECH_ID),
     ];
     let config = write_config(dir.path(), listen, &sources);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "[server]\n",
-            "[server]\nadmin_token = \"a-token-for-the-forms-0123\"\n",
-            1,
-        ),
-    )
-    .unwrap();
+    with_admin_token(&config, "a-token-for-the-forms-0123");
     run_fetch(&config, &[]);
     let mut serve = spawn_serve(&config, listen);
     serve.wait_healthz();

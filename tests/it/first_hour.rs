@@ -167,6 +167,35 @@ fn each_first_hour_mistake_gets_its_answer() {
         if code != row.code || !err.contains(row.said) {
             wrong.push(format!("{}: exit {code}, said {err:?}", row.what));
         }
+        // `config check` refuses every bad config with the same words.
+        if row.code == 2 && row.args == ["sources"] {
+            let mut check = tributary_command(&config);
+            check.args(["config", "check"]);
+            let (code, _, err) = run_bounded(check, FETCH_DEADLINE);
+            if code != 2 || !err.contains(row.said) {
+                wrong.push(format!(
+                    "config check, {}: exit {code}, said {err:?}",
+                    row.what
+                ));
+            }
+        }
+    }
+    // On the shipped config it prints the summary.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tributary.toml");
+    let mut check = tributary_command(&shipped);
+    check.args(["config", "check", "--source", "cs-hg"]);
+    let (code, out, err) = run_bounded(check, FETCH_DEADLINE);
+    let summary = [
+        "tributary.toml: ok: ",
+        " sources (",
+        "  金融: ",
+        "cs-hg: schedule ",
+        "; next runs ",
+    ];
+    if code != 0 || summary.iter().any(|s| !out.contains(s)) {
+        wrong.push(format!(
+            "config check on the shipped config: exit {code}:\n{out}{err}"
+        ));
     }
 
     // An empty feed claims no date: no Unix epoch in the document, no Last-Modified.

@@ -975,6 +975,17 @@ pub fn config_text(listen: SocketAddr, storage: &str, sources: &[Source]) -> Str
     out
 }
 
+/// Sets `[server] admin_token = token` in the config at `config` (written by `write_config`).
+pub fn with_admin_token(config: &Path, token: &str) {
+    let text = fs::read_to_string(config).expect("the config");
+    let text = text.replacen(
+        "[server]\n",
+        &format!("[server]\nadmin_token = \"{token}\"\n"),
+        1,
+    );
+    fs::write(config, text).expect("the config");
+}
+
 /// Writes `dir/tributary.toml` (storage `tributary.db`, relative to it) and returns its path.
 pub fn write_config(dir: &Path, listen: SocketAddr, sources: &[Source]) -> PathBuf {
     write_config_text(dir, &config_text(listen, "tributary.db", sources))
