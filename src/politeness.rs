@@ -1,5 +1,6 @@
 //! When to come back to a source: its schedule, moved by jitter and pushed later (never
-//! earlier) by failure backoff, by how long the server or the feed said the content stays
+//! earlier) by failure backoff (a cron source's failed run is retried sooner, within its own
+//! schedule), by how long the server or the feed said the content stays
 //! fresh, and by a Retry-After. Pure arithmetic on an injected `now`, tested without a clock;
 //! `refresh` applies it after every fetch, for the daemon and `tributary fetch` alike.
 
@@ -19,6 +20,10 @@ pub struct NextCheckHints {
     /// 410 Gone: the source was disabled.
     pub gone: bool,
 }
+
+/// The first retry of a cron source's failed run; it doubles with each failure in a row, up to
+/// the source's next scheduled run.
+pub const CRON_RETRY: Duration = Duration::from_secs(5 * 60);
 
 /// Limits on how far a fetch's hints and failures may push a source's next check.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,8 +48,10 @@ impl Default for Politeness {
 }
 
 /// When to fetch a source next, after a fetch at `now`: its schedule moved by jitter
-/// (`jitter_unit` in -1..=1), then pushed later (never earlier) by failure backoff, by how long
-/// the server or feed said the content stays fresh, and by a Retry-After.
+/// (`jitter_unit` in -1..=1); after a failure, later by a backoff doubling from the interval
+/// (an interval schedule) or sooner, [`CRON_RETRY`] doubling up to its next run (a cron
+/// schedule); then pushed later (never earlier) by how long the server or feed said the
+/// content stays fresh, and by a Retry-After.
 pub fn next_check(
     schedule: &Schedule,
     now: DateTime<Utc>,
@@ -61,9 +68,20 @@ pub fn next_check(
     let later =
         |d: Duration| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
     if failures > 0 {
-        let factor = 2u32.saturating_pow(failures.min(31));
-        let backoff = interval.saturating_mul(factor).min(p.max_backoff);
-        next = next.max(later(backoff));
+        next = match schedule {
+            Schedule::Every(_) => {
+                let factor = 2u32.saturating_pow(failures.min(31));
+                next.max(later(interval.saturating_mul(factor).min(p.max_backoff)))
+            }
+            // A cron source runs at its own times (a morning digest at 07:00): a failed run is
+            // retried soon and then less often, but before its next time comes round, so a
+            // failure costs minutes, not a day.
+            Schedule::Cron(_) => {
+                let factor = 2u32.saturating_pow((failures - 1).min(31));
+                let retry = later(CRON_RETRY.saturating_mul(factor).min(p.max_backoff));
+                retry.min(scheduled).max(now)
+            }
+        };
     }
     if let Some(fresh) = hints.fresh_for {
         next = next.max(later(fresh.min(p.max_interval)));
@@ -117,6 +135,21 @@ mod tests {
         let wait = |n| (next_check(&every, now, &none, n, &p, 0.0) - now).num_minutes();
         assert_eq!([wait(0), wait(1), wait(2), wait(3)], [10, 20, 40, 80]);
         assert_eq!(wait(20), 24 * 60);
+    }
+
+    #[test]
+    fn a_cron_source_is_retried_before_its_next_run() {
+        let daily: Schedule = "0 7 * * *".parse().unwrap();
+        let now = at("2026-11-26T07:00:06Z");
+        let p = Politeness::default();
+        let none = NextCheckHints::default();
+        let next = |n| next_check(&daily, now, &none, n, &p, 0.0);
+        assert_eq!(next(1), at("2026-11-26T07:05:06Z"));
+        assert_eq!(next(2), at("2026-11-26T07:10:06Z"));
+        assert_eq!(next(4), at("2026-11-26T07:40:06Z"));
+        // Never past its own next run.
+        assert_eq!(next(12), at("2026-11-27T07:00:00Z"));
+        assert_eq!(next(0), at("2026-11-27T07:00:00Z"));
     }
 
     #[test]

@@ -315,5 +315,33 @@ fn each_first_hour_mistake_gets_its_answer() {
             serve.logs()
         ));
     }
+
+    // A daily cron source whose run failed is retried within minutes, not the next day.
+    let dir = tempfile::tempdir().unwrap();
+    let daily = [
+        Source::new("daily", "Daily", &fixtures.url(STATUS_500_PATH), "c").schedule("0 7 * * *"),
+    ];
+    let config = write_config(dir.path(), free_addr(), &daily);
+    run_fetch(&config, &[]);
+    let mut list = tributary_command(&config);
+    list.args(["sources", "--wide"]);
+    let (_, out, _) = run_bounded(list, FETCH_DEADLINE);
+    let times: Vec<chrono::NaiveDateTime> = out
+        .lines()
+        .find(|l| l.starts_with("daily "))
+        .map(|l| {
+            l.split("  ")
+                .filter_map(|cell| {
+                    chrono::NaiveDateTime::parse_from_str(cell.trim(), "%Y-%m-%d %H:%M:%S UTC").ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let retry = (times.len() == 2).then(|| (times[1] - times[0]).num_seconds());
+    if retry != Some(300) {
+        wrong.push(format!(
+            "a failed daily cron source is retried after {retry:?} s:\n{out}"
+        ));
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
