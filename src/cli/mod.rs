@@ -747,3 +747,29 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wrapper whose message repeats its cause's, as reqwest's and rusqlite's do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("request failed: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::other("disk on fire");
+        let e = anyhow::Error::new(Repeats(io())).context("[storage] path = x.db");
+        assert_eq!(
+            chain(&e),
+            "[storage] path = x.db: request failed: disk on fire"
+        );
+        let read = crate::config::ConfigError::Read {
+            path: "c.toml".into(),
+            source: io(),
+        };
+        let e = anyhow::Error::new(read);
+        assert_eq!(chain(&e), "c.toml: cannot read: disk on fire");
+    }
+}

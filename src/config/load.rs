@@ -328,9 +328,8 @@ impl Check<'_> {
 }
 
 /// What is wrong with a selector, in words. scraper's own text for the selector grammar's
-/// errors is "Unexpected error occurred. Please report this to the developer" and a debug
-/// dump; the grammar's error names are read instead (a name not known here still gets a
-/// plain sentence).
+/// errors is an "unexpected error" asking for a bug report, and a debug dump; the grammar's
+/// error names are read instead (a name not known here still gets a plain sentence).
 fn selector_problem(e: &scraper::error::SelectorErrorKind) -> String {
     use scraper::error::SelectorErrorKind as K;
     let grammar = match e {

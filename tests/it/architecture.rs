@@ -277,3 +277,26 @@ fn references_are_read_from_paths_and_groups() {
     map.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
     assert_eq!(cycle(&map), Some(vec!["a".into(), "b".into(), "a".into()]));
 }
+
+/// No message the binary can print asks the user to report a bug in words a library chose
+/// (scraper's selector errors did): every error names its cause in words of ours.
+#[test]
+fn no_message_asks_the_user_to_report_it_to_the_developer() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                if text.to_lowercase().contains("report this to the developer") {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:?}");
+}
