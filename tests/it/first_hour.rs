@@ -1,6 +1,6 @@
 //! What a newcomer meets in the first hour, through the binary: one row per mistake (a config
-//! or a command), with the exact message or behaviour they get. The rows are issue 18's table;
-//! the ones not yet answered are listed there.
+//! or a command), with the exact message or behaviour they get, and `config check` giving the
+//! same answer for every config that does not load. README's "Common mistakes" is this table.
 
 use crate::common::*;
 
@@ -341,6 +341,22 @@ fn each_first_hour_mistake_gets_its_answer() {
     if retry != Some(300) {
         wrong.push(format!(
             "a failed daily cron source is retried after {retry:?} s:\n{out}"
+        ));
+    }
+
+    // `/api/sources` after a `tributary fetch` shows the run the daemon waits for.
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let config = write_config(dir.path(), listen, &[Source::fixture(&fixtures, CS_ID)]);
+    run_fetch(&config, &[]);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let all = api_sources(&serve);
+    let next = time_of(&source_in(&all, CS_ID)["next_run"]);
+    let last = time_of(&source_in(&all, CS_ID)["last_fetch"]);
+    if !matches!((next, last), (Some(n), Some(l)) if n > l) {
+        wrong.push(format!(
+            "/api/sources after fetch: next_run {next:?}, last_fetch {last:?}"
         ));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
