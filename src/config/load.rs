@@ -12,11 +12,12 @@ use regex::Regex;
 use serde::Deserialize;
 use url::Url;
 
+use super::errors;
 use super::*;
 
 pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(path, text, &e))?;
-    let check = Check { path };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| errors::syntax_error(path, text, &e))?;
+    let check = Check { path, text };
     let server = check.server(&raw.server)?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     let storage_path = if raw.storage.path.is_absolute() {
@@ -65,6 +66,8 @@ struct Defaults {
 /// Validation of one file: it knows the path every error names.
 struct Check<'a> {
     path: &'a Path,
+    /// The file's text, to show the line an error is about.
+    text: &'a str,
 }
 
 impl Check<'_> {
@@ -74,6 +77,7 @@ impl Check<'_> {
             location: location.to_string(),
             key,
             message,
+            snippet: errors::snippet(self.text, location, key),
         }
     }
 
@@ -327,93 +331,6 @@ impl Check<'_> {
     }
 }
 
-/// What is wrong with a selector, in words. scraper's own text for the selector grammar's
-/// errors is an "unexpected error" asking for a bug report, and a debug dump; the grammar's
-/// error names are read instead (a name not known here still gets a plain sentence).
-fn selector_problem(e: &scraper::error::SelectorErrorKind) -> String {
-    use scraper::error::SelectorErrorKind as K;
-    let grammar = match e {
-        K::UnexpectedSelectorParseError(inner) => format!("{inner:?}"),
-        K::EndOfLine => return "it ends where more was expected".into(),
-        K::UnexpectedToken => return "a character or word where none belongs".into(),
-        K::ExpectedColonOnPseudoElement => return "a pseudo-element needs `::`".into(),
-        K::ExpectedIdentityOnPseudoElement => return "`::` with no pseudo-element name".into(),
-        other => return other.to_string().to_lowercase(),
-    };
-    let words = match grammar.split(['(', ' ']).next().unwrap_or_default() {
-        "DanglingCombinator" => "a combinator (`>`, `+`, `~` or a space) with nothing after it",
-        "EmptySelector" => "an empty selector (nothing between two commas, or nothing at all)",
-        "NonCompoundSelector" => "a combinator where a simple selector was expected",
-        "ClassNeedsIdent" => "`.` with no class name after it",
-        "NoIdentForPseudo" => "`:` with no pseudo-class name after it",
-        "UnsupportedPseudoClassOrElement" => "a pseudo-class or pseudo-element not supported",
-        "UnexpectedIdent" => "a name where none belongs",
-        "ExpectedBarInAttr" | "ExpectedNamespace" | "ExplicitNamespaceUnexpectedToken" => {
-            "a namespace prefix (`|`) written wrong"
-        }
-        "BadValueInAttr" => "an attribute value that is not a name or a quoted string",
-        "NoQualifiedNameInAttributeSelector" | "InvalidQualNameInAttr" => {
-            "an attribute selector (`[…]`) without a valid attribute name"
-        }
-        "UnexpectedTokenInAttributeSelector" => {
-            "an attribute selector (`[…]`) with an operator other than =, ~=, |=, ^=, $=, *="
-        }
-        _ => "not a CSS selector this reader understands",
-    };
-    words.to_string()
-}
-
-/// A TOML or shape error as the toml crate reports it (the file's own lines, a caret under
-/// the place), with the source whose table it is in, and the nearest known key when the
-/// error is an unknown one.
-fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    let mut message = e.to_string().trim_end().to_string();
-    if let Some(id) = e.span().and_then(|span| source_at(text, span.start)) {
-        message = format!("in source {id:?}: {message}");
-    }
-    if let Some(near) = nearest_key(e.message()) {
-        message.push_str(&format!("\ndid you mean `{near}`?"));
-    }
-    ConfigError::Syntax {
-        path: path.to_path_buf(),
-        message,
-    }
-}
-
-/// The id of the `[[sources]]` table the byte `offset` of `text` is in, if it is in one and
-/// the table says its id.
-fn source_at(text: &str, offset: usize) -> Option<String> {
-    let before = text.get(..offset)?;
-    let start = before.rfind("[[sources]]")?;
-    // A later header of any table ends the source's table.
-    let table = &text[start..];
-    let table = match table[11..].find("\n[") {
-        Some(end) => &table[..11 + end],
-        None => table,
-    };
-    if start + table.len() < offset {
-        return None;
-    }
-    table.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "id").then(|| value.trim().trim_matches('"').to_string())
-    })
-}
-
-/// For "unknown field `schedul`, expected one of `id`, `schedule`, …": the expected name
-/// nearest the unknown one, when it is near enough to be a typo.
-fn nearest_key(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (unknown, rest) = rest.split_once('`')?;
-    rest.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|known| (strsim::levenshtein(unknown, known), known))
-        .filter(|&(d, known)| d <= 2.max(known.len() / 3))
-        .min()
-        .map(|(_, known)| known.to_string())
-}
-
 /// `[server] listen`: an address and port, or `localhost:PORT` (the loopback address, as
 /// RFC 6761 says `localhost` always is: no lookup needed). Other names are refused rather
 /// than looked up, so the address the daemon binds never depends on a resolver.
@@ -448,7 +365,7 @@ impl Rules<'_> {
                 selector,
             })
             .map_err(|e| {
-                let why = selector_problem(&e);
+                let why = errors::selector_problem(&e);
                 self.check
                     .invalid(self.at, key, format!("bad CSS selector {text:?}: {why}"))
             })

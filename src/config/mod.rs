@@ -13,6 +13,7 @@ use regex::Regex;
 use serde::Deserialize;
 use url::Url;
 
+mod errors;
 mod load;
 mod schedule;
 
@@ -256,13 +257,16 @@ pub enum ConfigError {
     },
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
-    #[error("{}: {location}: `{key}`: {message}", path.display())]
+    #[error("{}: {location}: `{key}`: {message}{snippet}", path.display())]
     Invalid {
         path: PathBuf,
         /// "[server]", or `source "cs-hg"` for a source.
         location: String,
         key: &'static str,
         message: String,
+        /// The file's own line with the key, under the message (empty when it is not found:
+        /// a key left out, or a default).
+        snippet: String,
     },
 }
 

@@ -37,6 +37,13 @@ fn each_first_hour_mistake_gets_its_answer() {
             said: "source \"a\": `html.item`: bad CSS selector \"ul >> li\": a combinator (`>`, `+`, `~` or a space) with nothing after it",
         },
         Row {
+            what: "a bad value shows the file's own line, a caret under the key",
+            config: format!("{PAGE_SOURCE}item = \"ul >> li\"\n"),
+            args: &["sources"],
+            code: 2,
+            said: "with nothing after it\n   |\n12 | item = \"ul >> li\"\n   | ^^^^\n",
+        },
+        Row {
             what: "a URL without a scheme",
             config: "[[sources]]\nid = \"a\"\nname = \"A\"\nurl = \"example.com/feed.xml\"\ncategory = \"c\"\n".into(),
             args: &["sources"],
