@@ -57,7 +57,7 @@ pub fn entry_page(site: &Site<'_>, e: &StoredEntry, cluster: Option<Cluster<'_>>
             (cluster_section(site, e.id, &cluster))
         }
     };
-    document(site, title, body)
+    document(site, "entry", title, body)
 }
 
 /// Why the members of a merged story were merged: the member each matched, the rule and the
@@ -132,5 +132,5 @@ pub fn search_page(site: &Site<'_>, q: &str, results: &[StoredEntry]) -> String 
     } else {
         format!("Search: {q}")
     };
-    document(site, &title, body)
+    document(site, "search", &title, body)
 }

@@ -50,7 +50,7 @@ pub fn home(site: &Site<'_>, categories: &[CategoryCard]) -> String {
             }
         }
     };
-    document(site, "Feeds", body)
+    document(site, "home", "Feeds", body)
 }
 
 /// A category's, a tag's or every source's page.
@@ -81,5 +81,5 @@ pub fn scope_page(site: &Site<'_>, page: &ScopePage<'_>) -> String {
             p { a href=(older) rel="next" { "Older entries" } }
         }
     };
-    document(site, page.title, body)
+    document(site, "scope", page.title, body)
 }

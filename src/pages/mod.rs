@@ -63,8 +63,9 @@ impl Site<'_> {
     }
 }
 
-/// A whole document: the header with its search box, then `body`.
-fn document(site: &Site<'_>, title: &str, body: Markup) -> String {
+/// A whole document of `kind` (`home`, `scope`, `search`, `sources`, `source`, `entry`, named
+/// on its body for tests and user styles).
+fn document(site: &Site<'_>, kind: &str, title: &str, body: Markup) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="zh-CN" {
@@ -76,7 +77,7 @@ fn document(site: &Site<'_>, title: &str, body: Markup) -> String {
                 link rel="alternate" type=(Format::Atom.content_type()) title="All sources (Atom)"
                     href=(site.feed(&Scope::All, Format::Atom));
             }
-            body {
+            body data-page=(kind) {
                 header.top {
                     a.brand href=(site.link("")) { "tributary" }
                     nav {

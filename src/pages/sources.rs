@@ -101,7 +101,7 @@ pub fn sources_page(site: &Site<'_>, all: &[SourceStatus], flash: Option<&Flash>
             p.muted { "Set " code { "[server] admin_token" } " to add and manage sources here." }
         }
     };
-    document(site, "Sources", body)
+    document(site, "sources", "Sources", body)
 }
 
 fn flash_box(flash: Option<&Flash>) -> Markup {
@@ -236,5 +236,5 @@ pub fn source_page(site: &Site<'_>, page: &SourcePage<'_>, flash: Option<&Flash>
             (manage_form(site, std::iter::empty(), Some(&s.id)))
         }
     };
-    document(site, &s.name, body)
+    document(site, "source", &s.name, body)
 }

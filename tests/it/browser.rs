@@ -93,29 +93,21 @@ fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().expect("helper thread"))
 }
 
-/// Clicks what `locator` finds and waits (at most 30 s) until the page it leads to has
-/// `expect` (a CSS selector): a click returns when the browser has acted on it, which may be
-/// before the next page has arrived.
+/// Clicks what `locator` finds and waits (at most 30 s) for the page it leads to: the one
+/// with `expect` (a CSS selector such as `body[data-page=search]`). A click returns when the
+/// browser has acted on it, which may be before the next page has arrived.
 async fn click_to(c: &Client, locator: Locator<'_>, expect: &str) {
-    let before = c.current_url().await.unwrap();
     c.find(locator)
         .await
         .expect("what to click")
         .click()
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let moved = c.current_url().await.unwrap() != before || expect == "p.flash";
-        if moved && c.find(Locator::Css(expect)).await.is_ok() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {expect} after the click"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(expect))
+        .await
+        .unwrap_or_else(|e| panic!("no {expect} after the click: {e}"));
 }
 
 async fn text_of(c: &Client) -> String {
@@ -143,7 +135,7 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
     let feed = blocking(|| http_get(&atom));
     assert_eq!(feed.status, 200, "{label}: {atom}");
     assert!(feed.body.contains("人民币汇率中间价上调"), "{label}");
-    click_to(c, Locator::LinkText(FINANCE), "ul.entries").await;
+    click_to(c, Locator::LinkText(FINANCE), "body[data-page=scope]").await;
     assert!(
         text_of(c).await.contains("人民币汇率中间价上调"),
         "{label}: category page"
@@ -156,7 +148,12 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
         .send_keys("汇率")
         .await
         .unwrap();
-    click_to(c, Locator::Css("form.search button"), "main p.meta").await;
+    click_to(
+        c,
+        Locator::Css("form.search button"),
+        "body[data-page=search]",
+    )
+    .await;
     let url = c.current_url().await.unwrap();
     assert!(url.path().ends_with("/search"), "{label}: {url}");
     let page = text_of(c).await;
@@ -168,9 +165,9 @@ async fn walk(c: &Client, serve: &ServeGuard, add: &str, label: &str) -> String 
 
     // The sources, one source, one entry.
     c.goto(&serve.url("/sources")).await.unwrap();
-    click_to(c, Locator::LinkText(CS_NAME), "dl.facts").await;
+    click_to(c, Locator::LinkText(CS_NAME), "body[data-page=source]").await;
     assert!(text_of(c).await.contains("healthy"), "{label}: source page");
-    click_to(c, Locator::Css("ul.entries li a"), "article").await;
+    click_to(c, Locator::Css("ul.entries li a"), "body[data-page=entry]").await;
     assert!(
         c.current_url().await.unwrap().path().contains("/entries/"),
         "{label}"
