@@ -92,6 +92,12 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Write a consistent copy of the store to PATH (which must not exist), while the daemon
+    /// runs; the copy is checked (SQLite's integrity check) before it takes its name.
+    Backup {
+        /// Where the copy goes.
+        path: PathBuf,
+    },
     /// Remove a source from the config file (its stored entries stay).
     Remove { id: String },
     /// Enable a source in the config file.
@@ -197,6 +203,7 @@ pub fn main() -> ExitCode {
         | Command::Opml { .. }
         | Command::Config { .. }
         | Command::Add { .. }
+        | Command::Backup { .. }
         | Command::Remove { .. }
         | Command::Enable { .. }
         | Command::Disable { .. }
@@ -288,6 +295,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => runtime.block_on(serve::serve(config, store)),
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
         Command::Sources { wide } => sources(&store, wide),
+        Command::Backup { path } => {
+            let b = store.backup(&path)?;
+            emit(&format!(
+                "backed up {} entries of {} sources to {} ({:.1} MB)\n",
+                b.entries,
+                b.sources,
+                path.display(),
+                b.bytes as f64 / 1e6
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dedupe { explain } => explain_cluster(&store, explain),
         Command::Search { query, limit } => search(&store, &query, limit),
         Command::Check { .. }

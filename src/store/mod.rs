@@ -22,6 +22,7 @@
 //! - `search`: the FTS5 index and search conditions;
 //! - `reads`: what feeds and `tributary export` read.
 
+mod backup;
 mod clusters;
 mod copies;
 mod entries;
@@ -35,6 +36,7 @@ mod sources;
 mod testing;
 mod writes;
 
+pub use backup::Backup;
 pub use clusters::ClusterMember;
 pub use entries::ArticleNeed;
 pub use indexer::verify_search_index;
@@ -78,6 +80,9 @@ pub enum StoreError {
     /// A group commit failed; every fetch in the group gets the cause.
     #[error("database: {0}")]
     Group(String),
+    /// A backup could not be written or failed its check.
+    #[error("backup: {0}")]
+    Backup(String),
     /// The blocking task a call ran on panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(String),

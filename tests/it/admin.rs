@@ -258,3 +258,57 @@ fn fetch_prints_each_line_as_its_source_finishes() {
     assert_eq!((code, out.as_str()), (0, ""));
     assert!(err.contains("nothing to fetch"), "{err}");
 }
+
+/// `tributary backup PATH` while the daemon serves: a checked copy that opens as a store with
+/// every entry (its search index rebuilt), and never over an existing file.
+#[test]
+fn a_backup_of_a_live_store_opens_with_every_entry() {
+    let fixtures = FixtureServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let sources = [
+        Source::fixture(&fixtures, CS_ID),
+        Source::fixture(&fixtures, TECH_ID),
+    ];
+    let config = write_config(dir.path(), listen, &sources);
+    assert_eq!(run_fetch(&config, &[]).0, 0);
+    let mut serve = spawn_serve(&config, listen);
+    serve.wait_healthz();
+    let copy = dir.path().join("copy.db");
+    let (code, out, err) = run(&config, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("backed up 7 entries of 2 sources to "),
+        "{out}"
+    );
+    let (code, _, err) = run(&config, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    drop(serve);
+
+    // The copy, as the store of another config: the same sources, entries and search.
+    let restored = dir.path().join("restored");
+    let other = write_config(&restored, free_addr(), &sources);
+    let text = fs::read_to_string(&other).unwrap();
+    let text = text.replace(
+        "path = \"tributary.db\"",
+        &format!("path = {:?}", copy.display().to_string()),
+    );
+    fs::write(&other, text).unwrap();
+    let (code, out, _) = run(&other, &["sources", "--wide"]);
+    assert_eq!(code, 0);
+    let counts: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .nth(6)
+        })
+        .collect();
+    assert_eq!(counts, ["4", "3"], "{out}");
+    let (code, found, _) = run(&other, &["search", "汇率"]);
+    assert_eq!(code, 0);
+    assert!(found.contains("人民币汇率中间价上调"), "{found}");
+}
