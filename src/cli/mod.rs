@@ -194,48 +194,20 @@ fn emit(out: &str) -> anyhow::Result<()> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon logs at info; a one-off command prints its own output (`fetch` a line per
+    // source), so logs would say it twice: errors only.
     let default_log = match cli.command {
         Command::Serve => "info",
-        // `fetch` prints its own line per source; logs would say it twice.
-        Command::Fetch { .. }
-        | Command::Sources { .. }
-        | Command::Check { .. }
-        | Command::Opml { .. }
-        | Command::Config { .. }
-        | Command::Add { .. }
-        | Command::Backup { .. }
-        | Command::Remove { .. }
-        | Command::Enable { .. }
-        | Command::Disable { .. }
-        | Command::Dedupe { .. }
-        | Command::Search { .. }
-        | Command::Export { .. } => "error",
+        _ => "error",
     };
     init_logging(default_log);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tributary: {}", chain(&e));
+            eprintln!("tributary: {}", crate::error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }
-}
-
-/// An error and its causes on one line, a cause said once: a cause whose text its context
-/// already holds (many libraries repeat their inner message) is not said again.
-fn chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }
 
 fn init_logging(default: &str) {
@@ -768,19 +740,18 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// A wrapper whose message repeats its cause's, as reqwest's and rusqlite's do.
     #[derive(Debug, thiserror::Error)]
     #[error("request failed: {0}")]
     struct Repeats(#[source] std::io::Error);
 
+    /// The binary's error line (`crate::error_chain`): each cause once.
     #[test]
     fn each_cause_is_said_once() {
         let io = || std::io::Error::other("disk on fire");
         let e = anyhow::Error::new(Repeats(io())).context("[storage] path = x.db");
         assert_eq!(
-            chain(&e),
+            crate::error_chain(e.as_ref()),
             "[storage] path = x.db: request failed: disk on fire"
         );
         let read = crate::config::ConfigError::Read {
@@ -788,6 +759,9 @@ mod tests {
             source: io(),
         };
         let e = anyhow::Error::new(read);
-        assert_eq!(chain(&e), "c.toml: cannot read: disk on fire");
+        assert_eq!(
+            crate::error_chain(e.as_ref()),
+            "c.toml: cannot read: disk on fire"
+        );
     }
 }

@@ -110,7 +110,7 @@ async fn perform(state: &AppState, action: Action) -> Outcome {
                 move || config_edit::remove_source(&path, &id)
             })
             .await;
-            flatten(removed).map_err(edit_refusal)?;
+            edited(removed)?;
             (
                 id.clone(),
                 format!("{id} removed from the config; its stored entries stay"),
@@ -135,20 +135,24 @@ async fn switch(
     })
     .await;
     let word = if on { "enabled" } else { "disabled" };
-    let line = match flatten(changed).map_err(edit_refusal)? {
+    let line = match edited(changed)? {
         true => format!("{id} {word}"),
         false => format!("{id} was already {word}"),
     };
     Ok((id, line))
 }
 
-fn flatten<T>(r: Result<Result<T, EditError>, tokio::task::JoinError>) -> Result<T, EditError> {
-    r.unwrap_or_else(|e| {
-        Err(EditError::Write {
-            path: Default::default(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })
+/// A config edit run on the blocking pool, as the answer's status and text when it failed.
+fn edited<T>(
+    r: Result<Result<T, EditError>, tokio::task::JoinError>,
+) -> Result<T, (StatusCode, String)> {
+    match r {
+        Ok(edit) => edit.map_err(edit_refusal),
+        Err(e) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the config edit did not finish: {e}"),
+        )),
+    }
 }
 
 fn edit_refusal(e: EditError) -> (StatusCode, String) {
