@@ -18,7 +18,7 @@ use crate::fetch::Limits;
 use crate::notify;
 use crate::schedule::{self, Scheduler};
 use crate::server::{self, AppState};
-use crate::store::{Store, StoreError};
+use crate::store::{PruneRequest, Store, StoreError};
 
 /// Why a reload did not take: the running configuration stays.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,11 @@ pub enum ReloadError {
     #[error("cannot update the sources in the store: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
+
+/// How often the daemon prunes what retention lets go; the first pass comes
+/// [`PRUNE_FIRST`] after the start, once the first fetches are in.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+pub const PRUNE_FIRST: Duration = Duration::from_secs(120);
 
 /// How long `stop` waits for fetches in flight before the daemon returns without them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -117,6 +122,7 @@ impl Daemon {
         }
         let mut background = JoinSet::new();
         background.spawn(notify::status_loop(self.store.clone()));
+        background.spawn(retention_loop(self.configs.subscribe(), self.store.clone()));
         background.spawn(notify::watchdog_loop(
             self.store.clone(),
             self.scheduler.clone(),
@@ -151,5 +157,42 @@ impl Daemon {
         }
         background.shutdown().await;
         served
+    }
+}
+
+/// Prunes on [`PRUNE_EVERY`], with the running config's retention; a line per pass that took
+/// anything out. A failed pass is logged and tried again at the next.
+async fn retention_loop(configs: watch::Receiver<Arc<Config>>, store: Arc<Store>) {
+    let start = tokio::time::Instant::now() + PRUNE_FIRST;
+    let mut every = tokio::time::interval_at(start, PRUNE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let config = configs.borrow().clone();
+        let started = std::time::Instant::now();
+        let pass = store
+            .call(move |s| {
+                s.prune(&PruneRequest {
+                    sources: &config.sources,
+                    default: config.retention,
+                    now: chrono::Utc::now(),
+                    dry_run: false,
+                })
+            })
+            .await;
+        match pass {
+            Ok(r) if r.entries > 0 || r.tombstones_dropped > 0 => tracing::info!(
+                entries = r.entries,
+                batches = r.batches,
+                longest_hold_ms = r.longest_hold.as_millis() as u64,
+                tombstones_kept = r.tombstones_written,
+                tombstones_dropped = r.tombstones_dropped,
+                freed_mb = r.bytes_freed as f64 / 1e6,
+                secs = started.elapsed().as_secs_f64(),
+                "pruned what retention lets go"
+            ),
+            Ok(_) => tracing::debug!("nothing to prune"),
+            Err(e) => tracing::warn!(error = %e, "prune failed; trying again at the next pass"),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: `serve` (the daemon), `fetch`, `sources`, `check`, `search`, `dedupe
-//! --explain`, `export`, `opml`, and the config edits `add`, `remove`, `enable`, `disable`.
+//! --explain`, `export`, `opml`, the config edits `add`, `remove`, `enable`, `disable`, and
+//! the store's upkeep `backup`, `restore`, `prune` (`cli::upkeep`).
 //!
 //! Exit codes, as scripts and systemd read them: 0 success; 1 the command finished but found a
 //! problem (a source failed, `check` matched nothing, `search` found nothing); 2 a fatal error
@@ -22,6 +23,7 @@ use crate::store::Store;
 
 mod edit;
 mod serve;
+mod upkeep;
 
 #[derive(Parser)]
 #[command(
@@ -96,7 +98,29 @@ enum Command {
     /// runs; the copy is checked (SQLite's integrity check) before it takes its name.
     Backup {
         /// Where the copy goes.
+        #[arg(required_unless_present = "dir", conflicts_with = "dir")]
+        path: Option<PathBuf>,
+        /// Write the copy into this folder instead, named by the time
+        /// (`tributary-20261204T033000Z.db`): what the nightly timer runs.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// With --dir: once the copy is written, keep only the N newest copies there.
+        #[arg(long, value_name = "N", requires = "dir", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
+    },
+    /// Put a backup back in place of the store (stop the daemon first): the copy must pass
+    /// SQLite's integrity check and have a schema this build reads; the replaced store is
+    /// kept beside it as `.before-restore`.
+    Restore {
+        /// The backup to restore.
         path: PathBuf,
+    },
+    /// Take out the entries retention lets go (`keep_days`, `keep_entries`), as the daemon
+    /// does every hour, and print how many per source.
+    Prune {
+        /// Only print what would go.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Remove a source from the config file (its stored entries stay).
     Remove { id: String },
@@ -256,6 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Remove { id } => return edit::switch(&config, id, edit::Switch::Remove),
         Command::Enable { id } => return edit::switch(&config, id, edit::Switch::Enable),
         Command::Disable { id } => return edit::switch(&config, id, edit::Switch::Disable),
+        Command::Restore { path } => return upkeep::restore(&config, path),
         _ => {}
     }
     let store = Arc::new(
@@ -267,17 +292,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => runtime.block_on(serve::serve(config, store)),
         Command::Fetch { ids } => runtime.block_on(fetch(config, store, &ids)),
         Command::Sources { wide } => sources(&store, wide),
-        Command::Backup { path } => {
-            let b = store.backup(&path)?;
-            emit(&format!(
-                "backed up {} entries of {} sources to {} ({:.1} MB)\n",
-                b.entries,
-                b.sources,
-                path.display(),
-                b.bytes as f64 / 1e6
-            ))?;
-            Ok(ExitCode::SUCCESS)
+        Command::Backup { path, dir, keep } => {
+            let target = match (path, dir) {
+                (Some(path), _) => upkeep::Target::File(path),
+                (None, Some(dir)) => upkeep::Target::Dir { dir, keep },
+                (None, None) => unreachable!("clap requires one"),
+            };
+            upkeep::backup(&store, target)
         }
+        Command::Prune { dry_run } => upkeep::prune(&config, &store, dry_run),
         Command::Dedupe { explain } => explain_cluster(&store, explain),
         Command::Search { query, limit } => search(&store, &query, limit),
         Command::Check { .. }
@@ -286,7 +309,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Add { .. }
         | Command::Remove { .. }
         | Command::Enable { .. }
-        | Command::Disable { .. } => unreachable!("handled above"),
+        | Command::Disable { .. }
+        | Command::Restore { .. } => unreachable!("handled above"),
         Command::Export {
             format,
             out,

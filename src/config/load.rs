@@ -26,10 +26,11 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
         base.join(&raw.storage.path)
     };
     let fetch = check.fetch(&raw.fetch)?;
-    let defaults = Defaults {
+    let mut defaults = Defaults {
         dedupe: check.dedupe(&raw.dedupe)?,
         ..check.defaults(&raw.defaults)?
     };
+    defaults.categories = check.categories(&raw.categories, defaults.retention)?;
     let mut seen = HashSet::new();
     let mut sources = Vec::with_capacity(raw.sources.len());
     for (i, s) in raw.sources.into_iter().enumerate() {
@@ -48,6 +49,7 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
         fetch,
         sources,
         export,
+        retention: defaults.retention,
     })
 }
 
@@ -61,6 +63,28 @@ struct Defaults {
     max_items: usize,
     /// `[dedupe]`'s thresholds, and each category's.
     dedupe: (Thresholds, BTreeMap<String, Thresholds>),
+    /// `[defaults]`' retention.
+    retention: Retention,
+    /// `[categories."…"]`: each category's retention, over `[defaults]`'.
+    categories: BTreeMap<String, Retention>,
+}
+
+impl Defaults {
+    /// What a source of `category` keeps unless it says otherwise.
+    fn retention_of(&self, category: &str) -> Retention {
+        self.categories
+            .get(category)
+            .copied()
+            .unwrap_or(self.retention)
+    }
+
+    fn dedupe_of(&self, category: &str) -> Thresholds {
+        let (base, by_category) = &self.dedupe;
+        by_category
+            .get(category)
+            .cloned()
+            .unwrap_or_else(|| base.clone())
+    }
 }
 
 /// Validation of one file: it knows the path every error names.
@@ -204,7 +228,44 @@ impl Check<'_> {
             max_interval: hours(raw.max_interval_hours, "max_interval_hours")?,
             max_items,
             dedupe: Default::default(),
+            retention: self.retention("[defaults]", raw.keep(), Retention::default())?,
+            categories: BTreeMap::new(),
         })
+    }
+
+    /// `keep_days` and `keep_entries` as written at `at`, over `base`.
+    fn retention(
+        &self,
+        at: &str,
+        raw: RawRetention<'_>,
+        base: Retention,
+    ) -> Result<Retention, ConfigError> {
+        let limit = |v: &Option<RawLimit>, key: &'static str, base: Option<u32>| match v {
+            None => Ok(base),
+            Some(v) => limit_value(v).map_err(|why| self.invalid(at, key, why)),
+        };
+        Ok(Retention {
+            keep_days: limit(raw.keep_days, "keep_days", base.keep_days)?,
+            keep_entries: limit(raw.keep_entries, "keep_entries", base.keep_entries)?,
+        })
+    }
+
+    /// `[categories."金融"]`: what a category's sources take unless they say otherwise.
+    fn categories(
+        &self,
+        raw: &BTreeMap<String, RawCategory>,
+        base: Retention,
+    ) -> Result<BTreeMap<String, Retention>, ConfigError> {
+        raw.iter()
+            .map(|(name, c)| {
+                let at = format!("[categories.{name:?}]");
+                let keep = RawRetention {
+                    keep_days: &c.keep_days,
+                    keep_entries: &c.keep_entries,
+                };
+                Ok((name.clone(), self.retention(&at, keep, base)?))
+            })
+            .collect()
     }
 
     /// The `i`th `[[sources]]` table, with what it does not say taken from `defaults`.
@@ -285,11 +346,8 @@ impl Check<'_> {
             }
             _ => {}
         }
-        let (dedupe_base, dedupe_by_category) = &defaults.dedupe;
-        let dedupe = dedupe_by_category
-            .get(&category)
-            .cloned()
-            .unwrap_or_else(|| dedupe_base.clone());
+        let retention = self.retention(&at, s.keep(), defaults.retention_of(&category))?;
+        let dedupe = defaults.dedupe_of(&category);
         Ok(SourceConfig {
             id,
             name,
@@ -311,6 +369,7 @@ impl Check<'_> {
             max_interval: defaults.max_interval,
             max_backoff: defaults.max_backoff,
             max_items: defaults.max_items,
+            retention,
         })
     }
 
@@ -456,9 +515,43 @@ struct RawConfig {
     #[serde(default)]
     dedupe: RawDedupe,
     #[serde(default)]
+    categories: BTreeMap<String, RawCategory>,
+    #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
     export: RawExport,
+}
+
+/// `[categories."金融"]`: what the category's sources share.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    keep_days: Option<RawLimit>,
+    keep_entries: Option<RawLimit>,
+}
+
+/// `keep_days` and `keep_entries` as written in `[defaults]`, a category or a source (each
+/// table has its own two fields: a flattened struct would cost unknown keys their place in the
+/// file and the list of known ones).
+struct RawRetention<'a> {
+    keep_days: &'a Option<RawLimit>,
+    keep_entries: &'a Option<RawLimit>,
+}
+
+/// A retention limit as written: a whole number of at least 1, or "forever". Read as any
+/// value, so that a wrong one is refused naming its key (an untagged enum would not say which).
+type RawLimit = toml::Value;
+
+fn limit_value(v: &RawLimit) -> Result<Option<u32>, String> {
+    match v {
+        toml::Value::Integer(n) if *n >= 1 => Ok(Some(
+            u32::try_from(*n).map_err(|_| format!("{n} is too large"))?,
+        )),
+        toml::Value::String(w) if w == "forever" => Ok(None),
+        other => Err(format!(
+            "{other}: must be a whole number (at least 1), or \"forever\" for no limit"
+        )),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -587,6 +680,26 @@ struct RawDefaults {
     max_interval_hours: Option<u64>,
     /// See `SourceConfig::max_items`.
     max_items: Option<usize>,
+    keep_days: Option<RawLimit>,
+    keep_entries: Option<RawLimit>,
+}
+
+impl RawDefaults {
+    fn keep(&self) -> RawRetention<'_> {
+        RawRetention {
+            keep_days: &self.keep_days,
+            keep_entries: &self.keep_entries,
+        }
+    }
+}
+
+impl RawSource {
+    fn keep(&self) -> RawRetention<'_> {
+        RawRetention {
+            keep_days: &self.keep_days,
+            keep_entries: &self.keep_entries,
+        }
+    }
 }
 
 impl Default for RawDefaults {
@@ -597,6 +710,8 @@ impl Default for RawDefaults {
             max_backoff_hours: None,
             max_interval_hours: None,
             max_items: None,
+            keep_days: None,
+            keep_entries: None,
         }
     }
 }
@@ -639,6 +754,8 @@ struct RawSource {
     html: Option<RawHtml>,
     article: Option<RawArticle>,
     json: Option<RawJson>,
+    keep_days: Option<RawLimit>,
+    keep_entries: Option<RawLimit>,
 }
 
 #[derive(Deserialize, Clone)]

@@ -29,6 +29,8 @@ pub struct Config {
     pub fetch: FetchConfig,
     pub sources: Vec<std::sync::Arc<SourceConfig>>,
     pub export: ExportConfig,
+    /// The retention of entries whose source left the config (`[defaults]`'s).
+    pub retention: Retention,
 }
 
 /// `[export]`: static export (`tributary export`).
@@ -171,6 +173,31 @@ pub struct SourceConfig {
     /// At most this many items of one fetch are stored: the newest by date, else the first in
     /// document order. Bounds the work (and memory) one huge feed can cause.
     pub max_items: usize,
+    /// How long its entries are kept (the source's keys, else its category's, else
+    /// `[defaults]`).
+    pub retention: Retention,
+}
+
+/// How long a source's entries are kept: at most `keep_days` after their date, and at most
+/// its `keep_entries` newest; None: no such limit. An entry the source's latest fetch still
+/// listed is kept either way (see `store::retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_days: Option<u32>,
+    pub keep_entries: Option<u32>,
+}
+
+/// `[defaults] keep_days` when the config does not say: half a year, as Miniflux and FreshRSS
+/// keep by default about that long or less.
+pub const DEFAULT_KEEP_DAYS: u32 = 180;
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_days: Some(DEFAULT_KEEP_DAYS),
+            keep_entries: None,
+        }
+    }
 }
 
 /// `[defaults] max_items` when the config does not say.
@@ -375,6 +402,43 @@ mod tests {
             let e = load(&with(bad)).unwrap_err();
             assert!(e.contains("`admin_token`") && e.contains("[server]"), "{e}");
         }
+    }
+
+    #[test]
+    fn retention_comes_from_the_source_then_its_category_then_defaults() {
+        let c = load(ONE).unwrap();
+        assert_eq!(c.sources[0].retention, Retention::default());
+        assert_eq!(c.retention.keep_days, Some(DEFAULT_KEEP_DAYS));
+        let text = format!(
+            "[defaults]\nkeep_days = 30\n[categories.\"金融\"]\nkeep_entries = 500\n\
+             [categories.\"科技\"]\nkeep_days = \"forever\"\n{ONE}{}",
+            ONE.replace("\"a\"", "\"b\"")
+                .replace("金融", "科技")
+                .replace("category", "keep_entries = 7\ncategory")
+        );
+        let c = load(&text).unwrap();
+        let keep = |i: usize| {
+            (
+                c.sources[i].retention.keep_days,
+                c.sources[i].retention.keep_entries,
+            )
+        };
+        assert_eq!(keep(0), (Some(30), Some(500)));
+        assert_eq!(keep(1), (None, Some(7)));
+        assert_eq!(c.retention.keep_days, Some(30));
+        for bad in ["0", "-3", "\"never\"", "1.5"] {
+            let e = load(&format!("[defaults]\nkeep_days = {bad}\n{ONE}")).unwrap_err();
+            assert!(e.contains("keep_days"), "{bad}: {e}");
+        }
+        let e = load(&format!("[categories.\"金融\"]\nkeep_day = 3\n{ONE}")).unwrap_err();
+        assert!(e.contains("keep_day"), "{e}");
+        let e = load(&format!("[defaults]\nkeep_entrys = 3\n{ONE}")).unwrap_err();
+        assert!(e.contains("keep_entrys"), "{e}");
+        let e = load(&format!("{ONE}keep_days = 0\n")).unwrap_err();
+        assert!(
+            e.contains("source \"a\"") && e.contains("`keep_days`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,6 +87,15 @@ pub(super) fn upsert_in(
 ) -> Result<(), StoreError> {
     clusters::prune_candidates(txn, batch)?;
     let tx = txn.tx;
+    // A new list of the source: what it names is kept whatever its age.
+    batch.listing = tx
+        .prepare_cached(
+            "UPDATE sources SET listed_at = ?2, listing = listing + 1 WHERE id = ?1
+             RETURNING listing",
+        )?
+        .query_row(params![batch.source_id, batch.now_ts()], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     let mut statements = Statements::prepare(tx)?;
     for e in entries {
         store_entry(txn, batch, &mut statements, e)?;
@@ -150,6 +159,11 @@ fn store_entry(
     };
     let stored = match st.find(batch.source_id, e)? {
         Some(id) => st.revisit(batch, id, &incoming)?,
+        // Pruned while its source still listed it: not news, and not stored again.
+        None if st.buried(batch, e)? => {
+            batch.counts.unchanged += 1;
+            return Ok(());
+        }
         None => st.insert(batch, &incoming)?,
     };
     let counts = &mut batch.counts;
@@ -165,7 +179,8 @@ fn store_entry(
         e.guid,
         e.link,
         e.version,
-        batch.now_ts()
+        batch.now_ts(),
+        batch.listing
     ])?;
     if stored.keep_copy {
         st.copies
@@ -205,6 +220,7 @@ struct Statements<'t> {
     complete_article: CachedStatement<'t>,
     upsert_link: CachedStatement<'t>,
     own_guid: CachedStatement<'t>,
+    tombstone: CachedStatement<'t>,
 }
 
 impl<'t> Statements<'t> {
@@ -258,17 +274,35 @@ impl<'t> Statements<'t> {
             )?,
             upsert_link: tx.prepare_cached(
                 "INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
-                         last_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                         last_seen, listing)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
                      ON CONFLICT (entry_id, source_id) DO UPDATE SET guid = ?3, link = ?4,
-                         version = ?5, last_seen = ?6",
+                         version = ?5, last_seen = ?6, listing = ?7",
             )?,
             // The guid this source gave an entry, to keep apart two items of one feed that
             // share a link (podcast items linking to the show's home page, `#fragment` links).
             own_guid: tx.prepare_cached(
                 "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
             )?,
+            // A tombstone the item's list still names stays: its source is the one that listed
+            // it last.
+            tombstone: tx.prepare_cached(
+                "UPDATE tombstones SET seen = ?3, source_id = ?2 WHERE key = ?1",
+            )?,
         })
+    }
+
+    /// Whether `e` was pruned while its source listed it (a key of it is a tombstone); the
+    /// tombstones it matches are kept another while.
+    fn buried(&mut self, batch: &Batch<'_>, e: &Entry) -> Result<bool, StoreError> {
+        let mut found = false;
+        for key in &e.keys {
+            found |= self
+                .tombstone
+                .execute(params![key, batch.source_id, batch.now_ts()])?
+                > 0;
+        }
+        Ok(found)
     }
 
     /// The stored entry `e` is, by the first of its keys that names one; a key naming another

@@ -29,6 +29,7 @@ mod entries;
 mod indexer;
 mod readers;
 mod reads;
+mod retention;
 mod schema;
 mod search;
 mod sources;
@@ -36,11 +37,12 @@ mod sources;
 mod testing;
 mod writes;
 
-pub use backup::Backup;
+pub use backup::{Backup, Restored};
 pub use clusters::ClusterMember;
 pub use entries::ArticleNeed;
 pub use indexer::verify_search_index;
 pub use reads::ExportEntry;
+pub use retention::{PruneReport, PruneRequest, TOMBSTONE_GRACE};
 pub use sources::{FetchRecord, SourceState};
 pub use writes::{StoreFetch, UpsertCounts};
 
@@ -148,6 +150,9 @@ pub struct Store {
     queries: std::sync::atomic::AtomicU64,
     /// Bumped by every write through this store, so readers can cache what they rendered.
     generation: std::sync::atomic::AtomicU64,
+    /// The lock a restore waits for (see `backup`). Fields drop in order: this one last, once
+    /// every connection is closed.
+    _in_use: backup::InUse,
 }
 
 impl Store {
@@ -179,10 +184,12 @@ impl Store {
             }
             e => e,
         };
+        let in_use = backup::in_use(path)?;
         let mut writer = open_connection(path).map_err(not_a_database)?;
         // The writer walks the indexes of every new entry (keys, dedupe buckets, search): a
         // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
         writer.pragma_update(None, "cache_size", -16_384)?;
+        schema::incremental_vacuum(&writer).map_err(not_a_database)?;
         schema::migrate(&mut writer).map_err(not_a_database)?;
         let search = indexer::SearchIndex::start(path, &mut writer)?;
         let reader = open_reader(path)?;
@@ -194,6 +201,7 @@ impl Store {
             search: search.progress().clone(),
         };
         Ok(Store {
+            _in_use: in_use,
             search,
             writer: Mutex::new(writer),
             queue: Mutex::default(),

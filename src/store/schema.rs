@@ -291,7 +291,66 @@ END;
 -- different one in the config drops the plan, so a shortened schedule takes effect at once.
 ALTER TABLE sources ADD COLUMN schedule TEXT;
 "#,
+    r#"
+-- Retention (store::retention). Each stored list of a source counts (`listing`; a 304 leaves
+-- the count), and each of its entries keeps the count of the last list that named it: an entry
+-- the source's latest list names is kept whatever its age. `listed_at` is when that list was
+-- stored. Tombstones are the identity keys of entries pruned while their source may still
+-- list them, so that listing does not bring them back as new; each is dropped once its source
+-- has gone on listing without it for a while.
+ALTER TABLE sources ADD COLUMN listed_at INTEGER;
+ALTER TABLE sources ADD COLUMN listing INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entry_sources ADD COLUMN listing INTEGER NOT NULL DEFAULT 0;
+UPDATE sources SET listing = 1, listed_at =
+    (SELECT MAX(es.last_seen) FROM entry_sources es WHERE es.source_id = sources.id);
+UPDATE entry_sources SET listing = 1
+    WHERE last_seen >= (SELECT listed_at FROM sources s WHERE s.id = entry_sources.source_id);
+CREATE TABLE tombstones (
+    key        TEXT PRIMARY KEY,
+    source_id  TEXT NOT NULL,
+    seen       INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
+
+/// Has the store give pages freed by prunes back to the file system (`auto_vacuum =
+/// incremental`; `store::retention` runs the vacuum). A new file is made so; one made before
+/// is converted once, by a VACUUM that rewrites it: minutes for millions of entries, and as
+/// much free disk as the file takes. A conversion that cannot run (no room, another process
+/// busy) is put off to the next start, logged: the store works the same, it only does not
+/// shrink.
+pub(super) fn incremental_vacuum(conn: &Connection) -> Result<(), StoreError> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == 2 {
+        return Ok(());
+    }
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        // A new file (its header already written in WAL mode): an empty VACUUM sets the mode.
+        conn.execute_batch("VACUUM")?;
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    tracing::info!("converting the store to incremental vacuum (once: the file is rewritten)");
+    match conn.execute_batch("VACUUM") {
+        Ok(()) => {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(secs, "store converted to incremental vacuum");
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot convert the store to incremental vacuum now; it will not shrink after \
+             prunes until a later start does"
+        ),
+    }
+    Ok(())
+}
+
+/// The schema version this build writes: a store at or below it can be opened.
+pub(super) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
 
 /// Runs the migrations `conn` has not run yet, each in its own transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -90,6 +90,8 @@ pub(super) struct Batch<'a> {
     pub(super) thresholds: &'a Thresholds,
     /// When the fetch happened: the first-seen time, and the date of entries without one.
     pub(super) now: DateTime<Utc>,
+    /// The source's count of stored lists, this one included (see `store::retention`).
+    pub(super) listing: i64,
     pub(super) counts: UpsertCounts,
 }
 
@@ -113,6 +115,7 @@ impl<'a> Batch<'a> {
             category,
             thresholds,
             now,
+            listing: 0,
             counts: UpsertCounts::default(),
         })
     }
@@ -125,7 +128,7 @@ impl<'a> Batch<'a> {
 /// Runs `work` as one write group: committed whole, with its entries queued for search, or
 /// rolled back whole. The candidate index follows: trimmed after a commit, dropped after a
 /// rollback (it would hold entries the database does not).
-fn write_group<T>(
+pub(super) fn write_group<T>(
     writer: &mut Writer,
     work: impl FnOnce(&mut Txn<'_, '_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

@@ -27,6 +27,7 @@ mod observability;
 mod opml;
 mod outputs;
 mod readers;
+mod retention;
 mod safety;
 mod scheduling;
 mod store_writes;

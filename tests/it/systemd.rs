@@ -259,3 +259,71 @@ fn no_watchdog_pings_for_another_process() {
         notify.seen
     );
 }
+
+/// The backup unit's own command line, with the test's config and folder for the shipped
+/// paths: it writes a checked copy named by the time, and keeps the seven newest.
+#[test]
+fn the_backup_units_command_takes_a_copy_and_keeps_the_newest_seven() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/tributary-backup.service"),
+    )
+    .expect("the unit");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/tributary "))
+        .expect("ExecStart runs tributary");
+    let fixtures = FixtureServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        free_addr(),
+        &[Source::fixture(&fixtures, CS_ID)],
+    );
+    assert_eq!(run_fetch(&config, &[]).0, 0);
+    let backups = dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // Eight older copies, of which the two oldest are past the seven kept with the new one.
+    let older: Vec<String> = (1..=8)
+        .map(|day| format!("tributary-202001{day:02}T033000Z.db"))
+        .collect();
+    for name in &older {
+        std::fs::write(backups.join(name), b"an older copy").unwrap();
+    }
+    let args: Vec<String> = exec
+        .replace("/etc/tributary/tributary.toml", config.to_str().unwrap())
+        .replace("/var/lib/tributary/backups", backups.to_str().unwrap())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(&args);
+    let (code, out, err) = run_bounded(cmd, FETCH_DEADLINE);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("backed up 4 entries of 1 sources to "),
+        "{out}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names[..6], older[2..]);
+    let new = &names[6];
+    assert!(
+        new.starts_with("tributary-20") && new.ends_with("Z.db"),
+        "{new}"
+    );
+    for gone in &older[..2] {
+        assert!(out.contains(&format!(
+            "removed the old copy {}",
+            backups.join(gone).display()
+        )));
+    }
+    let copy = rusqlite::Connection::open(backups.join(new)).unwrap();
+    let entries: i64 = copy
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(entries, 4);
+}
