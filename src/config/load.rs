@@ -1,5 +1,5 @@
-//! Reading the file: the TOML as written (`Raw*`, every table refusing unknown keys), and its
-//! validation into [`Config`], one section at a time. Every error names the file, the section
+//! Reading the file: the TOML as written (`config::raw`), validated into [`Config`], one
+//! section at a time. Every error names the file, the section
 //! or source, and the key.
 
 use std::collections::{BTreeMap, HashSet};
@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use regex::Regex;
-use serde::Deserialize;
 use url::Url;
 
 use super::errors;
+use super::raw::*;
 use super::*;
 
 pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -499,49 +499,6 @@ impl Rules<'_> {
     }
 }
 
-// The file as written. Unknown keys are errors: a misspelt `schedul` silently ignored is
-// worse than a refusal to start.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    storage: RawStorage,
-    #[serde(default)]
-    defaults: RawDefaults,
-    #[serde(default)]
-    fetch: RawFetch,
-    #[serde(default)]
-    dedupe: RawDedupe,
-    #[serde(default)]
-    categories: BTreeMap<String, RawCategory>,
-    #[serde(default)]
-    sources: Vec<RawSource>,
-    #[serde(default)]
-    export: RawExport,
-}
-
-/// `[categories."金融"]`: what the category's sources share.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCategory {
-    keep_days: Option<RawLimit>,
-    keep_entries: Option<RawLimit>,
-}
-
-/// `keep_days` and `keep_entries` as written in `[defaults]`, a category or a source (each
-/// table has its own two fields: a flattened struct would cost unknown keys their place in the
-/// file and the list of known ones).
-struct RawRetention<'a> {
-    keep_days: &'a Option<RawLimit>,
-    keep_entries: &'a Option<RawLimit>,
-}
-
-/// A retention limit as written: a whole number of at least 1, or "forever". Read as any
-/// value, so that a wrong one is refused naming its key (an untagged enum would not say which).
-type RawLimit = toml::Value;
-
 fn limit_value(v: &RawLimit) -> Result<Option<u32>, String> {
     match v {
         toml::Value::Integer(n) if *n >= 1 => Ok(Some(
@@ -551,58 +508,6 @@ fn limit_value(v: &RawLimit) -> Result<Option<u32>, String> {
         other => Err(format!(
             "{other}: must be a whole number (at least 1), or \"forever\" for no limit"
         )),
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawExport {
-    placeholder: Option<String>,
-}
-
-/// Near-duplicate thresholds: the defaults, and per-category overrides under
-/// `[dedupe.categories."金融"]`.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDedupe {
-    #[serde(flatten)]
-    base: RawThresholds,
-    #[serde(default)]
-    categories: std::collections::BTreeMap<String, RawThresholds>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawThresholds {
-    enabled: Option<bool>,
-    window_hours: Option<i64>,
-    min_body_chars: Option<usize>,
-    long_body_chars: Option<usize>,
-    simhash_distance: Option<u32>,
-    body_containment: Option<f64>,
-    rewrite_body_bigrams: Option<f64>,
-    rewrite_title_cover: Option<f64>,
-    headline_title_cover: Option<f64>,
-}
-
-impl RawThresholds {
-    /// `self`'s values over `base`'s.
-    fn over(&self, base: &Thresholds) -> Thresholds {
-        Thresholds {
-            enabled: self.enabled.unwrap_or(base.enabled),
-            window_hours: self.window_hours.unwrap_or(base.window_hours),
-            min_body_chars: self.min_body_chars.unwrap_or(base.min_body_chars),
-            long_body_chars: self.long_body_chars.unwrap_or(base.long_body_chars),
-            simhash_distance: self.simhash_distance.unwrap_or(base.simhash_distance),
-            body_containment: self.body_containment.unwrap_or(base.body_containment),
-            rewrite_body_bigrams: self
-                .rewrite_body_bigrams
-                .unwrap_or(base.rewrite_body_bigrams),
-            rewrite_title_cover: self.rewrite_title_cover.unwrap_or(base.rewrite_title_cover),
-            headline_title_cover: self
-                .headline_title_cover
-                .unwrap_or(base.headline_title_cover),
-        }
     }
 }
 
@@ -620,194 +525,6 @@ fn check_thresholds(t: &Thresholds) -> Result<(), String> {
         return Err("window_hours must be > 0 and simhash_distance at most 64".into());
     }
     Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    #[serde(default = "default_listen")]
-    listen: String,
-    public_url: Option<String>,
-    admin_token: Option<String>,
-    websub_hub: Option<String>,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        RawServer {
-            listen: default_listen(),
-            public_url: None,
-            admin_token: None,
-            websub_hub: None,
-        }
-    }
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStorage {
-    #[serde(default = "default_storage_path")]
-    path: PathBuf,
-}
-
-impl Default for RawStorage {
-    fn default() -> Self {
-        RawStorage {
-            path: default_storage_path(),
-        }
-    }
-}
-
-fn default_storage_path() -> PathBuf {
-    PathBuf::from("data/tributary.db")
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDefaults {
-    #[serde(default = "default_schedule")]
-    schedule: String,
-    /// Zone of naive dates on pages.
-    #[serde(default)]
-    timezone: Option<String>,
-    /// Hours; see `SourceConfig::max_backoff`.
-    max_backoff_hours: Option<u64>,
-    /// Hours; see `SourceConfig::max_interval`.
-    max_interval_hours: Option<u64>,
-    /// See `SourceConfig::max_items`.
-    max_items: Option<usize>,
-    keep_days: Option<RawLimit>,
-    keep_entries: Option<RawLimit>,
-}
-
-impl RawDefaults {
-    fn keep(&self) -> RawRetention<'_> {
-        RawRetention {
-            keep_days: &self.keep_days,
-            keep_entries: &self.keep_entries,
-        }
-    }
-}
-
-impl RawSource {
-    fn keep(&self) -> RawRetention<'_> {
-        RawRetention {
-            keep_days: &self.keep_days,
-            keep_entries: &self.keep_entries,
-        }
-    }
-}
-
-impl Default for RawDefaults {
-    fn default() -> Self {
-        RawDefaults {
-            schedule: default_schedule(),
-            timezone: None,
-            max_backoff_hours: None,
-            max_interval_hours: None,
-            max_items: None,
-            keep_days: None,
-            keep_entries: None,
-        }
-    }
-}
-
-fn default_schedule() -> String {
-    "every 15m".into()
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFetch {
-    timeout_secs: Option<u64>,
-    connect_timeout_secs: Option<u64>,
-    max_body_bytes: Option<u64>,
-    max_redirects: Option<usize>,
-    user_agent: Option<String>,
-    concurrency: Option<usize>,
-    per_host: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    id: Option<String>,
-    name: Option<String>,
-    url: Option<String>,
-    category: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    kind: Option<SourceKind>,
-    schedule: Option<String>,
-    enabled: Option<bool>,
-    timezone: Option<String>,
-    #[serde(default)]
-    allow_private: bool,
-    #[serde(default)]
-    article_hosts: Vec<String>,
-    #[serde(default)]
-    priority: i64,
-    html: Option<RawHtml>,
-    article: Option<RawArticle>,
-    json: Option<RawJson>,
-    keep_days: Option<RawLimit>,
-    keep_entries: Option<RawLimit>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHtml {
-    item: String,
-    title: Option<String>,
-    link: Option<String>,
-    date: Option<String>,
-    date_format: Option<OneOrMany>,
-    summary: Option<String>,
-    id_pattern: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArticle {
-    content: String,
-    author: Option<String>,
-    date: Option<String>,
-    #[serde(default)]
-    remove: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawJson {
-    items: String,
-    title: String,
-    link: String,
-    date: Option<String>,
-    date_format: Option<OneOrMany>,
-    summary: Option<String>,
-    author: Option<String>,
-    id: Option<String>,
-    id_pattern: Option<String>,
 }
 
 fn parse_timezone(tz: &str) -> Result<Tz, String> {

@@ -15,6 +15,7 @@ use url::Url;
 
 mod errors;
 mod load;
+mod raw;
 mod schedule;
 
 pub use schedule::{Schedule, ScheduleError};

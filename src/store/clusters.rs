@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use super::packed::{Pack, Unpacked};
 use super::writes::{Batch, Txn};
 use super::{from_unix, Store, StoreError};
 use crate::dedupe::index::{self as dedupe_index, CandidateIndex, Signature};
@@ -179,7 +180,12 @@ fn refingerprint(txn: &mut Txn<'_, '_>, entry_id: i64, fp: &Fingerprint) -> Resu
         .prepare_cached(
             "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",
         )?
-        .execute(params![entry_id, fp.title, fp.body, fp.simhash as i64])?;
+        .execute(params![
+            entry_id,
+            fp.title,
+            Pack::text(&fp.body),
+            fp.simhash as i64
+        ])?;
     Ok(())
 }
 
@@ -257,7 +263,7 @@ fn compare_candidates(
             .query_row(params![candidate.entry, batch.source_id], |r| {
                 Ok(Fingerprint {
                     title: r.get(0)?,
-                    body: r.get(1)?,
+                    body: r.get::<_, Unpacked>(1)?.0.unwrap_or_default(),
                     simhash: r.get::<_, i64>(2)? as u64,
                 })
             })

@@ -5,8 +5,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use super::entries::Incoming;
 use super::{json, StoreError};
-use crate::model::Entry;
 
 /// The statements that keep each source's own copy of a shared entry, and let the entry take
 /// what it lacks from them.
@@ -103,9 +103,9 @@ impl<'t> SourceCopies<'t> {
         &mut self,
         entry_id: i64,
         source_id: &str,
-        e: &Entry,
-        authors: &str,
+        incoming: &Incoming<'_>,
     ) -> Result<bool, StoreError> {
+        let (e, authors) = (incoming.entry, incoming.authors.as_str());
         let outranks = self
             .holder
             .query_row(params![entry_id, source_id], |r| r.get::<_, bool>(0))
@@ -121,8 +121,8 @@ impl<'t> SourceCopies<'t> {
             entry_id,
             e.title,
             e.link,
-            e.summary,
-            e.content,
+            incoming.summary(),
+            incoming.content(),
             authors,
             json(&e.categories),
             published,
@@ -138,16 +138,16 @@ impl<'t> SourceCopies<'t> {
         &mut self,
         entry_id: i64,
         source_id: &str,
-        e: &Entry,
-        authors: &str,
+        incoming: &Incoming<'_>,
     ) -> Result<(), StoreError> {
+        let e = incoming.entry;
         self.own.execute(params![
             entry_id,
             source_id,
             e.title,
-            e.summary,
-            e.content,
-            authors,
+            incoming.summary(),
+            incoming.content(),
+            incoming.authors,
             e.published.map(|p| p.timestamp())
         ])?;
         Ok(())
@@ -164,9 +164,9 @@ impl<'t> SourceCopies<'t> {
     pub(super) fn enrich(
         &mut self,
         entry_id: i64,
-        e: &Entry,
-        authors: &str,
+        incoming: &Incoming<'_>,
     ) -> Result<bool, StoreError> {
+        let (e, authors) = (incoming.entry, incoming.authors.as_str());
         let (no_text, no_authors, rank): (bool, bool, u8) = self
             .lacks
             .query_row([entry_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -178,7 +178,7 @@ impl<'t> SourceCopies<'t> {
         if takes_text || takes_authors || takes_date || waits {
             self.enrich.execute(params![
                 entry_id,
-                e.content,
+                incoming.content(),
                 authors,
                 e.published.map(|p| p.timestamp()),
                 e.date_rank,

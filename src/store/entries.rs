@@ -9,6 +9,7 @@ use rusqlite::{params, CachedStatement, OptionalExtension, Transaction};
 
 use super::clusters::{self, Placement};
 use super::copies::SourceCopies;
+use super::packed::{Pack, Packs};
 use super::writes::{Batch, Txn};
 use super::{json, Store, StoreError};
 use crate::model::{Entry, Fingerprint};
@@ -84,6 +85,7 @@ pub(super) fn upsert_in(
     txn: &mut Txn<'_, '_>,
     batch: &mut Batch<'_>,
     entries: &[Entry],
+    packs: Option<&[Packs]>,
 ) -> Result<(), StoreError> {
     clusters::prune_candidates(txn, batch)?;
     let tx = txn.tx;
@@ -97,8 +99,17 @@ pub(super) fn upsert_in(
         .optional()?
         .unwrap_or(0);
     let mut statements = Statements::prepare(tx)?;
-    for e in entries {
-        store_entry(txn, batch, &mut statements, e)?;
+    for (i, e) in entries.iter().enumerate() {
+        let incoming = Incoming {
+            entry: e,
+            authors: json(&e.authors),
+            categories: json(&e.categories),
+            packs: match packs.and_then(|p| p.get(i)) {
+                Some(p) => std::borrow::Cow::Borrowed(p),
+                None => std::borrow::Cow::Owned(Packs::of(e)),
+            },
+        };
+        store_entry(txn, batch, &mut statements, &incoming)?;
     }
     Ok(())
 }
@@ -118,12 +129,30 @@ fn sort_key(source_id: &str, keys: &[String]) -> Option<i64> {
     Some((u64::from_le_bytes(bytes) >> 1) as i64)
 }
 
-/// An incoming entry with its lists as stored (JSON), serialized once for every statement
-/// that writes them.
-struct Incoming<'e> {
-    entry: &'e Entry,
-    authors: String,
+/// An incoming entry with its lists as stored (JSON) and its long texts packed, made once for
+/// every statement that writes them.
+pub(super) struct Incoming<'e> {
+    pub(super) entry: &'e Entry,
+    pub(super) authors: String,
     categories: String,
+    packs: std::borrow::Cow<'e, Packs>,
+}
+
+impl Incoming<'_> {
+    pub(super) fn summary(&self) -> Pack<'_> {
+        Pack::ready(&self.entry.summary, &self.packs.summary)
+    }
+
+    pub(super) fn content(&self) -> Pack<'_> {
+        Pack::ready(&self.entry.content, &self.packs.content)
+    }
+
+    fn body(&self) -> Pack<'_> {
+        match &self.packs.body {
+            Some(f) => Pack::Frame(f),
+            None => Pack::text(&self.entry.fingerprint.body),
+        }
+    }
 }
 
 /// What storing an entry's words did, and what is left once its source link is written.
@@ -150,21 +179,17 @@ fn store_entry(
     txn: &mut Txn<'_, '_>,
     batch: &mut Batch<'_>,
     st: &mut Statements<'_>,
-    e: &Entry,
+    incoming: &Incoming<'_>,
 ) -> Result<(), StoreError> {
-    let incoming = Incoming {
-        entry: e,
-        authors: json(&e.authors),
-        categories: json(&e.categories),
-    };
+    let e = incoming.entry;
     let stored = match st.find(batch.source_id, e)? {
-        Some(id) => st.revisit(batch, id, &incoming)?,
+        Some(id) => st.revisit(batch, id, incoming)?,
         // Pruned while its source still listed it: not news, and not stored again.
         None if st.buried(batch, e)? => {
             batch.counts.unchanged += 1;
             return Ok(());
         }
-        None => st.insert(batch, &incoming)?,
+        None => st.insert(batch, incoming)?,
     };
     let counts = &mut batch.counts;
     match stored.counted {
@@ -183,8 +208,7 @@ fn store_entry(
         batch.listing
     ])?;
     if stored.keep_copy {
-        st.copies
-            .keep(entry_id, batch.source_id, e, &incoming.authors)?;
+        st.copies.keep(entry_id, batch.source_id, incoming)?;
     }
     // A source that carries two members of a cluster now keeps them apart: its cluster is
     // worked out again.
@@ -342,8 +366,8 @@ impl<'t> Statements<'t> {
             id,
             e.title,
             e.link,
-            e.summary,
-            e.content,
+            incoming.summary(),
+            incoming.content(),
             incoming.authors,
             incoming.categories,
             published,
@@ -357,7 +381,7 @@ impl<'t> Statements<'t> {
         self.insert_fingerprint.execute(params![
             id,
             e.fingerprint.title,
-            e.fingerprint.body,
+            incoming.body(),
             e.fingerprint.simhash as i64
         ])?;
         Ok(Stored {
@@ -389,7 +413,7 @@ impl<'t> Statements<'t> {
         let mut second = first_link || own == Some(true);
         // Which source's words the entry's row holds does not depend on who came first: a
         // newcomer that outranks the holder takes the row over.
-        let promoted = first_link && self.copies.promote(id, batch.source_id, e, authors)?;
+        let promoted = first_link && self.copies.promote(id, batch.source_id, incoming)?;
         second &= !promoted;
         let keep_copy = second && previous.as_deref() != Some(e.version.as_str());
         // The source that stored the entry brings its article at last (a second source's
@@ -398,7 +422,7 @@ impl<'t> Statements<'t> {
         if completed {
             self.complete_article.execute(params![
                 id,
-                e.content,
+                incoming.content(),
                 authors,
                 e.published.map(|p| p.timestamp()),
                 e.date_source.as_str(),
@@ -406,7 +430,7 @@ impl<'t> Statements<'t> {
             ])?;
         }
         let enriched = promoted && (e.content.is_some() || e.summary.is_some())
-            || second && !completed && self.copies.enrich(id, e, authors)?;
+            || second && !completed && self.copies.enrich(id, incoming)?;
         // Whether this source edited its item (counted as an update), and whether the entry's
         // text changed (it is then compared and indexed again).
         let (edit, changed) = match previous {
@@ -454,8 +478,8 @@ impl<'t> Statements<'t> {
             id,
             e.title,
             e.link,
-            e.summary,
-            e.content,
+            incoming.summary(),
+            incoming.content(),
             incoming.authors,
             incoming.categories,
             batch.now_ts()
@@ -465,11 +489,10 @@ impl<'t> Statements<'t> {
 
     /// Whether the stored fingerprint of `id` is `fp`.
     fn same_text(&mut self, id: i64, fp: &Fingerprint) -> Result<bool, StoreError> {
-        Ok(self
-            .same_text
-            .query_row(params![id, fp.title, fp.body, fp.simhash as i64], |r| {
-                r.get::<_, bool>(0)
-            })?)
+        Ok(self.same_text.query_row(
+            params![id, fp.title, Pack::text(&fp.body), fp.simhash as i64],
+            |r| r.get::<_, bool>(0),
+        )?)
     }
 }
 

@@ -20,13 +20,17 @@
 //! - `clusters`: near-duplicate placement, clusters as components of matched pairs, the
 //!   canonical member;
 //! - `search`: the FTS5 index and search conditions;
-//! - `reads`: what feeds and `tributary export` read.
+//! - `reads`: what feeds and `tributary export` read;
+//! - `packed`: long texts stored zstd-compressed;
+//! - `retention`: pruning what `keep_days` / `keep_entries` let go;
+//! - `backup`: copies of the live store, and restoring one.
 
 mod backup;
 mod clusters;
 mod copies;
 mod entries;
 mod indexer;
+mod packed;
 mod readers;
 mod reads;
 mod retention;
@@ -265,6 +269,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = open_wal(path)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    packed::register(&conn)?;
     // Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that many
     // commits touch are copied into the database once instead of once per 4 MB.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;

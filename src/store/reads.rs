@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 
+use super::packed::Unpacked;
 use super::{from_json, from_unix, search, Store, StoreError};
 use crate::model::{Cursor, EntrySource, FeedQuery, Scope, StoredEntry};
 
@@ -129,8 +130,8 @@ impl Store {
                 id: r.get(0)?,
                 title: r.get(1)?,
                 link: r.get(2)?,
-                summary: r.get(3)?,
-                content: r.get(4)?,
+                summary: r.get::<_, Unpacked>(3)?.0,
+                content: r.get::<_, Unpacked>(4)?.0,
                 published: from_unix(r.get(5)?),
                 source_name: r.get(6)?,
                 category: r.get(7)?,
@@ -288,8 +289,8 @@ impl FeedSql {
                     },
                     title: r.get(1)?,
                     link: r.get(2)?,
-                    summary: r.get(3)?,
-                    content: r.get(4)?,
+                    summary: r.get::<_, Unpacked>(3)?.0,
+                    content: r.get::<_, Unpacked>(4)?.0,
                     authors: from_json(&r.get::<_, String>(5)?),
                     categories: from_json(&r.get::<_, String>(6)?),
                     published: from_unix(r.get(10)?),

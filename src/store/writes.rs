@@ -12,6 +12,7 @@ use std::sync::MutexGuard;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction};
 
+use super::packed::Packs;
 use super::{entries, search, sources, FetchRecord, Store, StoreError, Writer};
 use crate::config::Thresholds;
 use crate::dedupe::index::CandidateIndex;
@@ -46,7 +47,7 @@ pub struct StoreFetch {
 #[derive(Default)]
 pub(super) struct WriteQueue {
     next: u64,
-    pending: Vec<(u64, StoreFetch)>,
+    pending: Vec<(u64, StoreFetch, Vec<Packs>)>,
     done: HashMap<u64, Result<UpsertCounts, StoreError>>,
 }
 
@@ -162,7 +163,7 @@ impl Store {
         let mut writer = self.writer()?;
         write_group(&mut writer, |txn| {
             let mut batch = Batch::new(txn.tx, source_id, thresholds, now)?;
-            entries::upsert_in(txn, &mut batch, entries)?;
+            entries::upsert_in(txn, &mut batch, entries, None)?;
             Ok(batch.counts)
         })
     }
@@ -175,11 +176,13 @@ impl Store {
     /// turn. A group that fails is rolled back whole and each of its fetches gets the error:
     /// stored entries are never lost, and every source in it simply tries again.
     pub fn store_fetch(&self, fetch: StoreFetch) -> Result<UpsertCounts, StoreError> {
+        // Packed here, on the fetch's thread, while the writer may be storing other fetches.
+        let packs: Vec<Packs> = fetch.entries.iter().map(Packs::of).collect();
         let ticket = {
             let mut q = self.queue()?;
             q.next += 1;
             let ticket = q.next;
-            q.pending.push((ticket, fetch));
+            q.pending.push((ticket, fetch, packs));
             ticket
         };
         let mut writer = self.writer()?;
@@ -195,7 +198,7 @@ impl Store {
         // next looks for its result first.
         let mut q = self.queue()?;
         let mut mine = Err(StoreError::Poisoned);
-        for ((t, _), result) in group.iter().zip(results) {
+        for ((t, _, _), result) in group.iter().zip(results) {
             if *t == ticket {
                 mine = result;
             } else {
@@ -215,13 +218,13 @@ impl Store {
 /// Runs a group of fetches in one transaction; one result per fetch, in order.
 fn run_group(
     writer: &mut Writer,
-    group: &[(u64, StoreFetch)],
+    group: &[(u64, StoreFetch, Vec<Packs>)],
 ) -> Vec<Result<UpsertCounts, StoreError>> {
     let result = write_group(writer, |txn| {
         let mut counts = Vec::with_capacity(group.len());
-        for (_, f) in group {
+        for (_, f, packs) in group {
             let mut batch = Batch::new(txn.tx, &f.source_id, &f.thresholds, f.now)?;
-            entries::upsert_in(txn, &mut batch, &f.entries)?;
+            entries::upsert_in(txn, &mut batch, &f.entries, Some(packs))?;
             counts.push(batch.counts);
             sources::record_fetch_in(
                 txn.tx,
@@ -290,10 +293,12 @@ mod tests {
             (
                 1,
                 fetch("first", vec![entry("first", "park", "Park", BODY)]),
+                Vec::new(),
             ),
             (
                 2,
                 fetch("nowhere", vec![entry("nowhere", "x", "Library", OTHER)]),
+                Vec::new(),
             ),
         ];
         let results = {
