@@ -301,3 +301,72 @@ fn a_backup_killed_midway_leaves_no_copy_and_the_store_whole() {
     assert_eq!(integrity(&copy), "ok");
     assert_eq!(entry_count(&copy), before);
 }
+
+/// The daemon prunes on its own: its first pass comes two minutes after the start, on a clock
+/// the test controls (tokio's, paused), with the limits of the running config.
+#[test]
+fn the_daemon_prunes_on_its_own_two_minutes_after_it_starts() {
+    let fixtures = FixtureServer::start();
+    fixtures.set("/harbour.xml", rss(&[OLD, YOUNG]));
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::new("harbour", "Harbour", &fixtures.url("/harbour.xml"), "news");
+    let text = config_text(free_addr(), "tributary.db", &[source]).replacen(
+        "[defaults]\n",
+        "[defaults]\nkeep_days = 10\n",
+        1,
+    );
+    let config = write_config_text(dir.path(), &text);
+    assert_eq!(run_fetch(&config, &[]).0, 0);
+    fixtures.set("/harbour.xml", rss(&[YOUNG]));
+    assert_eq!(run_fetch(&config, &[]).0, 0);
+    // Not fetched by the daemon: only its clock moves the pass.
+    fs::write(
+        &config,
+        text.replace("kind = \"feed\"\n", "kind = \"feed\"\nenabled = false\n"),
+    )
+    .unwrap();
+    let config = tributary::config::Config::load(&config).unwrap();
+    let store = std::sync::Arc::new(tributary::store::Store::open(&config.storage_path).unwrap());
+    store.sync_sources(&config.sources).unwrap();
+    // The source is disabled, so no feed shows its entries: the table says what is stored.
+    let db = config.storage_path.clone();
+    let titles = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut q = conn
+            .prepare("SELECT title FROM entries ORDER BY title")
+            .unwrap();
+        let t: Vec<String> = q
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        t
+    };
+    assert_eq!(titles(), [OLD.1, YOUNG.1]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let daemon = std::sync::Arc::new(tributary::daemon::Daemon::new(config, store.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let started = tokio::time::Instant::now();
+        let running = tokio::spawn({
+            let daemon = daemon.clone();
+            async move { daemon.run(listener).await }
+        });
+        let first = tributary::daemon::PRUNE_FIRST;
+        tokio::time::sleep(first - Duration::from_secs(1)).await;
+        assert_eq!(titles(), [OLD.1, YOUNG.1], "not before its time");
+        // The pass runs on the blocking pool: the clock stands still until it has.
+        while titles().len() > 1 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(titles(), [YOUNG.1]);
+        // The first pass, not a later one.
+        assert!(started.elapsed() < first + Duration::from_secs(60));
+        daemon.stop();
+        running.await.unwrap().unwrap();
+    });
+}
