@@ -59,8 +59,8 @@ INSERT INTO fingerprints (entry_id, title, body, simhash)
   SELECT entry_id + k * 10000000, title, body, simhash
   FROM fingerprints, n WHERE entry_id < 10000000;
 INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen, last_seen)
-  SELECT entry_id + k * 10000000, source_id, guid || '#' || k, link, version, first_seen,
-    last_seen
+  SELECT entry_id + k * 10000000, source_id, guid || '#' || k, link, version,
+    first_seen - k * 2592000, last_seen - k * 2592000
   FROM entry_sources, n WHERE entry_id < 10000000;
 INSERT INTO entry_keys (key, entry_id)
   SELECT key || '#' || k, entry_id + k * 10000000 FROM entry_keys, n WHERE entry_id < 10000000;
@@ -80,7 +80,9 @@ printf '\n' >>"$work/tributary.toml"
 python3 - "$work/tributary.toml" <<'EOF'
 import sys
 p = sys.argv[1]
-s = open(p).read().replace("[fetch]\n", '[defaults]\nschedule = "every 1m"\n\n[fetch]\n', 1)
+# Every entry kept: the store stays at its size (retention is benches/prune.sh's).
+s = open(p).read().replace(
+    "[fetch]\n", '[defaults]\nschedule = "every 1m"\nkeep_days = "forever"\n\n[fetch]\n', 1)
 open(p, "w").write(s)
 EOF
 

@@ -184,7 +184,8 @@ async fn retention_loop(configs: watch::Receiver<Arc<Config>>, store: Arc<Store>
             Ok(r) if r.entries > 0 || r.tombstones_dropped > 0 => tracing::info!(
                 entries = r.entries,
                 batches = r.batches,
-                longest_hold_ms = r.longest_hold.as_millis() as u64,
+                longest_batch_ms = r.longest_batch.as_millis() as u64,
+                longest_vacuum_step_ms = r.longest_vacuum_step.as_millis() as u64,
                 tombstones_kept = r.tombstones_written,
                 tombstones_dropped = r.tombstones_dropped,
                 freed_mb = r.bytes_freed as f64 / 1e6,

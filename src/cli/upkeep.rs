@@ -137,11 +137,12 @@ fn describe(config: &Config, r: &PruneReport, dry_run: bool) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "pruned {} entries in {} batches (the writer held at most {} ms at a time); \
-             tombstones: {} kept, {} dropped; {:.1} MB given back\n",
+            "pruned {} entries in {} batches (the writer held at most {} ms by a batch, {} ms \
+             by a vacuum step); tombstones: {} kept, {} dropped; {:.1} MB given back\n",
             r.entries,
             r.batches,
-            r.longest_hold.as_millis(),
+            r.longest_batch.as_millis(),
+            r.longest_vacuum_step.as_millis(),
             r.tombstones_written,
             r.tombstones_dropped,
             r.bytes_freed as f64 / 1e6

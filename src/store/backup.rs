@@ -78,9 +78,21 @@ fn sibling(store: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// How [`flock`] takes the lock.
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Alone,
+}
+
 /// `flock(2)` on `file`, without waiting: false when another process holds a conflicting lock.
-fn flock(file: &File, op: libc::c_int) -> Result<bool, StoreError> {
+#[cfg(unix)]
+fn flock(file: &File, how: Lock) -> Result<bool, StoreError> {
     use std::os::fd::AsRawFd;
+    let op = match how {
+        Lock::Shared => libc::LOCK_SH,
+        Lock::Alone => libc::LOCK_EX,
+    };
     // SAFETY: the descriptor belongs to `file`, open for the whole call; flock takes no memory.
     let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
     if rc == 0 {
@@ -91,6 +103,12 @@ fn flock(file: &File, op: libc::c_int) -> Result<bool, StoreError> {
         return Ok(false);
     }
     Err(StoreError::Backup(format!("cannot lock the store: {e}")))
+}
+
+/// Elsewhere there is no advisory lock: a restore cannot tell that the store is open.
+#[cfg(not(unix))]
+fn flock(_file: &File, _how: Lock) -> Result<bool, StoreError> {
+    Ok(true)
 }
 
 fn open_lock(store: &Path) -> Result<File, StoreError> {
@@ -106,7 +124,7 @@ fn open_lock(store: &Path) -> Result<File, StoreError> {
 /// Marks the store at `path` open (see [`InUse`]); refused while a restore replaces it.
 pub(super) fn in_use(path: &Path) -> Result<InUse, StoreError> {
     let file = open_lock(path)?;
-    if !flock(&file, libc::LOCK_SH)? {
+    if !flock(&file, Lock::Shared)? {
         return Err(StoreError::Backup(
             "the store is being restored; try again when that is done".into(),
         ));
@@ -129,7 +147,7 @@ impl Store {
             });
         }
         let lock = open_lock(store)?;
-        if !flock(&lock, libc::LOCK_EX)? {
+        if !flock(&lock, Lock::Alone)? {
             return Err(StoreError::Backup(format!(
                 "{} is open (the daemon, or another tributary command): stop it first",
                 store.display()

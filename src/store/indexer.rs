@@ -168,8 +168,22 @@ fn open_index(path: &Path) -> Result<Connection, StoreError> {
     // commit must survive a power loss (NORMAL may lose a WAL commit). Commits are batches of
     // thousands of entries, so the sync is rare.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    super::schema::incremental_vacuum(&conn, "the search index")?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+/// Free pages the index file keeps before the thread gives them back (a prune's deletions,
+/// merged away): 4 MiB.
+const KEEP_FREE_PAGES: i64 = 1_024;
+
+/// Gives the index file's free pages back to the file system, once there are many.
+fn give_back_space(index: &Connection) -> Result<(), StoreError> {
+    let free: i64 = index.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    if free > KEEP_FREE_PAGES {
+        super::schema::vacuum_pages(index, None)?;
+    }
+    Ok(())
 }
 
 /// Starts the index again: empty, with a new token, and every stored entry queued.
@@ -213,27 +227,114 @@ fn rebuild(writer: &mut Connection, index: &Connection) -> Result<i64, StoreErro
     Ok(start)
 }
 
+/// Entries taken out (a prune) after which the index is compacted: FTS5 marks a deleted
+/// entry in its segments and only a merge drops it; after a prune of nine in ten entries the
+/// file had grown by half (BENCHMARKS.md, "Retention").
+const COMPACT_AFTER: usize = if cfg!(test) { 8 } else { 10_000 };
+
+/// A compaction waits for this long without new work (a prune's batches keep coming), unless
+/// more was taken out than is left (then it cannot wait: a daemon may never be idle so long).
+const COMPACT_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the thread has taken out of the index since its last compaction.
+#[derive(Default)]
+struct Removals {
+    since_compaction: usize,
+    /// Entries in the index when it was last counted, and the removals by then.
+    counted: Option<(usize, usize)>,
+}
+
+impl Removals {
+    /// Whether the index must be compacted now, idle or not: more taken out than is left.
+    fn overdue(&mut self, index: &Connection) -> Result<bool, StoreError> {
+        if self.since_compaction < COMPACT_AFTER {
+            return Ok(false);
+        }
+        let (rows, at) = match self.counted {
+            Some(c) => c,
+            None => {
+                let rows: i64 =
+                    index.query_row("SELECT COUNT(*) FROM fts_docsize", [], |r| r.get(0))?;
+                *self
+                    .counted
+                    .insert((rows.max(0) as usize, self.since_compaction))
+            }
+        };
+        let left = rows.saturating_sub(self.since_compaction - at);
+        Ok(self.since_compaction >= left)
+    }
+
+    fn compacted(&mut self) {
+        *self = Removals::default();
+    }
+}
+
+/// Merges the index into one segment, dropping what deleted entries left, and gives the pages
+/// back.
+fn compact(index: &Connection, removals: &mut Removals) {
+    let started = std::time::Instant::now();
+    let done = index
+        .execute("INSERT INTO fts (fts) VALUES ('optimize')", [])
+        .map_err(StoreError::from)
+        .and_then(|_| super::schema::vacuum_pages(index, None));
+    match done {
+        Ok(()) => tracing::info!(
+            removed = removals.since_compaction,
+            secs = started.elapsed().as_secs_f64(),
+            "search index compacted after a prune"
+        ),
+        Err(e) => tracing::warn!(error = %e, "search index: cannot compact"),
+    }
+    removals.compacted();
+}
+
+/// Waits for work; meanwhile, once the thread has been idle for [`COMPACT_IDLE`] after a
+/// prune, compacts the index.
+fn wait_for_work(progress: &Progress, index: &Connection, removals: &mut Removals) {
+    let mut s = progress.state();
+    while !s.queued && !s.stop {
+        if removals.since_compaction < COMPACT_AFTER {
+            s = progress.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        let (next, waited) = progress
+            .wake
+            .wait_timeout(s, COMPACT_IDLE)
+            .unwrap_or_else(|p| p.into_inner());
+        s = next;
+        if waited.timed_out() && !s.queued && !s.stop {
+            drop(s);
+            compact(index, removals);
+            s = progress.state();
+        }
+    }
+    s.queued = false;
+}
+
 /// The thread: index whatever is queued, then wait for more.
 fn run(progress: &Progress, main: &Connection, mut index: Connection) {
+    let mut removals = Removals::default();
     loop {
-        {
-            let mut s = progress.state();
-            while !s.queued && !s.stop {
-                s = progress.wake.wait(s).unwrap_or_else(|p| p.into_inner());
-            }
-            s.queued = false;
-        }
+        wait_for_work(progress, &index, &mut removals);
         loop {
             let stopping = progress.state().stop;
             if stopping && backlog(main, progress.indexed()).unwrap_or(i64::MAX) > DRAIN_ON_CLOSE {
                 return;
             }
             match index_batch(main, &mut index) {
-                Ok(Batch { reached, more }) => {
+                Ok(Batch {
+                    reached,
+                    more,
+                    removed,
+                }) => {
+                    removals.since_compaction += removed;
                     let mut s = progress.state();
                     s.indexed = reached;
                     s.failed = None;
                     drop(s);
+                    if removals.overdue(&index).unwrap_or(false) {
+                        compact(&index, &mut removals);
+                    }
                     if !more {
                         break;
                     }
@@ -245,6 +346,9 @@ fn run(progress: &Progress, main: &Connection, mut index: Connection) {
                     break;
                 }
             }
+        }
+        if let Err(e) = give_back_space(&index) {
+            tracing::warn!(error = %e, "search index: cannot give free pages back");
         }
         let mut s = progress.state();
         if !s.queued {
@@ -271,6 +375,8 @@ struct Batch {
     reached: i64,
     /// The batch was full: more may be queued.
     more: bool,
+    /// Entries taken out of the index and not put back (no longer stored: pruned).
+    removed: usize,
 }
 
 /// Indexes a batch of the queue after the position the index records: each entry's text as
@@ -294,6 +400,7 @@ fn index_batch(main: &Connection, index: &mut Connection) -> Result<Batch, Store
         return Ok(Batch {
             reached: from,
             more: false,
+            removed: 0,
         });
     };
     let mut ids: Vec<i64> = queued.iter().map(|&(_, id)| id).collect();
@@ -322,9 +429,12 @@ fn index_batch(main: &Connection, index: &mut Connection) -> Result<Batch, Store
             .execute([to, newest])?;
     }
     tx.commit()?;
+    // Every stored entry has a text: an id without one is no longer stored.
+    let removed = ids.len().saturating_sub(texts.len());
     Ok(Batch {
         reached: to,
         more: queued.len() as i64 == BATCH,
+        removed,
     })
 }
 

@@ -193,7 +193,7 @@ impl Store {
         // The writer walks the indexes of every new entry (keys, dedupe buckets, search): a
         // 16 MiB page cache keeps their upper levels in memory (the default is 2 MiB).
         writer.pragma_update(None, "cache_size", -16_384)?;
-        schema::incremental_vacuum(&writer).map_err(not_a_database)?;
+        schema::incremental_vacuum(&writer, "the store").map_err(not_a_database)?;
         schema::migrate(&mut writer).map_err(not_a_database)?;
         let search = indexer::SearchIndex::start(path, &mut writer)?;
         let reader = open_reader(path)?;

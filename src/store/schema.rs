@@ -333,7 +333,7 @@ UPDATE fingerprints SET body = pack(body) WHERE typeof(body) = 'text';
 /// much free disk as the file takes. A conversion that cannot run (no room, another process
 /// busy) is put off to the next start, logged: the store works the same, it only does not
 /// shrink.
-pub(super) fn incremental_vacuum(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn incremental_vacuum(conn: &Connection, what: &str) -> Result<(), StoreError> {
     let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
     if mode == 2 {
         return Ok(());
@@ -346,17 +346,35 @@ pub(super) fn incremental_vacuum(conn: &Connection) -> Result<(), StoreError> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    tracing::info!("converting the store to incremental vacuum (once: the file is rewritten)");
+    tracing::info!("converting {what} to incremental vacuum (once: the file is rewritten)");
     match conn.execute_batch("VACUUM") {
         Ok(()) => {
             let secs = started.elapsed().as_secs_f64();
-            tracing::info!(secs, "store converted to incremental vacuum");
+            tracing::info!(secs, "{what} converted to incremental vacuum");
         }
         Err(e) => tracing::warn!(
             error = %e,
-            "cannot convert the store to incremental vacuum now; it will not shrink after \
-             prunes until a later start does"
+            "cannot convert {what} to incremental vacuum now; it will not shrink after prunes \
+             until a later start does"
         ),
+    }
+    Ok(())
+}
+
+/// Gives free pages of `conn`'s main database back to the file system: all of them, or as
+/// many as `budget` allows. The pragma frees one page per row it returns, so it is stepped
+/// until it ends or the time is up (stopping early commits the pages freed so far).
+pub(super) fn vacuum_pages(
+    conn: &Connection,
+    budget: Option<std::time::Duration>,
+) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {
+        if budget.is_some_and(|b| started.elapsed() >= b) {
+            break;
+        }
     }
     Ok(())
 }
@@ -470,6 +488,30 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .expect("schema");
         assert_eq!(tables, 0, "nothing was created");
+    }
+
+    /// A vacuum stopped by its time budget keeps what it freed; without one it frees all.
+    #[test]
+    fn a_vacuum_step_stopped_early_keeps_the_pages_it_gave_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = Connection::open(dir.path().join("v.db")).expect("open");
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; CREATE TABLE t (x);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+             INSERT INTO t SELECT randomblob(3000) FROM n;
+             DELETE FROM t;",
+        )
+        .expect("free pages");
+        let free = || -> i64 {
+            conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+                .expect("free")
+        };
+        let before = free();
+        assert!(before > 100, "{before}");
+        vacuum_pages(&conn, Some(std::time::Duration::ZERO)).expect("one step");
+        assert_eq!(free(), before - 1);
+        vacuum_pages(&conn, None).expect("all");
+        assert_eq!(free(), 0);
     }
 
     /// Migration 21 packs the long texts a store already holds; they read as before, and the
