@@ -90,9 +90,17 @@ for _ in $(seq 3600); do
   kill -0 $pid 2>/dev/null || { echo "prune.sh: the daemon exited; see $scratch/serve.log" >&2; exit 1; }
   sleep 1
 done
-# The search index is compacted once the daemon has had nothing to index for 30 s.
-for _ in $(seq 900); do
-  sed -n '/pruned what retention lets go/,$p' "$scratch/serve.log" | grep -q 'search index compacted' && break
+# The search index takes the deletions on its own thread (minutes for most of a million), then
+# is compacted once it has had nothing to index for 30 s.
+queued() { sqlite3 "$db" 'SELECT COALESCE(MAX(seq), 0) FROM search_queue;'; }
+indexed() { sqlite3 "$db.search" 'SELECT COALESCE((SELECT seq FROM progress), 0);'; }
+for _ in $(seq 3600); do
+  [ "$(indexed)" -ge "$(queued)" ] && break
+  sleep 1
+done
+compactions=$(grep -c 'search index compacted' "$scratch/serve.log" || true)
+for _ in $(seq 300); do
+  [ "$(grep -c 'search index compacted' "$scratch/serve.log" || true)" -gt "$compactions" ] && break
   sleep 1
 done
 sleep 5
