@@ -42,6 +42,19 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
         sources.push(std::sync::Arc::new(source));
     }
     let export = check.export(&raw.export)?;
+    let rules = RuleLevels {
+        global: check.rules(Level::Global, &raw.rules)?,
+        categories: raw
+            .categories
+            .iter()
+            .filter_map(|(name, c)| Some((name, c.rules.as_ref()?)))
+            .map(|(name, r)| {
+                let rules = check.rules(Level::Category(name.clone()), r)?;
+                Ok(rules.map(|r| (name.clone(), r)))
+            })
+            .filter_map(Result::transpose)
+            .collect::<Result<_, ConfigError>>()?,
+    };
     Ok(Config {
         path: path.to_path_buf(),
         server,
@@ -50,6 +63,7 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
         sources,
         export,
         retention: defaults.retention,
+        rules,
     })
 }
 
@@ -323,30 +337,23 @@ impl Check<'_> {
             None => defaults.timezone,
         };
         let kind = s.kind.unwrap_or(SourceKind::Feed);
-        let rules = Rules {
+        let rules = Extraction {
             check: self,
             at: &at,
         };
         let html = s.html.as_ref().map(|h| rules.html(h)).transpose()?;
         let article = s.article.as_ref().map(|a| rules.article(a)).transpose()?;
         let json = s.json.as_ref().map(|j| rules.json(j)).transpose()?;
-        match kind {
-            SourceKind::Html if html.is_none() => {
-                return Err(self.invalid(&at, "html", "kind = \"html\" needs a [sources.html] table".into()))
-            }
-            SourceKind::Json if json.is_none() => {
-                return Err(self.invalid(&at, "json", "kind = \"json\" needs a [sources.json] table".into()))
-            }
-            SourceKind::Feed if html.is_some() || json.is_some() || article.is_some() => {
-                return Err(self.invalid(
-                    &at,
-                    "kind",
-                    "[sources.html], [sources.json] and [sources.article] need kind = \"html\" or \"json\"".into(),
-                ))
-            }
-            _ => {}
-        }
+        self.kind_fits(
+            &at,
+            kind,
+            [html.is_some(), json.is_some(), article.is_some()],
+        )?;
         let retention = self.retention(&at, s.keep(), defaults.retention_of(&category))?;
+        let source_rules = s
+            .rules
+            .as_ref()
+            .map(|r| self.rules(Level::Source(id.clone()), r));
         let dedupe = defaults.dedupe_of(&category);
         Ok(SourceConfig {
             id,
@@ -370,7 +377,69 @@ impl Check<'_> {
             max_backoff: defaults.max_backoff,
             max_items: defaults.max_items,
             retention,
+            rules: source_rules.transpose()?.flatten(),
         })
+    }
+
+    /// A page source has the table that reads its pages, a feed none: `tables` says whether
+    /// `[sources.html]`, `[sources.json]` and `[sources.article]` are there.
+    fn kind_fits(&self, at: &str, kind: SourceKind, tables: [bool; 3]) -> Result<(), ConfigError> {
+        let [html, json, article] = tables;
+        match kind {
+            SourceKind::Html if !html => Err(self.invalid(
+                at,
+                "html",
+                "kind = \"html\" needs a [sources.html] table".into(),
+            )),
+            SourceKind::Json if !json => Err(self.invalid(
+                at,
+                "json",
+                "kind = \"json\" needs a [sources.json] table".into(),
+            )),
+            SourceKind::Feed if html || json || article => Err(self.invalid(
+                at,
+                "kind",
+                "[sources.html], [sources.json] and [sources.article] need kind = \"html\" or \"json\"".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// One level of rules, checked and compiled; None when it has none.
+    fn rules(
+        &self,
+        level: Level,
+        raw: &RawRules,
+    ) -> Result<Option<std::sync::Arc<super::Rules>>, ConfigError> {
+        // Errors are placed where `errors::snippet` finds the key: the table's header, or
+        // the source's `[sources.rules]`.
+        let (location, prefixed) = match &level {
+            Level::Source(id) => (format!("source {id:?}"), true),
+            other => (other.to_string(), false),
+        };
+        let sel = |text: &str| {
+            scraper::Selector::parse(text)
+                .map(|selector| Sel {
+                    text: text.to_string(),
+                    key: "rules.remove",
+                    selector,
+                })
+                .map_err(|e| {
+                    let why = errors::selector_problem(&e);
+                    format!("bad CSS selector {text:?}: {why}")
+                })
+        };
+        let rules = super::rules::compile(level, raw, &sel).map_err(|p| {
+            let key = match (prefixed, p.key) {
+                (false, k) => k,
+                (true, "keep") => "rules.keep",
+                (true, "block") => "rules.block",
+                (true, "rewrite") => "rules.rewrite",
+                (true, _) => "rules.remove",
+            };
+            self.invalid(&location, key, p.message)
+        })?;
+        Ok((!rules.is_empty()).then(|| std::sync::Arc::new(rules)))
     }
 
     fn export(&self, raw: &RawExport) -> Result<ExportConfig, ConfigError> {
@@ -410,12 +479,12 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// The extraction rules of one source: its selectors and patterns, each checked.
-struct Rules<'a> {
+struct Extraction<'a> {
     check: &'a Check<'a>,
     at: &'a str,
 }
 
-impl Rules<'_> {
+impl Extraction<'_> {
     fn sel(&self, text: &str, key: &'static str) -> Result<Sel, ConfigError> {
         scraper::Selector::parse(text)
             .map(|selector| Sel {

@@ -16,8 +16,13 @@ use url::Url;
 mod errors;
 mod load;
 mod raw;
+mod rules;
 mod schedule;
 
+pub use rules::{
+    fold, Condition, Field, Level, Matched, Pattern, Rewrite, RewriteField, Rules,
+    MAX_PATTERN_CHARS,
+};
 pub use schedule::{Schedule, ScheduleError};
 
 /// A validated configuration.
@@ -32,6 +37,15 @@ pub struct Config {
     pub export: ExportConfig,
     /// The retention of entries whose source left the config (`[defaults]`'s).
     pub retention: Retention,
+    /// `[rules]` and each category's; a source's own are on the source.
+    pub rules: RuleLevels,
+}
+
+/// The rules above the sources: global, and per category (levels with no rule left out).
+#[derive(Debug, Clone, Default)]
+pub struct RuleLevels {
+    pub global: Option<std::sync::Arc<Rules>>,
+    pub categories: std::collections::BTreeMap<String, std::sync::Arc<Rules>>,
 }
 
 /// `[export]`: static export (`tributary export`).
@@ -177,6 +191,9 @@ pub struct SourceConfig {
     /// How long its entries are kept (the source's keys, else its category's, else
     /// `[defaults]`).
     pub retention: Retention,
+    /// `[sources.rules]`: the source's own rules (the global and its category's are in
+    /// `Config::rules`).
+    pub rules: Option<std::sync::Arc<Rules>>,
 }
 
 /// How long a source's entries are kept: at most `keep_days` after their date, and at most

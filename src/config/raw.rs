@@ -29,6 +29,44 @@ pub(super) struct RawConfig {
     pub(super) sources: Vec<RawSource>,
     #[serde(default)]
     pub(super) export: RawExport,
+    #[serde(default)]
+    pub(super) rules: RawRules,
+}
+
+/// `[rules]`, `[categories."…".rules]`, `[sources.rules]`: see `config::rules`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRules {
+    #[serde(default)]
+    pub(super) keep: Vec<RawCondition>,
+    #[serde(default)]
+    pub(super) block: Vec<RawCondition>,
+    #[serde(default)]
+    pub(super) rewrite: Vec<RawRewrite>,
+    #[serde(default)]
+    pub(super) remove: Vec<String>,
+}
+
+/// One table of a `keep` or `block` list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCondition {
+    pub(super) title: Option<String>,
+    pub(super) content: Option<String>,
+    pub(super) author: Option<String>,
+    pub(super) category: Option<String>,
+    pub(super) link: Option<String>,
+    /// Read as any value, so that a wrong one is refused naming the rule.
+    pub(super) max_age_days: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRewrite {
+    pub(super) field: String,
+    pub(super) pattern: String,
+    #[serde(default)]
+    pub(super) replace: String,
 }
 
 /// `[categories."金融"]`: what the category's sources share.
@@ -37,6 +75,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawCategory {
     pub(super) keep_days: Option<RawLimit>,
     pub(super) keep_entries: Option<RawLimit>,
+    pub(super) rules: Option<RawRules>,
 }
 
 /// `keep_days` and `keep_entries` as written in `[defaults]`, a category or a source (each
@@ -237,6 +276,7 @@ pub(super) struct RawSource {
     pub(super) json: Option<RawJson>,
     pub(super) keep_days: Option<RawLimit>,
     pub(super) keep_entries: Option<RawLimit>,
+    pub(super) rules: Option<RawRules>,
 }
 
 #[derive(Deserialize, Clone)]

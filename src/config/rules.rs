@@ -1,0 +1,554 @@
+//! The rule language of `[rules]`, `[categories."…".rules]` and a source's `[sources.rules]`:
+//! conditions that keep or block entries, rewrites of their titles and text, and selectors
+//! removed from their content. Each level is checked and compiled here, once per load: the
+//! patterns of one field at one level go into two `RegexSet`s (literals, matched on folded
+//! text, and regexes, matched as written), so judging an entry costs a few set scans however
+//! many rules there are. What a verdict is made of, and when rules apply, is `rules`'s.
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use unicode_normalization::UnicodeNormalization;
+
+use super::raw::{RawCondition, RawRewrite, RawRules};
+use super::Sel;
+
+/// The longest pattern accepted, in characters.
+pub const MAX_PATTERN_CHARS: usize = 1000;
+/// The most conditions (or rewrites, or selectors) in one list.
+pub const MAX_RULES_PER_LIST: usize = 1000;
+/// The compiled size one regex may take (the `regex` crate's matching is linear in the text
+/// either way; this bounds its memory and compile time).
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Where a rule was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Level {
+    Global,
+    Category(String),
+    Source(String),
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Level::Global => write!(f, "[rules]"),
+            Level::Category(c) => write!(f, "[categories.{c:?}.rules]"),
+            Level::Source(id) => write!(f, "[sources.rules] of {id:?}"),
+        }
+    }
+}
+
+/// What a condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Title,
+    /// The text of the content (or summary), not its markup.
+    Content,
+    Author,
+    /// The item's own categories.
+    Category,
+    Link,
+}
+
+impl Field {
+    pub const ALL: [Field; 5] = [
+        Field::Title,
+        Field::Content,
+        Field::Author,
+        Field::Category,
+        Field::Link,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::Title => "title",
+            Field::Content => "content",
+            Field::Author => "author",
+            Field::Category => "category",
+            Field::Link => "link",
+        }
+    }
+}
+
+/// Case and width folded away, so that `ＡＩ`, `ai` and `AI` are one literal: NFKC (full-width
+/// forms to their ASCII, compatibility characters to their plain ones), then lower case.
+pub fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    text.nfkc().flat_map(char::to_lowercase).collect()
+}
+
+/// A literal or a `/regex/`, as conditions and `?filter=` write them.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// As written, for messages.
+    pub written: String,
+    kind: PatternKind,
+}
+
+#[derive(Debug, Clone)]
+enum PatternKind {
+    /// Folded; found anywhere in the folded text.
+    Literal(String),
+    Regex(Regex),
+}
+
+impl Pattern {
+    /// `/…/` (or `/…/i`, ignoring case) is a regex; anything else a literal. Err says what is
+    /// wrong, for a message naming where it was written.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        if text.chars().count() > MAX_PATTERN_CHARS {
+            return Err(format!("longer than {MAX_PATTERN_CHARS} characters"));
+        }
+        let kind = match regex_body(text) {
+            Some((body, ignore_case)) => PatternKind::Regex(bounded_regex(body, ignore_case)?),
+            None if text.trim().is_empty() => {
+                return Err("an empty pattern matches everything; leave the key out instead".into())
+            }
+            None => PatternKind::Literal(fold(text)),
+        };
+        Ok(Pattern {
+            written: text.to_string(),
+            kind,
+        })
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        match &self.kind {
+            PatternKind::Literal(l) => fold(text).contains(l.as_str()),
+            PatternKind::Regex(r) => r.is_match(text),
+        }
+    }
+
+    /// The regex (as the set compiles it) and whether it runs on folded text.
+    fn for_set(&self) -> (String, bool) {
+        match &self.kind {
+            PatternKind::Literal(l) => (regex::escape(l), true),
+            PatternKind::Regex(r) => (r.as_str().to_string(), false),
+        }
+    }
+}
+
+/// `/body/` or `/body/i`.
+fn regex_body(text: &str) -> Option<(&str, bool)> {
+    let inner = text.strip_prefix('/')?;
+    if let Some(body) = inner.strip_suffix("/i") {
+        return Some((body, true)).filter(|(b, _)| !b.is_empty());
+    }
+    inner
+        .strip_suffix('/')
+        .filter(|b| !b.is_empty())
+        .map(|b| (b, false))
+}
+
+fn bounded_regex(body: &str, ignore_case: bool) -> Result<Regex, String> {
+    RegexBuilder::new(body)
+        .case_insensitive(ignore_case)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("bad regex: {e}"))
+}
+
+/// One table of a `keep` or `block` list: every key must match.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    /// `{ title = "/广告/", author = "某某" }`, for messages.
+    pub written: String,
+    /// Each key's slot in its field's sets.
+    slots: Vec<(Field, usize)>,
+    /// Matches entries at most this many days old.
+    pub max_age_days: Option<f64>,
+}
+
+/// What one field's text matched at one level: a flag per slot.
+#[derive(Debug, Clone, Default)]
+pub struct Matched(Vec<bool>);
+
+impl Matched {
+    fn has(&self, slot: usize) -> bool {
+        self.0.get(slot).copied().unwrap_or(false)
+    }
+}
+
+impl Condition {
+    /// Whether the condition holds, given what each field matched (indexed as `Field::ALL`)
+    /// and the entry's age in days.
+    pub fn holds(&self, matched: &[Matched; 5], age_days: f64) -> bool {
+        self.slots
+            .iter()
+            .all(|&(field, slot)| matched[field as usize].has(slot))
+            && self.max_age_days.map_or(true, |max| age_days <= max)
+    }
+}
+
+/// Which text a rewrite changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteField {
+    Title,
+    /// Each run of the content's (and summary's) text; the markup stays.
+    Content,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    pub field: RewriteField,
+    pub pattern: Regex,
+    /// `$1`, `${name}`: the regex crate's replacement syntax.
+    pub replace: String,
+}
+
+/// One level's rules, compiled.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub level: Level,
+    pub keep: Vec<Condition>,
+    pub block: Vec<Condition>,
+    pub rewrite: Vec<Rewrite>,
+    /// Removed from content, with every element inside.
+    pub remove: Vec<Sel>,
+    /// Indexed as `Field::ALL`.
+    sets: [FieldSet; 5],
+}
+
+/// One field's patterns at one level: slot `i < literals` is a literal, the rest regexes.
+#[derive(Debug, Clone, Default)]
+struct FieldSet {
+    literals: Option<RegexSet>,
+    regexes: Option<RegexSet>,
+    n_literals: usize,
+    n_slots: usize,
+}
+
+impl FieldSet {
+    fn build(patterns: &[&Pattern]) -> Result<FieldSet, String> {
+        let (mut literal, mut regex) = (Vec::new(), Vec::new());
+        for p in patterns {
+            match p.for_set() {
+                (l, true) => literal.push(l),
+                (r, false) => regex.push(r),
+            }
+        }
+        let set = |v: &[String]| -> Result<Option<RegexSet>, String> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            // Each pattern was compiled within its own limit; the set may take all of theirs.
+            RegexSetBuilder::new(v)
+                .size_limit(REGEX_SIZE_LIMIT * v.len())
+                .build()
+                .map(Some)
+                .map_err(|e| format!("the patterns together are too large: {e}"))
+        };
+        Ok(FieldSet {
+            literals: set(&literal)?,
+            regexes: set(&regex)?,
+            n_literals: literal.len(),
+            n_slots: patterns.len(),
+        })
+    }
+
+    fn matched(&self, raw: &str, folded: &str, into: &mut Matched) {
+        if into.0.len() < self.n_slots {
+            into.0.resize(self.n_slots, false);
+        }
+        if let Some(set) = &self.literals {
+            for i in set.matches(folded).iter() {
+                into.0[i] = true;
+            }
+        }
+        if let Some(set) = &self.regexes {
+            for i in set.matches(raw).iter() {
+                into.0[self.n_literals + i] = true;
+            }
+        }
+    }
+}
+
+impl Rules {
+    pub fn is_empty(&self) -> bool {
+        self.keep.is_empty()
+            && self.block.is_empty()
+            && self.rewrite.is_empty()
+            && self.remove.is_empty()
+    }
+
+    /// Whether any condition at this level looks at `field`.
+    pub fn looks_at(&self, field: Field) -> bool {
+        self.sets[field as usize].n_slots > 0
+    }
+
+    /// Adds what `text` (one value of `field`: a title, one author…) matches to `into`;
+    /// `folded` is `fold(text)`, computed once by the caller for every level.
+    pub fn match_field(&self, field: Field, text: &str, folded: &str, into: &mut Matched) {
+        self.sets[field as usize].matched(text, folded, into);
+    }
+}
+
+/// Why a level's rules were refused: the key (`block`, `rewrite`…) and what is wrong.
+pub(super) struct RuleProblem {
+    pub(super) key: &'static str,
+    pub(super) message: String,
+}
+
+fn problem(key: &'static str, message: String) -> RuleProblem {
+    RuleProblem { key, message }
+}
+
+/// Checks and compiles one level; `sel` reads a CSS selector the way every other key does.
+pub(super) fn compile(
+    level: Level,
+    raw: &RawRules,
+    sel: &dyn Fn(&str) -> Result<Sel, String>,
+) -> Result<Rules, RuleProblem> {
+    for (key, n) in [
+        ("keep", raw.keep.len()),
+        ("block", raw.block.len()),
+        ("rewrite", raw.rewrite.len()),
+        ("remove", raw.remove.len()),
+    ] {
+        if n > MAX_RULES_PER_LIST {
+            return Err(problem(
+                key,
+                format!("{n} rules; at most {MAX_RULES_PER_LIST} in one list"),
+            ));
+        }
+    }
+    // Every pattern of every condition, by field, in slot order.
+    let mut by_field: [Vec<Pattern>; 5] = Default::default();
+    let mut conditions = |list: &[RawCondition], key: &'static str| {
+        list.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                condition(c, &mut by_field)
+                    .map_err(|m| problem(key, format!("rule #{}: {m}", i + 1)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let keep = conditions(&raw.keep, "keep")?;
+    let block = conditions(&raw.block, "block")?;
+    let rewrite = raw
+        .rewrite
+        .iter()
+        .enumerate()
+        .map(|(i, r)| rewrite(r).map_err(|m| problem("rewrite", format!("rule #{}: {m}", i + 1))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let remove = raw
+        .remove
+        .iter()
+        .map(|s| sel(s).map_err(|m| problem("remove", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sets: [FieldSet; 5] = Default::default();
+    for (set, patterns) in sets.iter_mut().zip(&by_field) {
+        // Literals take the first slots: renumber to match.
+        *set = FieldSet::build(&patterns.iter().collect::<Vec<_>>())
+            .map_err(|m| problem("block", m))?;
+    }
+    let mut rules = Rules {
+        level,
+        keep,
+        block,
+        rewrite,
+        remove,
+        sets,
+    };
+    renumber(&mut rules, &by_field);
+    Ok(rules)
+}
+
+/// Conditions were given slots in the order their patterns were written; the sets put a
+/// field's literals first, so each slot moves to its place there.
+fn renumber(rules: &mut Rules, by_field: &[Vec<Pattern>; 5]) {
+    let places: Vec<Vec<usize>> = by_field
+        .iter()
+        .map(|patterns| {
+            let literals = patterns.iter().filter(|p| p.for_set().1).count();
+            let (mut l, mut r) = (0, literals);
+            patterns
+                .iter()
+                .map(|p| {
+                    let slot = if p.for_set().1 { &mut l } else { &mut r };
+                    *slot += 1;
+                    *slot - 1
+                })
+                .collect()
+        })
+        .collect();
+    for c in rules.keep.iter_mut().chain(rules.block.iter_mut()) {
+        for (field, slot) in &mut c.slots {
+            *slot = places[*field as usize][*slot];
+        }
+    }
+}
+
+fn condition(c: &RawCondition, by_field: &mut [Vec<Pattern>; 5]) -> Result<Condition, String> {
+    let values = [&c.title, &c.content, &c.author, &c.category, &c.link];
+    let mut slots = Vec::new();
+    let mut written = Vec::new();
+    for (field, value) in Field::ALL.into_iter().zip(values) {
+        let Some(text) = value else { continue };
+        let pattern =
+            Pattern::parse(text).map_err(|m| format!("{} = {text:?}: {m}", field.key()))?;
+        written.push(format!("{} = {text:?}", field.key()));
+        let list = &mut by_field[field as usize];
+        slots.push((field, list.len()));
+        list.push(pattern);
+    }
+    let max_age_days = match &c.max_age_days {
+        None => None,
+        Some(v) => {
+            let days = v
+                .as_float()
+                .or_else(|| v.as_integer().map(|i| i as f64))
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .ok_or_else(|| format!("max_age_days = {v}: must be a number of days above 0"))?;
+            written.push(format!("max_age_days = {v}"));
+            Some(days)
+        }
+    };
+    if written.is_empty() {
+        return Err("an empty table; a condition needs title, content, author, category, link or max_age_days".into());
+    }
+    Ok(Condition {
+        written: format!("{{ {} }}", written.join(", ")),
+        slots,
+        max_age_days,
+    })
+}
+
+fn rewrite(r: &RawRewrite) -> Result<Rewrite, String> {
+    let field = match r.field.as_str() {
+        "title" => RewriteField::Title,
+        "content" => RewriteField::Content,
+        other => {
+            return Err(format!(
+                "field = {other:?}: a rewrite changes \"title\" or \"content\""
+            ))
+        }
+    };
+    if r.pattern.chars().count() > MAX_PATTERN_CHARS {
+        return Err(format!(
+            "pattern: longer than {MAX_PATTERN_CHARS} characters"
+        ));
+    }
+    // A rewrite's pattern is always a regex; the slashes of a condition's are allowed too.
+    let (body, ignore_case) = regex_body(&r.pattern).unwrap_or((&r.pattern, false));
+    if body.is_empty() {
+        return Err("pattern: empty".into());
+    }
+    let pattern =
+        bounded_regex(body, ignore_case).map_err(|m| format!("pattern = {:?}: {m}", r.pattern))?;
+    Ok(Rewrite {
+        field,
+        pattern,
+        replace: r.replace.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_fold_case_and_width_regexes_match_as_written() {
+        let p = Pattern::parse("ＡＩ").unwrap();
+        assert!(p.is_match("New AI chips") && p.is_match("ai") && p.is_match("ＡＩ芯片"));
+        let r = Pattern::parse("/^【广告】/").unwrap();
+        assert!(r.is_match("【广告】理财") && !r.is_match("新闻【广告】"));
+        let i = Pattern::parse("/sponsored/i").unwrap();
+        assert!(i.is_match("SPONSORED post"));
+        assert!(Pattern::parse("/(/").unwrap_err().contains("bad regex"));
+        assert!(Pattern::parse("  ").is_err());
+        assert!(
+            Pattern::parse("/").unwrap().is_match("a/b"),
+            "a lone slash is a literal"
+        );
+        let huge = format!("/{}/", "(a|b)".repeat(250));
+        assert!(Pattern::parse(&huge).is_err(), "over the length bound");
+        assert!(Pattern::parse("/(?:[a-z]{1,100}){1,100}/")
+            .unwrap_err()
+            .contains("bad regex"));
+    }
+
+    fn load(text: &str) -> Result<super::super::Config, String> {
+        super::super::Config::from_toml(std::path::Path::new("/etc/t.toml"), text)
+            .map_err(|e| e.to_string())
+    }
+
+    const SOURCE: &str = "[[sources]]\nid = \"cs\"\nname = \"CS\"\nurl = \"https://example.com/f\"\ncategory = \"金融\"\n";
+
+    #[test]
+    fn the_three_levels_load_and_errors_name_the_level_the_key_and_the_rule() {
+        let text = format!(
+            "[rules]\nblock = [{{ title = \"/广告|推广/\" }}, {{ author = \"某某\", category = \"公告\" }}]\n\
+             keep = [{{ content = \"碳中和\" }}]\n\
+             rewrite = [{{ field = \"title\", pattern = \"^【[^】]*】\", replace = \"\" }}]\n\
+             remove = [\".share\", \"img[width='1']\"]\n\
+             [categories.\"金融\".rules]\nkeep = [{{ max_age_days = 7 }}, {{ title = \"ＡＩ\" }}]\n\
+             {SOURCE}[sources.rules]\nblock = [{{ link = \"/\\\\/ads\\\\//\" }}]\n"
+        );
+        let c = load(&text).unwrap();
+        let global = c.rules.global.as_ref().unwrap();
+        assert_eq!(
+            (
+                global.block.len(),
+                global.keep.len(),
+                global.rewrite.len(),
+                global.remove.len()
+            ),
+            (2, 1, 1, 2)
+        );
+        assert_eq!(
+            global.block[1].written,
+            "{ author = \"某某\", category = \"公告\" }"
+        );
+        assert_eq!(c.rules.categories["金融"].keep[0].max_age_days, Some(7.0));
+        assert_eq!(
+            c.sources[0].rules.as_ref().unwrap().level,
+            Level::Source("cs".into())
+        );
+
+        let bad = format!(
+            "{SOURCE}[sources.rules]\nblock = [{{ title = \"ok\" }}, {{ title = \"/[/\" }}]\n"
+        );
+        let e = load(&bad).unwrap_err();
+        assert!(
+            e.contains("source \"cs\"")
+                && e.contains("`rules.block`")
+                && e.contains("rule #2")
+                && e.contains("bad regex"),
+            "{e}"
+        );
+        assert!(e.contains("| block = "), "the line is shown: {e}");
+        let e = load(&format!("[rules]\nkeep = [{{ titel = \"x\" }}]\n{SOURCE}")).unwrap_err();
+        assert!(e.contains("titel"), "{e}");
+        let e = load(&format!("[rules]\nkeep = [{{}}]\n{SOURCE}")).unwrap_err();
+        assert!(e.contains("`keep`") && e.contains("empty table"), "{e}");
+        let e = load(&format!("[categories.\"金融\".rules]\nrewrite = [{{ field = \"author\", pattern = \"x\" }}]\n{SOURCE}")).unwrap_err();
+        assert!(
+            e.contains("[categories.\"金融\".rules]") && e.contains("`rewrite`"),
+            "{e}"
+        );
+        let e = load(&format!("[rules]\nremove = [\"p >> \"]\n{SOURCE}")).unwrap_err();
+        assert!(
+            e.contains("`remove`") && e.contains("bad CSS selector"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "[rules]\nblock = [{{ max_age_days = -1 }}]\n{SOURCE}"
+        ))
+        .unwrap_err();
+        assert!(e.contains("max_age_days"), "{e}");
+        assert!(load(&format!("[rules]\n{SOURCE}"))
+            .unwrap()
+            .rules
+            .global
+            .is_none());
+    }
+
+    #[test]
+    fn fold_is_nfkc_and_lowercase() {
+        assert_eq!(fold("ＡＢＣ１２３"), "abc123");
+        assert_eq!(fold("Ｔｅｓｌａ　碳中和"), "tesla 碳中和");
+        assert_eq!(fold("MiXeD"), "mixed");
+    }
+}
