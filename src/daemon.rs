@@ -135,6 +135,7 @@ impl Daemon {
             admin_token: config.server.admin_token.clone(),
             config: self.configs.subscribe(),
             cache: Default::default(),
+            rules: Default::default(),
             config_written: self.config_written.clone(),
         };
         let mut stop = self.stop.subscribe();

@@ -63,6 +63,7 @@ pub mod parse;
 pub mod politeness;
 pub mod publish;
 pub mod refresh;
+pub mod rules;
 pub mod schedule;
 pub mod server;
 pub mod store;

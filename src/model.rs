@@ -120,6 +120,33 @@ pub struct StoredEntry {
     pub updated: DateTime<Utc>,
     /// Every source that carried the entry, the first one to see it first.
     pub sources: Vec<EntrySource>,
+    /// What rules judge (read only when some rule is configured): the words each source
+    /// gives the story, for this entry and every other member of its cluster.
+    pub copies: Vec<Copy>,
+}
+
+/// One source's words for one entry: what a rule in that source's scope looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copy {
+    pub entry_id: i64,
+    pub source_id: String,
+    pub title: String,
+    pub link: Option<String>,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub authors: Vec<String>,
+    /// The item's own categories.
+    pub categories: Vec<String>,
+    pub published: DateTime<Utc>,
+}
+
+/// A page of a feed: its entries, and where the next page starts when there may be one.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub entries: Vec<StoredEntry>,
+    pub next: Option<Cursor>,
 }
 
 /// One source's view of a stored entry.
@@ -157,6 +184,8 @@ pub struct FeedQuery {
     pub source: Option<String>,
     /// Only entries of sources with this tag.
     pub tag: Option<String>,
+    /// Only entries published at or after this instant (Unix seconds).
+    pub since: Option<i64>,
 }
 
 /// A position in a newest-first list: the last entry of a page. Entries of one instant are

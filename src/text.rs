@@ -186,6 +186,62 @@ pub(crate) fn sanitized_text(html: &str) -> String {
     clean_text(&text)
 }
 
+/// An HTML fragment edited: what `Edit` asked for, and which of its selectors removed
+/// something.
+pub struct Edited {
+    pub html: String,
+    /// Indices into `Edit::remove` of the selectors that matched.
+    pub removed: Vec<usize>,
+}
+
+/// What to change in an HTML fragment: elements to remove (with everything inside), and each
+/// run of text (the text between two tags, entities decoded) given to `text`, which returns
+/// its replacement or None to keep it.
+pub struct Edit<'a> {
+    pub remove: &'a [&'a scraper::Selector],
+    pub text: &'a mut dyn FnMut(&str) -> Option<String>,
+}
+
+/// Applies `edit` to `html` through html5ever's tree, so markup stays markup and replaced text
+/// is escaped as text.
+pub fn edit_html(html: &str, edit: Edit<'_>) -> Edited {
+    let mut doc = scraper::Html::parse_fragment(html);
+    let mut removed = Vec::new();
+    let mut doomed = Vec::new();
+    for (i, sel) in edit.remove.iter().enumerate() {
+        let before = doomed.len();
+        doomed.extend(doc.select(sel).map(|e| e.id()));
+        if doomed.len() > before {
+            removed.push(i);
+        }
+    }
+    for id in doomed {
+        if let Some(mut node) = doc.tree.get_mut(id) {
+            node.detach();
+        }
+    }
+    let texts: Vec<_> = doc
+        .root_element()
+        .descendants()
+        .filter(|n| n.value().is_text())
+        .map(|n| n.id())
+        .collect();
+    for id in texts {
+        let Some(mut node) = doc.tree.get_mut(id) else {
+            continue;
+        };
+        if let scraper::Node::Text(t) = node.value() {
+            if let Some(new) = (edit.text)(&t.text) {
+                t.text = new.as_str().into();
+            }
+        }
+    }
+    Edited {
+        html: doc.root_element().inner_html(),
+        removed,
+    }
+}
+
 /// Text that stays text wherever it is shown. Titles, authors and categories are plain text
 /// in every output, but some readers show RSS titles (and JSON Feed summaries) as HTML: text
 /// an HTML parser would read as markup (`<img src=x onerror=…>`, also when a feed escaped it
@@ -228,6 +284,29 @@ pub fn clean_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_removes_elements_and_rewrites_text_runs_keeping_markup_escaped() {
+        let remove = scraper::Selector::parse(".share, img[width='1']").expect("selector");
+        let html = r#"<p>中证网讯（记者 张三）近日<b>消息</b> a &amp; b</p><div class="share"><a href="https://x.example/">分享</a></div><img src="https://t.example/p.gif" width="1">"#;
+        let mut rewrite = |t: &str| {
+            let r = regex::Regex::new("^中证网讯（记者[^）]*）").expect("regex");
+            let new = r.replace(t, "<script>");
+            (new != t).then(|| new.into_owned())
+        };
+        let edited = edit_html(
+            html,
+            Edit {
+                remove: &[&remove],
+                text: &mut rewrite,
+            },
+        );
+        assert_eq!(
+            edited.html,
+            "<p>&lt;script&gt;近日<b>消息</b> a &amp; b</p>"
+        );
+        assert_eq!(edited.removed, [0]);
+    }
 
     fn base() -> Url {
         Url::parse("https://www.cs.com.cn/xwzx/hg/").unwrap()

@@ -1,5 +1,5 @@
-//! The command line: `serve` (the daemon), `fetch`, `sources`, `check`, `search`, `dedupe
-//! --explain`, `export`, `opml`, the config edits `add`, `remove`, `enable`, `disable`, and
+//! The command line: `serve` (the daemon), `fetch`, `sources`, `check` and `rules test`
+//! (`cli::inspect`), `search`, `dedupe --explain`, `export`, `opml`, the config edits `add`, `remove`, `enable`, `disable`, and
 //! the store's upkeep `backup`, `restore`, `prune` (`cli::upkeep`).
 //!
 //! Exit codes, as scripts and systemd read them: 0 success; 1 the command finished but found a
@@ -139,6 +139,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigCommand,
     },
+    /// The keep, block and rewrite rules: `rules test ID` shows what they do to a source.
+    Rules {
+        #[command(subcommand)]
+        action: RulesCommand,
+    },
     /// Dry run: fetch one source and print what its rules extract, storing nothing.
     Check {
         /// The source whose rules are used.
@@ -162,6 +167,18 @@ enum Command {
         /// Only entries published on or after this day (UTC).
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::export::parse_since)]
         since: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Print a source's newest stored entries with what its rules do to each: kept, dropped
+    /// or rewritten, and by which rule (nothing is fetched or changed).
+    Test {
+        source_id: String,
+        /// How many of its newest entries.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
 }
 
@@ -201,6 +218,8 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
+
+mod inspect;
 
 /// Writes a command's output to stdout. A reader that went away (`| head`) is not an error:
 /// the command's work is done either way.
@@ -253,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     // `check` touches no database: it must work before the first run, and on a read-only copy.
     if let Command::Check { source_id, url } = &cli.command {
-        return runtime.block_on(check(&config, source_id, url.as_deref()));
+        return runtime.block_on(inspect::check(&config, source_id, url.as_deref()));
     }
     // `opml` works on the config file; the database is at most read.
     if let Command::Opml { action } = &cli.command {
@@ -302,6 +321,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Prune { dry_run } => upkeep::prune(&config, &store, dry_run),
         Command::Dedupe { explain } => explain_cluster(&store, explain),
+        Command::Rules {
+            action: RulesCommand::Test { source_id, limit },
+        } => inspect::rules_test(&config, &store, &source_id, limit),
         Command::Search { query, limit } => search(&store, &query, limit),
         Command::Check { .. }
         | Command::Opml { .. }
@@ -414,85 +436,6 @@ impl Progress {
             eprint!("\r\x1b[K");
         }
     }
-}
-
-async fn check(config: &Config, id: &str, url: Option<&str>) -> anyhow::Result<ExitCode> {
-    let source = config
-        .source(id)
-        .with_context(|| format!("no source {id:?} in {}", config.path.display()))?;
-    let url = url
-        .map(|u| url::Url::parse(u).with_context(|| format!("--url {u:?}")))
-        .transpose()?;
-    let fetcher = Fetcher::new(&config.fetch, Limits::new(&config.fetch))?;
-    let mut out = String::new();
-    let report = match refresh::check_source(&fetcher, source, url.as_ref()).await {
-        Ok(report) => report,
-        Err(e) => {
-            let shown = url.as_ref().unwrap_or(&source.url);
-            outln!(out, "{id}: error: {e} ({shown})");
-            emit(&out)?;
-            return Ok(ExitCode::from(1));
-        }
-    };
-    outln!(
-        out,
-        "{id}: {} items from {} ({}, from {}){}",
-        report.entries.len(),
-        report.url,
-        report.encoding,
-        report.provenance,
-        if source.article.is_some() {
-            format!("; {} article pages read", report.articles_read)
-        } else {
-            String::new()
-        }
-    );
-    let tz = source.timezone;
-    for e in &report.entries {
-        outln!(out);
-        outln!(out, "title: {}", e.title);
-        outln!(out, "link: {}", e.link.as_deref().unwrap_or("-"));
-        match e.published {
-            Some(d) => outln!(
-                out,
-                "date: {} ({} {}, from {}{})",
-                d.format("%Y-%m-%dT%H:%M:%SZ"),
-                d.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-                tz.name(),
-                e.date_source.as_str(),
-                e.date_format
-                    .as_deref()
-                    .map(|f| format!(": {f}"))
-                    .unwrap_or_default()
-            ),
-            None => outln!(out, "date: - (first seen when stored)"),
-        }
-        outln!(
-            out,
-            "author: {}",
-            e.authors.first().map_or("-", String::as_str)
-        );
-        let text = e
-            .content
-            .as_deref()
-            .or(e.summary.as_deref())
-            .map(crate::text::html_to_text)
-            .unwrap_or_default();
-        let preview: String = text.chars().take(80).collect();
-        outln!(
-            out,
-            "content: {}",
-            if preview.is_empty() { "-" } else { &preview }
-        );
-    }
-    if !report.warnings.is_empty() {
-        outln!(out);
-    }
-    for w in &report.warnings {
-        outln!(out, "warning: {w}");
-    }
-    emit(&out)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn search(store: &Store, query: &str, limit: usize) -> anyhow::Result<ExitCode> {

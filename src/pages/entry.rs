@@ -15,7 +15,14 @@ pub struct Cluster<'a> {
     pub members: &'a [ClusterMember],
 }
 
-pub fn entry_page(site: &Site<'_>, e: &StoredEntry, cluster: Option<Cluster<'_>>) -> String {
+/// `rules`: what the rules say of the entry at each of its sources (source id, verdict), when
+/// any rule is configured.
+pub fn entry_page(
+    site: &Site<'_>,
+    e: &StoredEntry,
+    cluster: Option<Cluster<'_>>,
+    rules: &[(String, String)],
+) -> String {
     let title = title_or_untitled(&e.title);
     let body = html! {
         article {
@@ -49,6 +56,16 @@ pub fn entry_page(site: &Site<'_>, e: &StoredEntry, cluster: Option<Cluster<'_>>
                             }
                             @if let Some(guid) = &s.guid { " · guid " code { (guid) } }
                         }
+                    }
+                }
+            }
+        }
+        @if !rules.is_empty() {
+            section.card {
+                h2 { "Rules" }
+                ul.entries {
+                    @for (source, verdict) in rules {
+                        li { code { (source) } ": " (verdict) }
                     }
                 }
             }

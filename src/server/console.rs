@@ -12,11 +12,14 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, R
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::feeds::{base_url, feed_file};
-use super::AppState;
+use super::{AppState, Showing};
 use crate::feed_urls;
-use crate::model::{Cursor, FeedQuery, Scope, StoredEntry};
+use crate::model::{Cursor, FeedQuery, Page, Scope, StoredEntry};
 use crate::pages::{self, CategoryCard, Site};
+use crate::rules::{Book, Subscription};
 use crate::store::{Store, StoreError};
 
 /// Entries a category shows on the home page.
@@ -83,9 +86,28 @@ pub(super) async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The running config's rules.
+fn book(state: &AppState) -> Arc<Book> {
+    let config = state.config.borrow().clone();
+    state.rules.of(&config)
+}
+
+/// A page of `scope` as the feeds show it (the rules applied; no subscriber's narrowing).
+fn shown(store: &Store, book: &Book, scope: &Scope, q: &FeedQuery) -> Result<Page, StoreError> {
+    let showing = Showing {
+        scope,
+        q,
+        subscription: &Subscription::default(),
+        book,
+        now: chrono::Utc::now(),
+    };
+    super::page(store, &showing)
+}
+
 /// What the home page shows: every category of the active sources with its counts and
-/// newest entries, by name. Public for the benchmark that times the page at scale.
-pub fn home_cards(store: &Store) -> Result<Vec<CategoryCard>, StoreError> {
+/// newest entries (as its feed shows them), by name. Public for the benchmark that times the
+/// page at scale.
+pub fn home_cards(store: &Store, book: &Book) -> Result<Vec<CategoryCard>, StoreError> {
     let mut by_category: std::collections::BTreeMap<String, CategoryCard> = Default::default();
     for s in store.source_statuses()?.into_iter().filter(|s| s.active) {
         let card = by_category
@@ -104,13 +126,14 @@ pub fn home_cards(store: &Store) -> Result<Vec<CategoryCard>, StoreError> {
             limit: HOME_NEWEST,
             ..Default::default()
         };
-        card.newest = store.entries(&Scope::Category(card.name.clone()), &q)?;
+        card.newest = shown(store, book, &Scope::Category(card.name.clone()), &q)?.entries;
     }
     Ok(by_category.into_values().collect())
 }
 
 pub(super) async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let cards = read(&state, home_cards).await;
+    let book = book(&state);
+    let cards = read(&state, move |store| home_cards(store, &book)).await;
     let base = base_url(&state, &headers);
     match cards {
         Ok(cards) => html(StatusCode::OK, pages::home(&site(&state, &base), &cards)),
@@ -131,13 +154,14 @@ pub(super) async fn search(
         Ok(Vec::new())
     } else {
         let text = q.clone();
+        let book = book(&state);
         read(&state, move |store| {
             let q = FeedQuery {
                 limit: PAGE_ENTRIES,
                 text: Some(text),
                 ..Default::default()
             };
-            store.entries(&Scope::All, &q)
+            Ok(shown(store, &book, &Scope::All, &q)?.entries)
         })
         .await
     };
@@ -193,6 +217,7 @@ async fn scope_page(
     headers: &HeaderMap,
 ) -> Response {
     let lookup = scope.clone();
+    let book = book(&state);
     let found = read(&state, move |store| {
         let Some(title) = store.scope_title(&lookup)? else {
             return Ok(None);
@@ -202,10 +227,10 @@ async fn scope_page(
             before,
             ..Default::default()
         };
-        Ok(Some((title, store.entries(&lookup, &q)?)))
+        Ok(Some((title, shown(store, &book, &lookup, &q)?)))
     })
     .await;
-    let (title, entries) = match found {
+    let (title, Page { entries, next }) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
             return message(
@@ -216,7 +241,7 @@ async fn scope_page(
         Err(response) => return response,
     };
     let base = base_url(&state, headers);
-    let older = older_link(&base, uri, &entries);
+    let older = next.and_then(|next| older_link(&base, uri, next));
     let page = pages::ScopePage {
         scope: &scope,
         title: &title,
@@ -229,19 +254,19 @@ async fn scope_page(
     )
 }
 
-/// The next page's link, when this one is full.
-fn older_link(base: &url::Url, uri: &Uri, entries: &[StoredEntry]) -> Option<String> {
-    let last = entries.last().filter(|_| entries.len() == PAGE_ENTRIES)?;
+/// The link to the page that starts at `cursor`.
+fn older_link(base: &url::Url, uri: &Uri, cursor: Cursor) -> Option<String> {
     let mut next = base.join(uri.path().trim_start_matches('/')).ok()?;
     next.query_pairs_mut()
         .clear()
-        .append_pair("before", &last.cursor.encode());
+        .append_pair("before", &cursor.encode());
     Some(next.to_string())
 }
 
 async fn source(state: AppState, id: String, headers: &HeaderMap) -> Response {
     let config = state.config.borrow().clone();
     let lookup = id.clone();
+    let book = state.rules.of(&config);
     let found = read(&state, move |store| {
         let Some(status) = store
             .source_statuses()?
@@ -257,7 +282,7 @@ async fn source(state: AppState, id: String, headers: &HeaderMap) -> Response {
         let seen = store.source_seen(&lookup)?;
         Ok(Some((
             status,
-            store.entries(&Scope::Source(lookup), &q)?,
+            shown(store, &book, &Scope::Source(lookup), &q)?.entries,
             seen,
         )))
     })
@@ -312,12 +337,16 @@ pub(super) async fn entry(
     let Ok(id) = id.parse::<i64>() else {
         return message(StatusCode::NOT_FOUND, "Entry ids are numbers.");
     };
+    let book = book(&state);
     let found = read(&state, move |store| {
-        Ok(store.entry(id)?.map(|e| (e, store.explain(id))))
+        Ok(store.entry(id, !book.is_empty())?.map(|e| {
+            let rules = verdicts(&book, &e);
+            (e, store.explain(id), rules)
+        }))
     })
     .await;
-    let (entry, cluster) = match found {
-        Ok(Some((entry, cluster))) => (entry, cluster.ok().flatten()),
+    let (entry, cluster, rules) = match found {
+        Ok(Some((entry, cluster, rules))) => (entry, cluster.ok().flatten(), rules),
         Ok(None) => return message(StatusCode::NOT_FOUND, &format!("No entry {id}.")),
         Err(response) => return response,
     };
@@ -327,6 +356,31 @@ pub(super) async fn entry(
         .map(|(id, members)| pages::Cluster { id: *id, members });
     html(
         StatusCode::OK,
-        pages::entry_page(&site(&state, &base), &entry, cluster),
+        pages::entry_page(&site(&state, &base), &entry, cluster, &rules),
     )
+}
+
+/// What the rules say of `e` in each of its sources' feeds.
+fn verdicts(book: &Book, e: &StoredEntry) -> Vec<(String, String)> {
+    if book.is_empty() {
+        return Vec::new();
+    }
+    let now = chrono::Utc::now();
+    e.sources
+        .iter()
+        .filter(|s| {
+            e.copies
+                .iter()
+                .any(|c| c.entry_id == e.id && c.source_id == s.source_id)
+        })
+        .map(|s| {
+            let scope = Scope::Source(s.source_id.clone());
+            let view = crate::rules::View {
+                scope: &scope,
+                source: None,
+                tag: None,
+            };
+            (s.source_id.clone(), book.explain(&view, e, now).to_string())
+        })
+        .collect()
 }

@@ -15,10 +15,13 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::cache::{negotiate, Coding, Lookup, Rendered};
+use super::Showing;
 use super::{AppState, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::config::Pattern;
 use crate::feed_urls;
-use crate::model::{Cursor, FeedQuery, Scope};
+use crate::model::{Cursor, FeedQuery, Page, Scope};
 use crate::publish::{self, FeedInfo, Format};
+use crate::rules::Subscription;
 
 /// `/feeds/{name}.{ext}` (a category, or `all`), `/sources/{id}.{ext}`, `/tags/{tag}.{ext}`:
 /// one handler, the route's first segment says which scope the name is.
@@ -58,8 +61,8 @@ async fn feed(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
-    let q = match feed_query(query) {
-        Ok(q) => q,
+    let (q, narrowing) = match feed_query(query).and_then(|q| Ok((q, narrowing(query)?))) {
+        Ok(parsed) => parsed,
         Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
     };
     let config = state.config.borrow().clone();
@@ -71,7 +74,7 @@ async fn feed(
         Some(_) => "",
         None => request_host(headers),
     };
-    let key = format!("{scope:?}|{format:?}|{q:?}|{host}");
+    let key = format!("{scope:?}|{format:?}|{q:?}|{}|{host}", narrowing.key);
     let generation = state.store.generation();
     let rendered = match state.cache.get(&key, generation, &config) {
         Lookup::Fresh(hit) => hit,
@@ -93,6 +96,7 @@ async fn feed(
                         scope: &scope,
                         format,
                         q: &q,
+                        narrowing: &narrowing,
                         uri,
                         headers,
                     };
@@ -175,8 +179,92 @@ fn feed_query(query: &HashMap<String, String>) -> Result<FeedQuery, String> {
         text: nonempty("q"),
         source: nonempty("source"),
         tag: nonempty("tag"),
+        since: None,
     };
     Ok(q)
+}
+
+/// A subscriber's own narrowing: `?filter=`, `?filterout=` (a literal or `/regex/`, on the
+/// title and text), `?since=` and `?max_age=`; `key` is what the cache tells them apart by.
+struct Narrowing {
+    subscription: Subscription,
+    since: Option<DateTime<Utc>>,
+    max_age: Option<chrono::Duration>,
+    key: String,
+}
+
+fn narrowing(query: &HashMap<String, String>) -> Result<Narrowing, String> {
+    let get = |k: &str| query.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let pattern = |k: &str| {
+        get(k)
+            .map(|v| Pattern::parse(v).map_err(|why| format!("{k}={v:?}: {why}")))
+            .transpose()
+    };
+    let subscription = Subscription {
+        filter: pattern("filter")?,
+        filterout: pattern("filterout")?,
+    };
+    let since = get("since")
+        .map(|v| {
+            parse_since(v).ok_or_else(|| {
+                format!("since={v:?} is not a date (2026-12-01, 2026-12-01T08:00:00+08:00, or Unix seconds)")
+            })
+        })
+        .transpose()?;
+    let max_age = get("max_age")
+        .map(|v| {
+            parse_age(v).ok_or_else(|| {
+                format!("max_age={v:?} is not an age (a number of days, or with a unit: 90m, 12h, 7d, 2w)")
+            })
+        })
+        .transpose()?;
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        get("filter"),
+        get("filterout"),
+        since.map(|t| t.timestamp()),
+        max_age.map(|a| a.num_seconds())
+    );
+    Ok(Narrowing {
+        subscription,
+        since,
+        max_age,
+        key,
+    })
+}
+
+/// RFC 3339, a day (its start, UTC), or Unix seconds.
+fn parse_since(v: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    v.parse::<i64>()
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+}
+
+/// `7` (days), `90m`, `12h`, `7d`, `2w`.
+fn parse_age(v: &str) -> Option<chrono::Duration> {
+    let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "d"),
+    };
+    let n: i64 = number.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    // At most about a century: beyond that every entry is younger anyway.
+    Some(chrono::Duration::seconds(
+        n.min(40_000 * 86_400 / secs) * secs,
+    ))
 }
 
 /// One request for a feed: what it names and how it asks.
@@ -184,6 +272,7 @@ struct FeedRequest<'a> {
     scope: &'a Scope,
     format: Format,
     q: &'a FeedQuery,
+    narrowing: &'a Narrowing,
     uri: &'a Uri,
     headers: &'a HeaderMap,
 }
@@ -210,17 +299,34 @@ async fn render_and_cache(
         previous,
     } = target;
     let hub = config.server.websub_hub.as_ref().map(Url::to_string);
-    let (lookup, page) = (scope.clone(), req.q.clone());
+    let now = Utc::now();
+    let mut q = req.q.clone();
+    let n = req.narrowing;
+    q.since = [n.since, n.max_age.map(|age| now - age)]
+        .into_iter()
+        .flatten()
+        .max()
+        .map(|t| t.timestamp());
+    let lookup = scope.clone();
+    let book = state.rules.of(config);
+    let subscription = n.subscription.clone();
     let result = state
         .store
         .call(move |store| {
             let Some(title) = store.scope_title(&lookup)? else {
                 return Ok(None);
             };
-            store.entries(&lookup, &page).map(|e| Some((title, e)))
+            let showing = Showing {
+                scope: &lookup,
+                q: &q,
+                subscription: &subscription,
+                book: &book,
+                now,
+            };
+            super::page(store, &showing).map(|p| Some((title, p)))
         })
         .await;
-    let (title, entries) = match result {
+    let (title, page) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
             return Err(not_found(&match scope {
@@ -238,7 +344,7 @@ async fn render_and_cache(
     let mut rendered = Arc::new(render(
         req,
         title,
-        &entries,
+        &page,
         &base_url(state, req.headers),
         hub.as_deref(),
         max_age(config, scope),
@@ -260,7 +366,7 @@ async fn render_and_cache(
 fn render(
     req: &FeedRequest<'_>,
     title: String,
-    entries: &[crate::model::StoredEntry],
+    page: &Page,
     base: &Url,
     hub: Option<&str>,
     max_age: u64,
@@ -272,6 +378,7 @@ fn render(
         uri,
         ..
     } = *req;
+    let entries = &page.entries;
     let (kind, key) = feed_urls::parts(scope);
     let key = key.to_string();
     let mut title = title;
@@ -279,22 +386,19 @@ fn render(
         title = format!("{title}: {text}");
     }
     // A full page may have more behind it: RFC 5005 `next` (JSON Feed `next_url`).
-    let next_url = (entries.len() == q.limit)
-        .then(|| entries.last())
-        .flatten()
-        .map(|last| {
-            let mut next = base.join(uri.path()).unwrap_or_else(|_| base.clone());
-            {
-                let mut pairs = next.query_pairs_mut();
-                for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-                    if k != "before" {
-                        pairs.append_pair(&k, &v);
-                    }
+    let next_url = page.next.map(|next_cursor| {
+        let mut next = base.join(uri.path()).unwrap_or_else(|_| base.clone());
+        {
+            let mut pairs = next.query_pairs_mut();
+            for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+                if k != "before" {
+                    pairs.append_pair(&k, &v);
                 }
-                pairs.append_pair("before", &last.cursor.encode());
             }
-            next.to_string()
-        });
+            pairs.append_pair("before", &next_cursor.encode());
+        }
+        next.to_string()
+    });
     let info = FeedInfo {
         description: format!("{title}: merged by tributary"),
         title,

@@ -25,10 +25,12 @@ mod admin;
 mod cache;
 mod console;
 mod feeds;
+mod shown;
 
 pub use cache::FeedCache;
 pub use console::home_cards;
 use feeds::base_url;
+pub use shown::{page, RuleBooks, Showing};
 
 use crate::feed_urls;
 use crate::metrics;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
     /// Rendered feeds, so a poll costs no query while nothing changed.
     pub cache: Arc<FeedCache>,
+    /// The running config's rules, indexed once per config.
+    pub rules: Arc<RuleBooks>,
     /// Notified after the console wrote the config file, so the daemon reloads it at once.
     pub config_written: Arc<tokio::sync::Notify>,
 }

@@ -45,7 +45,7 @@ pub use backup::{Backup, Restored};
 pub use clusters::ClusterMember;
 pub use entries::ArticleNeed;
 pub use indexer::verify_search_index;
-pub use reads::ExportEntry;
+pub use reads::{ExportEntry, PageRead, MAX_SCAN};
 pub use retention::{PruneReport, PruneRequest, TOMBSTONE_GRACE};
 pub use sources::{FetchRecord, SourceState};
 pub use writes::{StoreFetch, UpsertCounts};

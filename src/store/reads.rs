@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql};
 
 use super::packed::Unpacked;
 use super::{from_json, from_unix, search, Store, StoreError};
-use crate::model::{Cursor, EntrySource, FeedQuery, Scope, StoredEntry};
+use crate::model::{Copy, Cursor, EntrySource, FeedQuery, Page, Scope, StoredEntry};
 
 /// One entry as `Store::export_entries` returns it: the entry and the one source it is
 /// exported under.
@@ -69,36 +69,85 @@ impl Store {
     /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
     /// carried it (for merged feeds, every source of its cluster).
     pub fn entries(&self, scope: &Scope, q: &FeedQuery) -> Result<Vec<StoredEntry>, StoreError> {
+        let read = PageRead {
+            scope,
+            q,
+            copies: false,
+        };
+        Ok(self.page(&read, &mut Some)?.entries)
+    }
+
+    /// A page of `scope` narrowed by `q` as `show` lets it through: each entry, newest first,
+    /// is given to `show`, which returns it (changed or not) or None to leave it out, until the
+    /// page has `q.limit` entries. With `read.copies`, each entry comes with the words every
+    /// source gives it and its cluster's other members (`StoredEntry::copies`).
+    ///
+    /// However few entries `show` lets through, one page reads at most [`MAX_SCAN`] of them;
+    /// the page then ends early with a `next` cursor where it stopped.
+    pub fn page(
+        &self,
+        read: &PageRead<'_>,
+        show: &mut dyn FnMut(StoredEntry) -> Option<StoredEntry>,
+    ) -> Result<Page, StoreError> {
         let reader = self.reader()?;
         // One read transaction: a search reads the index's queue, then the index, then the
-        // entries, each as of one moment (see `search::search_condition`).
+        // entries, each as of one moment (see `search::search_condition`), and every chunk of
+        // the page sees the same store.
         let conn = reader.unchecked_transaction()?;
         self.queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Merged feeds show one member per cluster; a source's own feed shows its entries, in
-        // its own words.
-        let view = match scope {
-            Scope::Source(id) => Some(id.clone()),
-            _ => None,
-        };
-        let mut query = FeedSql::new(q.limit);
-        query.narrow_sources(scope, q);
-        let view_arg = query.arg(Box::new(view.clone()));
-        query.narrow_entries(&conn, q, view.is_none())?;
-        let rows = query.run(&conn, &view_arg)?;
-        with_sources(&conn, rows, view)
+        let limit = read.q.limit;
+        let mut chunk = read.q.clone();
+        let mut page = Page::default();
+        let mut scanned = 0;
+        loop {
+            let rows = chunk_rows(&conn, read.scope, &chunk)?;
+            let full = rows.len() == chunk.limit;
+            let last = rows.last().map(|(e, _)| e.cursor);
+            scanned += rows.len();
+            let view = match read.scope {
+                Scope::Source(id) => Some(id.as_str()),
+                _ => None,
+            };
+            let mut sources = SourcesOf::new(&conn, view, read.copies)?;
+            for (row, cluster) in rows {
+                let cursor = row.cursor;
+                if let Some(e) = show(sources.fill(row, cluster)?) {
+                    page.entries.push(e);
+                    if page.entries.len() == limit {
+                        page.next = Some(cursor);
+                        return Ok(page);
+                    }
+                }
+            }
+            let Some(last) = last.filter(|_| full) else {
+                return Ok(page);
+            };
+            if scanned >= MAX_SCAN {
+                page.next = Some(last);
+                return Ok(page);
+            }
+            // Entries were left out: read on, in larger chunks (a rule that keeps few entries
+            // should not cost a query per entry kept).
+            chunk.before = Some(last);
+            chunk.limit = (chunk.limit * 2).clamp(limit, 500);
+        }
     }
 
-    /// One entry as merged feeds show it, with every source of its cluster; None when no
-    /// configured source carries it.
-    pub fn entry(&self, id: i64) -> Result<Option<StoredEntry>, StoreError> {
+    /// One entry as merged feeds show it, with every source of its cluster (and, with
+    /// `copies`, their words); None when no configured source carries it.
+    pub fn entry(&self, id: i64, copies: bool) -> Result<Option<StoredEntry>, StoreError> {
         let conn = self.reader()?;
         let mut query = FeedSql::new(1);
         let p = query.arg(Box::new(id));
         query.entry_conds.push(format!("e.id = {p}"));
         let view_arg = query.arg(Box::new(None::<String>));
-        let rows = query.run(&conn, &view_arg)?;
-        Ok(with_sources(&conn, rows, None)?.pop())
+        let mut sources = SourcesOf::new(&conn, None, copies)?;
+        query
+            .run(&conn, &view_arg)?
+            .pop()
+            .map(|(e, cluster)| sources.fill(e, cluster))
+            .transpose()
     }
 
     /// Entries for a static export (`tributary export`), oldest first: every entry carried by
@@ -140,6 +189,36 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The most entries one page reads to find those its rules let through.
+pub const MAX_SCAN: usize = 5_000;
+
+/// What `Store::page` reads.
+pub struct PageRead<'a> {
+    pub scope: &'a Scope,
+    pub q: &'a FeedQuery,
+    /// Read every source's words for each entry and its cluster (`StoredEntry::copies`).
+    pub copies: bool,
+}
+
+/// The next `q.limit` entries of `scope`, each with its cluster label.
+fn chunk_rows(
+    conn: &Connection,
+    scope: &Scope,
+    q: &FeedQuery,
+) -> Result<Vec<(StoredEntry, Option<i64>)>, StoreError> {
+    // Merged feeds show one member per cluster; a source's own feed shows its entries, in
+    // its own words.
+    let view = match scope {
+        Scope::Source(id) => Some(id.clone()),
+        _ => None,
+    };
+    let mut query = FeedSql::new(q.limit);
+    query.narrow_sources(scope, q);
+    let view_arg = query.arg(Box::new(view.clone()));
+    query.narrow_entries(conn, q, view.is_none())?;
+    query.run(conn, &view_arg)
 }
 
 /// A feed query being built: its conditions on the entry and on the sources carrying it, and
@@ -228,6 +307,10 @@ impl FeedSql {
             self.entry_conds
                 .push(format!("(e.published, e.sort_key, e.id) < ({p}, {k}, {i})"));
         }
+        if let Some(since) = q.since {
+            let p = self.arg(Box::new(since));
+            self.entry_conds.push(format!("e.published >= {p}"));
+        }
         if let Some(text) = q
             .text
             .as_deref()
@@ -296,6 +379,7 @@ impl FeedSql {
                     published: from_unix(r.get(10)?),
                     updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
                     sources: Vec::new(),
+                    copies: Vec::new(),
                 },
                 r.get::<_, Option<i64>>(9)?,
             ))
@@ -305,44 +389,76 @@ impl FeedSql {
 }
 
 /// Gives each entry its sources: the source whose feed this is (`view`) first, then the
-/// entry's other sources, then (merged feeds) its cluster's other members' sources, each once.
-fn with_sources(
-    conn: &Connection,
-    rows: Vec<(StoredEntry, Option<i64>)>,
-    view: Option<String>,
-) -> Result<Vec<StoredEntry>, StoreError> {
-    let merged = view.is_none();
-    let mut sources = conn.prepare_cached(
-        "SELECT es.source_id, s.name, s.url, es.guid, es.link
-         FROM entries m
-         JOIN entry_sources es ON es.entry_id = m.id
-         JOIN sources s ON s.id = es.source_id
-         WHERE m.id = ?1 OR (?3 AND m.cluster_id = ?2)
-         ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
-                  m.published, m.sort_key",
-    )?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for (mut e, cluster) in rows {
+/// entry's other sources, then (merged feeds) its cluster's other members' sources, each once;
+/// with `copies`, also the words every source gives the entry and each member.
+struct SourcesOf<'c> {
+    stmt: rusqlite::CachedStatement<'c>,
+    view: Option<&'c str>,
+    copies: bool,
+}
+
+impl<'c> SourcesOf<'c> {
+    fn new(conn: &'c Connection, view: Option<&'c str>, copies: bool) -> Result<Self, StoreError> {
+        // The words are read (and long texts unpacked) only when asked for.
+        let stmt = conn.prepare_cached(
+            "SELECT es.source_id, s.name, s.url, es.guid, es.link, m.id,
+                    CASE WHEN ?5 THEN COALESCE(es.title, m.title) END,
+                    CASE WHEN ?5 THEN COALESCE(es.link, m.link) END,
+                    CASE WHEN ?5 THEN COALESCE(es.summary, m.summary) END,
+                    CASE WHEN ?5 THEN COALESCE(es.content, m.content) END,
+                    CASE WHEN ?5 THEN COALESCE(es.authors, m.authors) END,
+                    CASE WHEN ?5 THEN m.categories END,
+                    COALESCE(es.published, m.published)
+             FROM entries m
+             JOIN entry_sources es ON es.entry_id = m.id
+             JOIN sources s ON s.id = es.source_id
+             WHERE m.id = ?1 OR ((?3 OR ?5) AND m.cluster_id = ?2)
+             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
+                      m.published, m.sort_key",
+        )?;
+        Ok(SourcesOf { stmt, view, copies })
+    }
+
+    fn fill(
+        &mut self,
+        mut e: StoredEntry,
+        cluster: Option<i64>,
+    ) -> Result<StoredEntry, StoreError> {
+        let merged = self.view.is_none();
         let cluster = cluster.unwrap_or(e.id);
         let mut seen = HashSet::new();
-        e.sources = sources
-            .query_map(params![e.id, cluster, merged, view], |r| {
-                Ok(EntrySource {
-                    source_id: r.get(0)?,
+        let mut rows = self
+            .stmt
+            .query(params![e.id, cluster, merged, self.view, self.copies])?;
+        while let Some(r) = rows.next()? {
+            let member: i64 = r.get(5)?;
+            let source_id: String = r.get(0)?;
+            if self.copies {
+                e.copies.push(Copy {
+                    entry_id: member,
+                    source_id: source_id.clone(),
+                    title: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                    link: r.get(7)?,
+                    summary: r.get::<_, Unpacked>(8)?.0,
+                    content: r.get::<_, Unpacked>(9)?.0,
+                    authors: from_json(&r.get::<_, Option<String>>(10)?.unwrap_or_default()),
+                    categories: from_json(&r.get::<_, Option<String>>(11)?.unwrap_or_default()),
+                    published: from_unix(r.get(12)?),
+                });
+            }
+            if (merged || member == e.id) && seen.insert(source_id.clone()) {
+                e.sources.push(EntrySource {
+                    source_id,
                     source_name: r.get(1)?,
                     source_url: r.get(2)?,
                     guid: r.get(3)?,
                     link: r.get(4)?,
-                })
-            })?
-            .filter(|s| {
-                s.as_ref()
-                    .map_or(true, |s| seen.insert(s.source_id.clone()))
-            })
-            .collect::<Result<_, _>>()?;
-        entries.push(e);
+                });
+            }
+        }
+        drop(rows);
+        Ok(e)
     }
-    Ok(entries)
 }
 
 #[cfg(test)]

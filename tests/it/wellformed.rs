@@ -118,6 +118,7 @@ fn stored(e: tributary::model::Entry, id: i64) -> StoredEntry {
             guid: e.guid,
             link: e.link,
         }],
+        copies: Vec::new(),
     }
 }
 
