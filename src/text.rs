@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use url::Url;
 
 /// Sanitizes untrusted HTML for republishing. Allowed: ammonia's default tags and attributes
-/// (no script, style, iframe, form, on* handlers; only http, https and mailto URLs). Relative
+/// (no script, style, iframe, form, on* handlers; only http, https and mailto URLs), and
+/// `class`, which runs nothing and is what `remove` rules (`.share`) select by; `id` stays
+/// out, since ids clobber globals in readers that show entries inside their own page. Relative
 /// URLs are resolved against `page`, because a reader showing the entry has no other base.
 /// SVG and MathML are republished as their text (see [`flatten_foreign`]).
 pub fn sanitize_html(html: &str, page: &Url) -> String {
@@ -18,6 +20,7 @@ pub fn sanitize_html(html: &str, page: &Url) -> String {
         .url_relative(ammonia::UrlRelative::RewriteWithBase(page.clone()))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer"))
+        .add_generic_attributes(["class"])
         .add_tags(FOREIGN_TAGS);
     let clean = builder.clean(html).to_string();
     // Scrubbed after: the parser also decodes references (`&#x1A;` is U+001A in its output).

@@ -28,6 +28,7 @@ mod opml;
 mod outputs;
 mod readers;
 mod retention;
+mod rules;
 mod safety;
 mod scheduling;
 mod store_writes;

@@ -1,0 +1,210 @@
+//! What rules cost a render: a 50-entry feed read and rendered (as the server does on a cache
+//! miss: `server::page` through the rules, then `publish::render`) with no rule configured,
+//! and with 100 rules in the scope of every source: 40 global, 40 of its category, 20 of its
+//! own (block conditions on title, text, author, category and link, literals and regexes, and
+//! rewrites of titles and text), none of which matches, so both render the same entries. A
+//! third config adds one `remove` selector, which makes every entry's HTML parsed and
+//! re-serialized.
+//!
+//! Run: `cargo bench --bench rules [-- ENTRIES [ROUNDS]]` (default 20000 entries over 20
+//! sources, 300 rounds). The configs take turns round by round, so a noisy neighbour costs
+//! each the same; the medians and p99s are printed with the overhead over no rules.
+
+#[path = "support/entries.rs"]
+mod entries;
+#[path = "support/rng.rs"]
+mod rng;
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use entries::{entry, text};
+use rng::Rng;
+use tributary::config::Config;
+use tributary::dedupe::Thresholds;
+use tributary::model::{FeedQuery, Scope};
+use tributary::publish::{self, FeedInfo, Format};
+use tributary::rules::{Book, Subscription};
+use tributary::server::Showing;
+use tributary::store::Store;
+
+const SOURCES: usize = 20;
+
+fn sources_toml(own_rules: &str) -> String {
+    (0..SOURCES)
+        .map(|i| {
+            format!(
+                "[[sources]]\nid = \"s{i}\"\nname = \"S{i}\"\nurl = \"https://h{i}.example/f\"\ncategory = \"c{}\"\n{own_rules}\n",
+                i % 2
+            )
+        })
+        .collect()
+}
+
+/// `n` block conditions cycling through every key and form, none of which the generated text
+/// holds (Latin words and a character range the generator never draws).
+fn conditions(prefix: &str, n: usize) -> String {
+    let keys = ["title", "content", "author", "category", "link"];
+    let list: Vec<String> = (0..n)
+        .map(|i| {
+            let key = keys[i % keys.len()];
+            if i % 2 == 0 {
+                format!("{{ {key} = \"{prefix}absent{i}\" }}")
+            } else {
+                format!("{{ {key} = \"/{prefix}[ぁ-ゖ]{{2}}{i}|^zz{i}$/\" }}")
+            }
+        })
+        .collect();
+    format!("block = [{}]", list.join(", "))
+}
+
+fn rewrites(n: usize) -> String {
+    let list: Vec<String> = (0..n)
+        .map(|i| {
+            let field = if i % 2 == 0 { "title" } else { "content" };
+            format!("{{ field = \"{field}\", pattern = \"^【nothing{i}】\", replace = \"\" }}")
+        })
+        .collect();
+    format!("rewrite = [{}]", list.join(", "))
+}
+
+fn config(dir: &std::path::Path, rules: bool, remove: bool) -> Config {
+    let mut text = String::new();
+    if rules {
+        text.push_str(&format!("[rules]\n{}\n", conditions("g", 40)));
+        for c in 0..2 {
+            text.push_str(&format!(
+                "[categories.\"c{c}\".rules]\n{}\n",
+                conditions("c", 40)
+            ));
+        }
+    }
+    let own = match (rules, remove) {
+        (false, _) => String::new(),
+        (true, false) => format!(
+            "[sources.rules]\n{}\n{}\n",
+            conditions("s", 10),
+            rewrites(10)
+        ),
+        (true, true) => format!(
+            "[sources.rules]\n{}\n{}\nremove = [\".share\"]\n",
+            conditions("s", 10),
+            rewrites(9)
+        ),
+    };
+    text.push_str(&sources_toml(&own));
+    Config::from_toml(&dir.join("bench.toml"), &text).expect("bench config")
+}
+
+fn render(store: &Store, book: &Book, scope: &Scope) -> usize {
+    let q = FeedQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    let now = Utc::now();
+    let showing = Showing {
+        scope,
+        q: &q,
+        subscription: &Subscription::default(),
+        book,
+        now,
+    };
+    let page = tributary::server::page(store, &showing).expect("page");
+    let info = FeedInfo {
+        title: "bench".into(),
+        description: "bench".into(),
+        id: "tag:bench".into(),
+        self_url: "http://127.0.0.1/feeds/all.rss".into(),
+        home_url: "http://127.0.0.1/".into(),
+        next_url: None,
+        hub: None,
+        built: now,
+    };
+    let body = publish::render(Format::Rss, &info, &page.entries);
+    std::hint::black_box(body);
+    page.entries.len()
+}
+
+fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let p99 = (times.len() * 99).div_ceil(100).saturating_sub(1);
+    (ms(times[times.len() / 2]), ms(times[p99]))
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let total = args.first().copied().unwrap_or(20_000);
+    let rounds = args.get(1).copied().unwrap_or(300);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let books = [
+        ("no rules", Book::new(&config(dir.path(), false, false))),
+        ("100 rules", Book::new(&config(dir.path(), true, false))),
+        (
+            "100 rules + remove",
+            Book::new(&config(dir.path(), true, true)),
+        ),
+    ];
+    store
+        .sync_sources(&config(dir.path(), false, false).sources)
+        .expect("sources");
+    let off = Thresholds {
+        enabled: false,
+        ..Thresholds::default()
+    };
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .expect("a date");
+    let mut rng = Rng(11);
+    for call in 0..total / 50 {
+        let source = format!("s{}", call % SOURCES);
+        let at = start + chrono::Duration::seconds(call as i64 * 60);
+        let batch: Vec<_> = (0..50)
+            .map(|k| {
+                let id = (call * 50 + k) as u64;
+                let mut e = entry(&source, id, text(&mut rng, 16), text(&mut rng, 800), at);
+                e.authors = vec![format!("作者{}", id % 7)];
+                e.categories = vec!["要闻".into()];
+                e
+            })
+            .collect();
+        store
+            .upsert_entries(&source, &batch, &off, at)
+            .expect("fill");
+    }
+    println!("{total} entries over {SOURCES} sources; {rounds} rounds each, interleaved\n");
+    println!("| feed (50 entries, RSS) | rules | p50 ms | p99 ms | p50 over no rules |");
+    println!("|---|---|---|---|---|");
+    for (name, scope) in [
+        ("all", Scope::All),
+        ("category", Scope::Category("c0".into())),
+        ("source", Scope::Source("s3".into())),
+    ] {
+        let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); books.len()];
+        let mut shown = vec![0; books.len()];
+        for _ in 0..rounds {
+            for (i, (_, book)) in books.iter().enumerate() {
+                let started = Instant::now();
+                shown[i] = render(&store, book, &scope);
+                times[i].push(started.elapsed());
+            }
+        }
+        assert!(
+            shown.iter().all(|&n| n == shown[0]),
+            "every config shows the same entries"
+        );
+        let base = percentiles(times[0].clone()).0;
+        for (i, (label, _)) in books.iter().enumerate() {
+            let (p50, p99) = percentiles(times[i].clone());
+            println!(
+                "| {name} | {label} | {p50:.2} | {p99:.2} | {:+.1}% |",
+                (p50 / base - 1.0) * 100.0
+            );
+        }
+    }
+}
