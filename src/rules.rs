@@ -13,9 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{
-    fold, Config, Field, Level, Matched, Pattern, RewriteField, Rules, SourceConfig,
-};
+use crate::config::{Config, Field, Level, Matched, Pattern, RewriteField, Rules, SourceConfig};
 use crate::model::{Copy, Scope, StoredEntry};
 use crate::text;
 
@@ -481,9 +479,8 @@ fn matches(levels: &[Arc<Rules>], c: &Copy) -> Vec<[Matched; 5]> {
             Field::Link => c.link.as_deref().into_iter().collect(),
         };
         for value in values {
-            let folded = fold(value);
             for (rules, m) in levels.iter().zip(out.iter_mut()) {
-                rules.match_field(field, value, &folded, &mut m[field as usize]);
+                rules.match_field(field, value, &mut m[field as usize]);
             }
         }
     }

@@ -20,8 +20,7 @@ mod rules;
 mod schedule;
 
 pub use rules::{
-    fold, Condition, Field, Level, Matched, Pattern, Rewrite, RewriteField, Rules,
-    MAX_PATTERN_CHARS,
+    Condition, Field, Level, Matched, Pattern, Rewrite, RewriteField, Rules, MAX_PATTERN_CHARS,
 };
 pub use schedule::{Schedule, ScheduleError};
 

@@ -1,12 +1,11 @@
 //! The rule language of `[rules]`, `[categories."…".rules]` and a source's `[sources.rules]`:
 //! conditions that keep or block entries, rewrites of their titles and text, and selectors
 //! removed from their content. Each level is checked and compiled here, once per load: the
-//! patterns of one field at one level go into two `RegexSet`s (literals, matched on folded
-//! text, and regexes, matched as written), so judging an entry costs a few set scans however
+//! patterns of one field at one level go into one `RegexSet` (a literal becomes a regex that
+//! ignores case and width), so judging an entry costs one scan of each field's text however
 //! many rules there are. What a verdict is made of, and when rules apply, is `rules`'s.
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use unicode_normalization::UnicodeNormalization;
 
 use super::raw::{RawCondition, RawRewrite, RawRules};
 use super::Sel;
@@ -69,63 +68,70 @@ impl Field {
     }
 }
 
-/// Case and width folded away, so that `ＡＩ`, `ai` and `AI` are one literal: NFKC (full-width
-/// forms to their ASCII, compatibility characters to their plain ones), then lower case.
-pub fn fold(text: &str) -> String {
-    if text.is_ascii() {
-        return text.to_ascii_lowercase();
-    }
-    text.nfkc().flat_map(char::to_lowercase).collect()
-}
-
 /// A literal or a `/regex/`, as conditions and `?filter=` write them.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     /// As written, for messages.
     pub written: String,
-    kind: PatternKind,
-}
-
-#[derive(Debug, Clone)]
-enum PatternKind {
-    /// Folded; found anywhere in the folded text.
-    Literal(String),
-    Regex(Regex),
+    regex: Regex,
 }
 
 impl Pattern {
-    /// `/…/` (or `/…/i`, ignoring case) is a regex; anything else a literal. Err says what is
-    /// wrong, for a message naming where it was written.
+    /// `/…/` (or `/…/i`, ignoring case) is a regex; anything else a literal, found anywhere
+    /// in the text whatever its case and width (`ＡＩ`, `ai` and `AI` are one literal). Err
+    /// says what is wrong, for a message naming where it was written.
     pub fn parse(text: &str) -> Result<Pattern, String> {
         if text.chars().count() > MAX_PATTERN_CHARS {
             return Err(format!("longer than {MAX_PATTERN_CHARS} characters"));
         }
-        let kind = match regex_body(text) {
-            Some((body, ignore_case)) => PatternKind::Regex(bounded_regex(body, ignore_case)?),
+        let regex = match regex_body(text) {
+            Some((body, ignore_case)) => bounded_regex(body, ignore_case)?,
             None if text.trim().is_empty() => {
                 return Err("an empty pattern matches everything; leave the key out instead".into())
             }
-            None => PatternKind::Literal(fold(text)),
+            None => bounded_regex(&literal_regex(text), true)?,
         };
         Ok(Pattern {
             written: text.to_string(),
-            kind,
+            regex,
         })
     }
 
     pub fn is_match(&self, text: &str) -> bool {
-        match &self.kind {
-            PatternKind::Literal(l) => fold(text).contains(l.as_str()),
-            PatternKind::Regex(r) => r.is_match(text),
+        self.regex.is_match(text)
+    }
+}
+
+/// A literal as a regex (run case-insensitively) that also ignores width: each printable
+/// ASCII character matches its full-width form (U+FF01–FF5E, as Chinese and Japanese text
+/// writes Latin letters, digits and punctuation) and a space the ideographic space. Matching
+/// this way, rather than folding every text before matching, keeps a judged entry's text
+/// unread by anything but the set's one scan.
+fn literal_regex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 4);
+    for c in text.chars() {
+        let c = half_width(c);
+        match c {
+            ' ' => out.push_str("[ \u{3000}]"),
+            '!'..='~' => {
+                let full = char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c);
+                out.push('[');
+                out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+                out.push(full);
+                out.push(']');
+            }
+            other => out.push_str(&regex::escape(other.encode_utf8(&mut [0; 4]))),
         }
     }
+    out
+}
 
-    /// The regex (as the set compiles it) and whether it runs on folded text.
-    fn for_set(&self) -> (String, bool) {
-        match &self.kind {
-            PatternKind::Literal(l) => (regex::escape(l), true),
-            PatternKind::Regex(r) => (r.as_str().to_string(), false),
-        }
+/// The ASCII form of a full-width character (and a space for the ideographic one).
+fn half_width(c: char) -> char {
+    match c as u32 {
+        0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+        0x3000 => ' ',
+        _ => c,
     }
 }
 
@@ -142,8 +148,13 @@ fn regex_body(text: &str) -> Option<(&str, bool)> {
 }
 
 fn bounded_regex(body: &str, ignore_case: bool) -> Result<Regex, String> {
-    RegexBuilder::new(body)
-        .case_insensitive(ignore_case)
+    // The flag is written into the pattern, so the sets built from `Regex::as_str` keep it.
+    let pattern = if ignore_case {
+        format!("(?i){body}")
+    } else {
+        body.to_string()
+    };
+    RegexBuilder::new(&pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| format!("bad regex: {e}"))
@@ -210,56 +221,41 @@ pub struct Rules {
     sets: [FieldSet; 5],
 }
 
-/// One field's patterns at one level: slot `i < literals` is a literal, the rest regexes.
+/// One field's patterns at one level, slot `i` the `i`th written.
 #[derive(Debug, Clone, Default)]
 struct FieldSet {
-    literals: Option<RegexSet>,
-    regexes: Option<RegexSet>,
-    n_literals: usize,
-    n_slots: usize,
+    set: Option<RegexSet>,
 }
 
 impl FieldSet {
-    fn build(patterns: &[&Pattern]) -> Result<FieldSet, String> {
-        let (mut literal, mut regex) = (Vec::new(), Vec::new());
-        for p in patterns {
-            match p.for_set() {
-                (l, true) => literal.push(l),
-                (r, false) => regex.push(r),
-            }
+    fn build(patterns: &[Pattern]) -> Result<FieldSet, String> {
+        if patterns.is_empty() {
+            return Ok(FieldSet::default());
         }
-        let set = |v: &[String]| -> Result<Option<RegexSet>, String> {
-            if v.is_empty() {
-                return Ok(None);
-            }
-            // Each pattern was compiled within its own limit; the set may take all of theirs.
-            RegexSetBuilder::new(v)
-                .size_limit(REGEX_SIZE_LIMIT * v.len())
-                .build()
-                .map(Some)
-                .map_err(|e| format!("the patterns together are too large: {e}"))
-        };
-        Ok(FieldSet {
-            literals: set(&literal)?,
-            regexes: set(&regex)?,
-            n_literals: literal.len(),
-            n_slots: patterns.len(),
-        })
+        // Each pattern was compiled within its own limit; the set may take all of theirs.
+        RegexSetBuilder::new(patterns.iter().map(|p| p.regex.as_str()))
+            .size_limit(REGEX_SIZE_LIMIT * patterns.len())
+            .build()
+            .map(|set| FieldSet { set: Some(set) })
+            .map_err(|e| format!("the patterns together are too large: {e}"))
     }
 
-    fn matched(&self, raw: &str, folded: &str, into: &mut Matched) {
-        if into.0.len() < self.n_slots {
-            into.0.resize(self.n_slots, false);
+    fn n_slots(&self) -> usize {
+        self.set.as_ref().map_or(0, RegexSet::len)
+    }
+
+    fn matched(&self, text: &str, into: &mut Matched) {
+        let Some(set) = &self.set else { return };
+        // Most texts match nothing: one forward scan says so, and only a text that matches
+        // something pays for finding every pattern it matches.
+        if !set.is_match(text) {
+            return;
         }
-        if let Some(set) = &self.literals {
-            for i in set.matches(folded).iter() {
-                into.0[i] = true;
-            }
+        if into.0.len() < set.len() {
+            into.0.resize(set.len(), false);
         }
-        if let Some(set) = &self.regexes {
-            for i in set.matches(raw).iter() {
-                into.0[self.n_literals + i] = true;
-            }
+        for i in set.matches(text).iter() {
+            into.0[i] = true;
         }
     }
 }
@@ -274,13 +270,12 @@ impl Rules {
 
     /// Whether any condition at this level looks at `field`.
     pub fn looks_at(&self, field: Field) -> bool {
-        self.sets[field as usize].n_slots > 0
+        self.sets[field as usize].n_slots() > 0
     }
 
-    /// Adds what `text` (one value of `field`: a title, one author…) matches to `into`;
-    /// `folded` is `fold(text)`, computed once by the caller for every level.
-    pub fn match_field(&self, field: Field, text: &str, folded: &str, into: &mut Matched) {
-        self.sets[field as usize].matched(text, folded, into);
+    /// Adds what `text` (one value of `field`: a title, one author…) matches to `into`.
+    pub fn match_field(&self, field: Field, text: &str, into: &mut Matched) {
+        self.sets[field as usize].matched(text, into);
     }
 }
 
@@ -339,45 +334,16 @@ pub(super) fn compile(
         .collect::<Result<Vec<_>, _>>()?;
     let mut sets: [FieldSet; 5] = Default::default();
     for (set, patterns) in sets.iter_mut().zip(&by_field) {
-        // Literals take the first slots: renumber to match.
-        *set = FieldSet::build(&patterns.iter().collect::<Vec<_>>())
-            .map_err(|m| problem("block", m))?;
+        *set = FieldSet::build(patterns).map_err(|m| problem("block", m))?;
     }
-    let mut rules = Rules {
+    Ok(Rules {
         level,
         keep,
         block,
         rewrite,
         remove,
         sets,
-    };
-    renumber(&mut rules, &by_field);
-    Ok(rules)
-}
-
-/// Conditions were given slots in the order their patterns were written; the sets put a
-/// field's literals first, so each slot moves to its place there.
-fn renumber(rules: &mut Rules, by_field: &[Vec<Pattern>; 5]) {
-    let places: Vec<Vec<usize>> = by_field
-        .iter()
-        .map(|patterns| {
-            let literals = patterns.iter().filter(|p| p.for_set().1).count();
-            let (mut l, mut r) = (0, literals);
-            patterns
-                .iter()
-                .map(|p| {
-                    let slot = if p.for_set().1 { &mut l } else { &mut r };
-                    *slot += 1;
-                    *slot - 1
-                })
-                .collect()
-        })
-        .collect();
-    for c in rules.keep.iter_mut().chain(rules.block.iter_mut()) {
-        for (field, slot) in &mut c.slots {
-            *slot = places[*field as usize][*slot];
-        }
-    }
+    })
 }
 
 fn condition(c: &RawCondition, by_field: &mut [Vec<Pattern>; 5]) -> Result<Condition, String> {
@@ -546,9 +512,17 @@ mod tests {
     }
 
     #[test]
-    fn fold_is_nfkc_and_lowercase() {
-        assert_eq!(fold("ＡＢＣ１２３"), "abc123");
-        assert_eq!(fold("Ｔｅｓｌａ　碳中和"), "tesla 碳中和");
-        assert_eq!(fold("MiXeD"), "mixed");
+    fn a_literal_ignores_case_and_width_both_ways() {
+        let p = Pattern::parse("Tesla 碳中和, 50%").unwrap();
+        for text in [
+            "TESLA 碳中和, 50%",
+            "ｔｅｓｌａ　碳中和，　５０％",
+            "news: tesla 碳中和, 50% up",
+        ] {
+            assert!(p.is_match(text), "{text}");
+        }
+        assert!(!p.is_match("Tesla 碳中和 50%"));
+        let special = Pattern::parse("a.b[c]-^$\\").unwrap();
+        assert!(special.is_match("A.B[C]-^$\\") && !special.is_match("axb[c]-^$\\"));
     }
 }

@@ -130,19 +130,46 @@ fn signal_hup(serve: &ServeGuard) {
     assert!(status.success(), "kill -HUP");
 }
 
+/// The three fixture sources fetched once, then served.
+struct Stack {
+    server: FixtureServer,
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    listen: std::net::SocketAddr,
+    serve: ServeGuard,
+}
+
+impl Stack {
+    fn start(rules: bool) -> Stack {
+        let server = FixtureServer::start();
+        serve_fixtures(&server);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listen = free_addr();
+        let path = write_config_text(dir.path(), &config(&server, listen, rules));
+        let (code, out, err) = run_fetch(&path, &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        let mut serve = spawn_serve(&path, listen);
+        serve.wait_healthz();
+        Stack {
+            server,
+            dir,
+            path,
+            listen,
+            serve,
+        }
+    }
+}
+
 #[test]
 fn block_keep_and_rewrite_rules_shape_every_feed_and_a_reload_without_them_brings_all_back() {
-    let server = FixtureServer::start();
-    serve_fixtures(&server);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let listen = free_addr();
-    let path = write_config_text(dir.path(), &config(&server, listen, true));
-    let (code, out, err) = run_fetch(&path, &[]);
-    assert_eq!(code, 0, "{out}{err}");
+    let Stack {
+        server,
+        dir: _dir,
+        path,
+        listen,
+        serve,
+    } = Stack::start(true);
     let fetched = server.all_hits().len();
-
-    let mut serve = spawn_serve(&path, listen);
-    serve.wait_healthz();
     for format in FORMATS {
         for path in feed_paths() {
             let shown = titles(&serve, &path, format);
@@ -210,20 +237,12 @@ fn block_keep_and_rewrite_rules_shape_every_feed_and_a_reload_without_them_bring
     );
     assert!(all.iter().any(|(_, h)| h.contains("中证网讯（记者 张三）")));
     assert_eq!(server.all_hits().len(), fetched, "no fetch was needed");
-    drop(serve);
 }
 
 #[test]
 fn a_subscription_narrows_any_feed_is_cached_apart_and_a_bad_parameter_is_a_400() {
-    let server = FixtureServer::start();
-    serve_fixtures(&server);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let listen = free_addr();
-    let path = write_config_text(dir.path(), &config(&server, listen, false));
-    let (code, out, err) = run_fetch(&path, &[]);
-    assert_eq!(code, 0, "{out}{err}");
-    let mut serve = spawn_serve(&path, listen);
-    serve.wait_healthz();
+    let stack = Stack::start(false);
+    let serve = &stack.serve;
     let narrowed = format!("filter={}&filterout={}", pct("碳中和"), pct("/广告|推广/"));
     for format in FORMATS {
         for path in feed_paths() {
@@ -296,7 +315,6 @@ fn a_subscription_narrows_any_feed_is_cached_apart_and_a_bad_parameter_is_a_400(
             );
         }
     }
-    drop(serve);
 }
 
 /// Two sources carry one story, near-duplicates in their words; one source blocks its copy.
