@@ -2,8 +2,9 @@
 //! miss: `server::page` through the rules, then `publish::render`) with no rule configured,
 //! and with 100 rules in the scope of every source: 40 global, 40 of its category, 20 of its
 //! own (block conditions on title, text, author, category and link, literals and regexes, and
-//! rewrites of titles and text), none of which matches, so both render the same entries. A
-//! third config adds one `remove` selector, which makes every entry's HTML parsed and
+//! rewrites of titles and text), none of which matches, so all render the same entries; the
+//! same 100 with none on the text (which every judged entry's text is then not scanned for);
+//! and the first with one `remove` selector, which makes every entry's HTML parsed and
 //! re-serialized.
 //!
 //! Run: `cargo bench --bench rules [-- ENTRIES [ROUNDS]]` (default 20000 entries over 20
@@ -43,8 +44,7 @@ fn sources_toml(own_rules: &str) -> String {
 
 /// `n` block conditions cycling through every key and form, none of which the generated text
 /// holds (Latin words and a character range the generator never draws).
-fn conditions(prefix: &str, n: usize) -> String {
-    let keys = ["title", "content", "author", "category", "link"];
+fn conditions(prefix: &str, n: usize, keys: &[&str]) -> String {
     let list: Vec<String> = (0..n)
         .map(|i| {
             let key = keys[i % keys.len()];
@@ -58,38 +58,58 @@ fn conditions(prefix: &str, n: usize) -> String {
     format!("block = [{}]", list.join(", "))
 }
 
-fn rewrites(n: usize) -> String {
+fn rewrites(n: usize, titles_only: bool) -> String {
     let list: Vec<String> = (0..n)
         .map(|i| {
-            let field = if i % 2 == 0 { "title" } else { "content" };
+            let field = if i % 2 == 0 || titles_only {
+                "title"
+            } else {
+                "content"
+            };
             format!("{{ field = \"{field}\", pattern = \"^【nothing{i}】\", replace = \"\" }}")
         })
         .collect();
     format!("rewrite = [{}]", list.join(", "))
 }
 
-fn config(dir: &std::path::Path, rules: bool, remove: bool) -> Config {
+/// Which rules a config has.
+#[derive(Clone, Copy, PartialEq)]
+enum Rules {
+    None,
+    /// 100, on every field.
+    All,
+    /// 100, none on the text: titles, authors, categories, links.
+    NoText,
+    /// 100 on every field and a `remove` selector.
+    AllAndRemove,
+}
+
+fn config(dir: &std::path::Path, rules: Rules) -> Config {
+    let keys: &[&str] = match rules {
+        Rules::NoText => &["title", "author", "category", "link"],
+        _ => &["title", "content", "author", "category", "link"],
+    };
     let mut text = String::new();
-    if rules {
-        text.push_str(&format!("[rules]\n{}\n", conditions("g", 40)));
+    if rules != Rules::None {
+        text.push_str(&format!("[rules]\n{}\n", conditions("g", 40, keys)));
         for c in 0..2 {
             text.push_str(&format!(
                 "[categories.\"c{c}\".rules]\n{}\n",
-                conditions("c", 40)
+                conditions("c", 40, keys)
             ));
         }
     }
-    let own = match (rules, remove) {
-        (false, _) => String::new(),
-        (true, false) => format!(
+    let own = match rules {
+        Rules::None => String::new(),
+        Rules::All | Rules::NoText => format!(
             "[sources.rules]\n{}\n{}\n",
-            conditions("s", 10),
-            rewrites(10)
+            conditions("s", 10, keys),
+            rewrites(10, rules == Rules::NoText)
         ),
-        (true, true) => format!(
+        Rules::AllAndRemove => format!(
             "[sources.rules]\n{}\n{}\nremove = [\".share\"]\n",
-            conditions("s", 10),
-            rewrites(9)
+            conditions("s", 10, keys),
+            rewrites(9, false)
         ),
     };
     text.push_str(&sources_toml(&own));
@@ -142,15 +162,19 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("bench.db")).expect("store");
     let books = [
-        ("no rules", Book::new(&config(dir.path(), false, false))),
-        ("100 rules", Book::new(&config(dir.path(), true, false))),
+        ("no rules", Book::new(&config(dir.path(), Rules::None))),
+        ("100 rules", Book::new(&config(dir.path(), Rules::All))),
+        (
+            "100 rules, none on the text",
+            Book::new(&config(dir.path(), Rules::NoText)),
+        ),
         (
             "100 rules + remove",
-            Book::new(&config(dir.path(), true, true)),
+            Book::new(&config(dir.path(), Rules::AllAndRemove)),
         ),
     ];
     store
-        .sync_sources(&config(dir.path(), false, false).sources)
+        .sync_sources(&config(dir.path(), Rules::None).sources)
         .expect("sources");
     let off = Thresholds {
         enabled: false,

@@ -13,21 +13,92 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, Field, Level, Matched, Pattern, RewriteField, Rules, SourceConfig};
+use crate::config::{
+    Config, Field, Level, Matched, Pattern, RewriteField, Rules, SourceConfig, REGEX_SIZE_LIMIT,
+};
 use crate::model::{Copy, Scope, StoredEntry};
 use crate::text;
 
 /// The rules of every configured source, indexed once per config.
 pub struct Book {
-    global: Option<Arc<Rules>>,
+    /// The scope of a source that left the config: the global rules.
+    global: Arc<Scoped>,
     /// Empty when no rule is configured anywhere.
     sources: HashMap<String, SourceRules>,
 }
 
 struct SourceRules {
     source: Arc<SourceConfig>,
-    /// Global, category, own: the levels that have rules, in that order.
+    scoped: Arc<Scoped>,
+}
+
+/// The rules in one source's scope: its levels (global, category, own: those that have
+/// rules, in that order) and, per field, every pattern of every level in one `RegexSet`, so
+/// a text is scanned once whatever the number of rules and levels. Sources with the same
+/// levels (a category's, without rules of their own) share one.
+#[derive(Default)]
+struct Scoped {
     levels: Vec<Arc<Rules>>,
+    fields: [FieldMatcher; 5],
+}
+
+/// A field's patterns across a scope's levels.
+#[derive(Default)]
+enum FieldMatcher {
+    #[default]
+    None,
+    /// `owners[i]`: the level and slot of the set's `i`th pattern.
+    Set {
+        set: regex::RegexSet,
+        owners: Vec<(usize, usize)>,
+    },
+}
+
+impl Scoped {
+    fn new(levels: Vec<Arc<Rules>>) -> Scoped {
+        let mut fields: [FieldMatcher; 5] = Default::default();
+        for field in Field::ALL {
+            let mut patterns = Vec::new();
+            let mut owners = Vec::new();
+            for (l, rules) in levels.iter().enumerate() {
+                for (slot, p) in rules.patterns(field).iter().enumerate() {
+                    patterns.push(p.regex().as_str());
+                    owners.push((l, slot));
+                }
+            }
+            if patterns.is_empty() {
+                continue;
+            }
+            // Each pattern compiled within the limit at load; the set may take all of theirs.
+            let set = regex::RegexSetBuilder::new(&patterns)
+                .size_limit(REGEX_SIZE_LIMIT * patterns.len())
+                .build();
+            match set {
+                Ok(set) => fields[field as usize] = FieldMatcher::Set { set, owners },
+                Err(e) => {
+                    // Not expected within those limits; the patterns then go unmatched, said.
+                    tracing::error!(error = %e, "rules: a field's patterns do not fit one set");
+                }
+            }
+        }
+        Scoped { levels, fields }
+    }
+
+    /// Adds what `text` (one value of `field`) matches to `matched` (per level).
+    fn match_field(&self, field: Field, text: &str, matched: &mut [[Matched; 5]]) {
+        let FieldMatcher::Set { set, owners } = &self.fields[field as usize] else {
+            return;
+        };
+        // Most texts match nothing: one forward scan says so, and only a text that matches
+        // something pays for finding every pattern it matches.
+        if !set.is_match(text) {
+            return;
+        }
+        for i in set.matches(text).iter() {
+            let (level, slot) = owners[i];
+            matched[level][field as usize].set(slot);
+        }
+    }
 }
 
 /// Which feed an entry is judged for: its scope and the query's narrowing.
@@ -55,7 +126,7 @@ impl Subscription {
             return true;
         }
         let body = e.content.as_deref().or(e.summary.as_deref()).unwrap_or("");
-        let text = format!("{}\n{}", e.title, text::sanitized_text(body));
+        let text = format!("{}\n{}", e.title, text::visible_text(body));
         self.filter.as_ref().map_or(true, |p| p.is_match(&text))
             && !self.filterout.as_ref().is_some_and(|p| p.is_match(&text))
     }
@@ -154,27 +225,29 @@ impl Book {
         let any = global.is_some()
             || !config.rules.categories.is_empty()
             || config.sources.iter().any(|s| s.rules.is_some());
-        let sources = if any {
-            config
-                .sources
-                .iter()
-                .map(|s| {
-                    let levels = global
-                        .iter()
-                        .chain(config.rules.categories.get(&s.category))
-                        .chain(&s.rules)
-                        .cloned()
-                        .collect();
-                    let rules = SourceRules {
-                        source: s.clone(),
-                        levels,
-                    };
-                    (s.id.clone(), rules)
-                })
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        let mut scoped: HashMap<Vec<*const Rules>, Arc<Scoped>> = HashMap::new();
+        let mut sources = HashMap::new();
+        if any {
+            for s in &config.sources {
+                let levels: Vec<Arc<Rules>> = global
+                    .iter()
+                    .chain(config.rules.categories.get(&s.category))
+                    .chain(&s.rules)
+                    .cloned()
+                    .collect();
+                let key = levels.iter().map(Arc::as_ptr).collect();
+                let scoped = scoped
+                    .entry(key)
+                    .or_insert_with(|| Arc::new(Scoped::new(levels)))
+                    .clone();
+                let rules = SourceRules {
+                    source: s.clone(),
+                    scoped,
+                };
+                sources.insert(s.id.clone(), rules);
+            }
+        }
+        let global = Arc::new(Scoped::new(global.into_iter().collect()));
         Book { global, sources }
     }
 
@@ -183,11 +256,11 @@ impl Book {
         self.sources.is_empty()
     }
 
-    fn levels(&self, source: &str) -> &[Arc<Rules>] {
+    fn scoped(&self, source: &str) -> &Scoped {
         match self.sources.get(source) {
-            Some(s) => &s.levels,
+            Some(s) => &s.scoped,
             // A source that left the config: the global rules still apply to its words.
-            None => self.global.as_slice(),
+            None => &self.global,
         }
     }
 
@@ -216,7 +289,7 @@ impl Book {
         let mut first_relevant = None;
         let mut shown = None;
         for c in &e.copies {
-            let verdict = judge_copy(self.levels(&c.source_id), c, now);
+            let verdict = judge_copy(self.scoped(&c.source_id), c, now);
             if let CopyVerdict::Blocked(rule) = &verdict {
                 story_block.get_or_insert_with(|| (rule.clone(), c));
             }
@@ -313,7 +386,7 @@ impl Book {
             e.content.clone_from(&c.content);
             e.authors.clone_from(&c.authors);
         }
-        let levels = self.levels(source);
+        let levels = &self.scoped(source).levels;
         let mut changed = Vec::new();
         for rules in levels {
             for (i, r) in rules.rewrite.iter().enumerate() {
@@ -360,7 +433,7 @@ fn edit_body(levels: &[Arc<Rules>], html: &mut String, changed: &mut Vec<RuleRef
         .collect();
     // Nothing to remove and no rewrite finds its pattern in the text: no parse.
     if removes.is_empty() {
-        let text = text::sanitized_text(html);
+        let text = text::visible_text(html);
         if !rewrites
             .iter()
             .any(|(r, i)| r.rewrite[*i].pattern.is_match(&text))
@@ -426,21 +499,18 @@ fn written_rewrite(r: &crate::config::Rewrite) -> String {
     )
 }
 
-/// One copy judged by `levels` (global, category, own) at `now`.
-fn judge_copy(levels: &[Arc<Rules>], c: &Copy, now: DateTime<Utc>) -> CopyVerdict {
+/// One copy judged by the rules of its source's scope at `now`.
+fn judge_copy(scoped: &Scoped, c: &Copy, now: DateTime<Utc>) -> CopyVerdict {
+    let levels = &scoped.levels;
     if levels.is_empty() {
         return CopyVerdict::Kept(None);
     }
-    let matched = matches(levels, c);
+    let matched = matches(scoped, c);
     let age_days = (now - c.published).num_seconds() as f64 / 86_400.0;
     for (rules, m) in levels.iter().zip(&matched) {
         if let Some(i) = rules.block.iter().position(|k| k.holds(m, age_days)) {
-            return CopyVerdict::Blocked(rule_ref(
-                rules,
-                "block",
-                i,
-                rules.block[i].written.clone(),
-            ));
+            let written = rules.block[i].written.clone();
+            return CopyVerdict::Blocked(rule_ref(rules, "block", i, written));
         }
     }
     if levels.iter().all(|r| r.keep.is_empty()) {
@@ -448,22 +518,19 @@ fn judge_copy(levels: &[Arc<Rules>], c: &Copy, now: DateTime<Utc>) -> CopyVerdic
     }
     for (rules, m) in levels.iter().zip(&matched) {
         if let Some(i) = rules.keep.iter().position(|k| k.holds(m, age_days)) {
-            return CopyVerdict::Kept(Some(rule_ref(
-                rules,
-                "keep",
-                i,
-                rules.keep[i].written.clone(),
-            )));
+            let written = rules.keep[i].written.clone();
+            return CopyVerdict::Kept(Some(rule_ref(rules, "keep", i, written)));
         }
     }
     CopyVerdict::NotKept
 }
 
-/// What each field of `c` matched at each level; a field no level looks at is not read.
-fn matches(levels: &[Arc<Rules>], c: &Copy) -> Vec<[Matched; 5]> {
-    let mut out: Vec<[Matched; 5]> = vec![Default::default(); levels.len()];
+/// What each field of `c` matched at each level of the scope; a field no level looks at is
+/// not read.
+fn matches(scoped: &Scoped, c: &Copy) -> Vec<[Matched; 5]> {
+    let mut out: Vec<[Matched; 5]> = vec![Default::default(); scoped.levels.len()];
     for field in Field::ALL {
-        if !levels.iter().any(|r| r.looks_at(field)) {
+        if matches!(scoped.fields[field as usize], FieldMatcher::None) {
             continue;
         }
         let body;
@@ -471,17 +538,15 @@ fn matches(levels: &[Arc<Rules>], c: &Copy) -> Vec<[Matched; 5]> {
             Field::Title => vec![c.title.as_str()],
             Field::Content => {
                 let html = c.content.as_deref().or(c.summary.as_deref()).unwrap_or("");
-                body = text::sanitized_text(html);
-                vec![body.as_str()]
+                body = text::visible_text(html);
+                vec![&*body]
             }
             Field::Author => c.authors.iter().map(String::as_str).collect(),
             Field::Category => c.categories.iter().map(String::as_str).collect(),
             Field::Link => c.link.as_deref().into_iter().collect(),
         };
         for value in values {
-            for (rules, m) in levels.iter().zip(out.iter_mut()) {
-                rules.match_field(field, value, &mut m[field as usize]);
-            }
+            scoped.match_field(field, value, &mut out);
         }
     }
     out

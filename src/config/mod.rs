@@ -21,6 +21,7 @@ mod schedule;
 
 pub use rules::{
     Condition, Field, Level, Matched, Pattern, Rewrite, RewriteField, Rules, MAX_PATTERN_CHARS,
+    REGEX_SIZE_LIMIT,
 };
 pub use schedule::{Schedule, ScheduleError};
 

@@ -1,11 +1,10 @@
 //! The rule language of `[rules]`, `[categories."…".rules]` and a source's `[sources.rules]`:
 //! conditions that keep or block entries, rewrites of their titles and text, and selectors
-//! removed from their content. Each level is checked and compiled here, once per load: the
-//! patterns of one field at one level go into one `RegexSet` (a literal becomes a regex that
-//! ignores case and width), so judging an entry costs one scan of each field's text however
-//! many rules there are. What a verdict is made of, and when rules apply, is `rules`'s.
+//! removed from their content. Each level is checked and its patterns compiled here, once per
+//! load (a literal becomes a regex that ignores case and width); `rules` puts every pattern in
+//! a source's scope into one `RegexSet` per field, and says what a verdict is made of.
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 
 use super::raw::{RawCondition, RawRewrite, RawRules};
 use super::Sel;
@@ -16,7 +15,7 @@ pub const MAX_PATTERN_CHARS: usize = 1000;
 pub const MAX_RULES_PER_LIST: usize = 1000;
 /// The compiled size one regex may take (the `regex` crate's matching is linear in the text
 /// either way; this bounds its memory and compile time).
-const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
 /// Where a rule was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +99,11 @@ impl Pattern {
     pub fn is_match(&self, text: &str) -> bool {
         self.regex.is_match(text)
     }
+
+    /// The compiled pattern (its flags written in it: `Regex::as_str` can build a set).
+    pub fn regex(&self) -> &Regex {
+        &self.regex
+    }
 }
 
 /// A literal as a regex (run case-insensitively) that also ignores width: each printable
@@ -179,6 +183,14 @@ impl Matched {
     fn has(&self, slot: usize) -> bool {
         self.0.get(slot).copied().unwrap_or(false)
     }
+
+    /// Records that the pattern in `slot` matched.
+    pub fn set(&mut self, slot: usize) {
+        if self.0.len() <= slot {
+            self.0.resize(slot + 1, false);
+        }
+        self.0[slot] = true;
+    }
 }
 
 impl Condition {
@@ -217,47 +229,8 @@ pub struct Rules {
     pub rewrite: Vec<Rewrite>,
     /// Removed from content, with every element inside.
     pub remove: Vec<Sel>,
-    /// Indexed as `Field::ALL`.
-    sets: [FieldSet; 5],
-}
-
-/// One field's patterns at one level, slot `i` the `i`th written.
-#[derive(Debug, Clone, Default)]
-struct FieldSet {
-    set: Option<RegexSet>,
-}
-
-impl FieldSet {
-    fn build(patterns: &[Pattern]) -> Result<FieldSet, String> {
-        if patterns.is_empty() {
-            return Ok(FieldSet::default());
-        }
-        // Each pattern was compiled within its own limit; the set may take all of theirs.
-        RegexSetBuilder::new(patterns.iter().map(|p| p.regex.as_str()))
-            .size_limit(REGEX_SIZE_LIMIT * patterns.len())
-            .build()
-            .map(|set| FieldSet { set: Some(set) })
-            .map_err(|e| format!("the patterns together are too large: {e}"))
-    }
-
-    fn n_slots(&self) -> usize {
-        self.set.as_ref().map_or(0, RegexSet::len)
-    }
-
-    fn matched(&self, text: &str, into: &mut Matched) {
-        let Some(set) = &self.set else { return };
-        // Most texts match nothing: one forward scan says so, and only a text that matches
-        // something pays for finding every pattern it matches.
-        if !set.is_match(text) {
-            return;
-        }
-        if into.0.len() < set.len() {
-            into.0.resize(set.len(), false);
-        }
-        for i in set.matches(text).iter() {
-            into.0[i] = true;
-        }
-    }
+    /// Each field's patterns (indexed as `Field::ALL`), slot `i` the `i`th written.
+    patterns: [Vec<Pattern>; 5],
 }
 
 impl Rules {
@@ -270,12 +243,12 @@ impl Rules {
 
     /// Whether any condition at this level looks at `field`.
     pub fn looks_at(&self, field: Field) -> bool {
-        self.sets[field as usize].n_slots() > 0
+        !self.patterns[field as usize].is_empty()
     }
 
-    /// Adds what `text` (one value of `field`: a title, one author…) matches to `into`.
-    pub fn match_field(&self, field: Field, text: &str, into: &mut Matched) {
-        self.sets[field as usize].matched(text, into);
+    /// The patterns of `field`'s conditions, by slot.
+    pub fn patterns(&self, field: Field) -> &[Pattern] {
+        &self.patterns[field as usize]
     }
 }
 
@@ -332,17 +305,13 @@ pub(super) fn compile(
         .iter()
         .map(|s| sel(s).map_err(|m| problem("remove", m)))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut sets: [FieldSet; 5] = Default::default();
-    for (set, patterns) in sets.iter_mut().zip(&by_field) {
-        *set = FieldSet::build(patterns).map_err(|m| problem("block", m))?;
-    }
     Ok(Rules {
         level,
         keep,
         block,
         rewrite,
         remove,
-        sets,
+        patterns: by_field,
     })
 }
 

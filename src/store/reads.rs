@@ -399,23 +399,28 @@ struct SourcesOf<'c> {
 
 impl<'c> SourcesOf<'c> {
     fn new(conn: &'c Connection, view: Option<&'c str>, copies: bool) -> Result<Self, StoreError> {
-        // The words are read (and long texts unpacked) only when asked for.
-        let stmt = conn.prepare_cached(
-            "SELECT es.source_id, s.name, s.url, es.guid, es.link, m.id,
-                    CASE WHEN ?5 THEN COALESCE(es.title, m.title) END,
-                    CASE WHEN ?5 THEN COALESCE(es.link, m.link) END,
-                    CASE WHEN ?5 THEN COALESCE(es.summary, m.summary) END,
-                    CASE WHEN ?5 THEN COALESCE(es.content, m.content) END,
-                    CASE WHEN ?5 THEN COALESCE(es.authors, m.authors) END,
-                    CASE WHEN ?5 THEN m.categories END,
+        // The words are read (and long texts unpacked) only when asked for, and not for the
+        // copy whose words are the row's own (the view's source, or in a merged feed a source
+        // with no words of its own): those are taken from the entry as read.
+        let own = "?5 AND NOT (m.id = ?1 AND (es.source_id IS ?4 OR (?4 IS NULL
+                   AND es.title IS NULL AND es.summary IS NULL
+                   AND es.content IS NULL AND es.authors IS NULL AND es.published IS NULL)))";
+        let stmt = conn.prepare_cached(&format!(
+            "SELECT es.source_id, s.name, s.url, es.guid, es.link, m.id, {own},
+                    CASE WHEN {own} THEN COALESCE(es.title, m.title) END,
+                    CASE WHEN {own} THEN COALESCE(es.link, m.link) END,
+                    CASE WHEN {own} THEN COALESCE(es.summary, m.summary) END,
+                    CASE WHEN {own} THEN COALESCE(es.content, m.content) END,
+                    CASE WHEN {own} THEN COALESCE(es.authors, m.authors) END,
+                    CASE WHEN {own} THEN m.categories END,
                     COALESCE(es.published, m.published)
              FROM entries m
              JOIN entry_sources es ON es.entry_id = m.id
              JOIN sources s ON s.id = es.source_id
              WHERE m.id = ?1 OR ((?3 OR ?5) AND m.cluster_id = ?2)
              ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
-                      m.published, m.sort_key",
-        )?;
+                      m.published, m.sort_key"
+        ))?;
         Ok(SourcesOf { stmt, view, copies })
     }
 
@@ -434,17 +439,33 @@ impl<'c> SourcesOf<'c> {
             let member: i64 = r.get(5)?;
             let source_id: String = r.get(0)?;
             if self.copies {
-                e.copies.push(Copy {
-                    entry_id: member,
-                    source_id: source_id.clone(),
-                    title: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                    link: r.get(7)?,
-                    summary: r.get::<_, Unpacked>(8)?.0,
-                    content: r.get::<_, Unpacked>(9)?.0,
-                    authors: from_json(&r.get::<_, Option<String>>(10)?.unwrap_or_default()),
-                    categories: from_json(&r.get::<_, Option<String>>(11)?.unwrap_or_default()),
-                    published: from_unix(r.get(12)?),
-                });
+                let copy = if r.get(6)? {
+                    Copy {
+                        entry_id: member,
+                        source_id: source_id.clone(),
+                        title: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                        link: r.get(8)?,
+                        summary: r.get::<_, Unpacked>(9)?.0,
+                        content: r.get::<_, Unpacked>(10)?.0,
+                        authors: from_json(&r.get::<_, Option<String>>(11)?.unwrap_or_default()),
+                        categories: from_json(&r.get::<_, Option<String>>(12)?.unwrap_or_default()),
+                        published: from_unix(r.get(13)?),
+                    }
+                } else {
+                    Copy {
+                        entry_id: member,
+                        source_id: source_id.clone(),
+                        title: e.title.clone(),
+                        // Every source's row has its own link.
+                        link: r.get::<_, Option<String>>(4)?.or_else(|| e.link.clone()),
+                        summary: e.summary.clone(),
+                        content: e.content.clone(),
+                        authors: e.authors.clone(),
+                        categories: e.categories.clone(),
+                        published: e.published,
+                    }
+                };
+                e.copies.push(copy);
             }
             if (merged || member == e.id) && seen.insert(source_id.clone()) {
                 e.sources.push(EntrySource {
