@@ -19,12 +19,27 @@ use crate::config::{
 use crate::model::{Copy, Scope, StoredEntry};
 use crate::text;
 
+mod memo;
+
+use memo::{Key, Memo};
+
 /// The rules of every configured source, indexed once per config.
 pub struct Book {
     /// The scope of a source that left the config: the global rules.
     global: Arc<Scoped>,
     /// Empty when no rule is configured anywhere.
     sources: HashMap<String, SourceRules>,
+    /// What each copy's fields matched, per scope (`Scoped::id`).
+    copies: Memo<CopyHits>,
+}
+
+/// What one copy's fields matched at each level of its scope, and whether its title and its
+/// summary and content have anything for the scope's rewrites.
+struct CopyHits {
+    levels: Vec<[Matched; 5]>,
+    any: bool,
+    title_rewrites: bool,
+    body_rewrites: [bool; 2],
 }
 
 struct SourceRules {
@@ -34,12 +49,21 @@ struct SourceRules {
 
 /// The rules in one source's scope: its levels (global, category, own: those that have
 /// rules, in that order) and, per field, every pattern of every level in one `RegexSet`, so
-/// a text is scanned once whatever the number of rules and levels. Sources with the same
-/// levels (a category's, without rules of their own) share one.
+/// a text is scanned once whatever the number of rules and levels (and the rewrites' patterns
+/// in a set per field, so a text none finds its pattern in is scanned once). Sources with the
+/// same levels (a category's, without rules of their own) share one.
 #[derive(Default)]
 struct Scoped {
+    /// Its number in the book, which keys what its copies matched.
+    id: usize,
     levels: Vec<Arc<Rules>>,
     fields: [FieldMatcher; 5],
+    title_rewrites: Option<regex::RegexSet>,
+    body_rewrites: Option<regex::RegexSet>,
+    /// A keep or block condition on age alone: it holds with no text matched.
+    age_only: bool,
+    /// A keep rule at any level.
+    keeps: bool,
 }
 
 /// A field's patterns across a scope's levels.
@@ -55,7 +79,7 @@ enum FieldMatcher {
 }
 
 impl Scoped {
-    fn new(levels: Vec<Arc<Rules>>) -> Scoped {
+    fn new(id: usize, levels: Vec<Arc<Rules>>) -> Scoped {
         let mut fields: [FieldMatcher; 5] = Default::default();
         for field in Field::ALL {
             let mut patterns = Vec::new();
@@ -66,37 +90,84 @@ impl Scoped {
                     owners.push((l, slot));
                 }
             }
-            if patterns.is_empty() {
-                continue;
-            }
-            // Each pattern compiled within the limit at load; the set may take all of theirs.
-            let set = regex::RegexSetBuilder::new(&patterns)
-                .size_limit(REGEX_SIZE_LIMIT * patterns.len())
-                .build();
-            match set {
-                Ok(set) => fields[field as usize] = FieldMatcher::Set { set, owners },
-                Err(e) => {
-                    // Not expected within those limits; the patterns then go unmatched, said.
-                    tracing::error!(error = %e, "rules: a field's patterns do not fit one set");
-                }
+            if let Some(set) = one_set(&patterns) {
+                fields[field as usize] = FieldMatcher::Set { set, owners };
             }
         }
-        Scoped { levels, fields }
+        let rewrites = |field| {
+            let patterns: Vec<&str> = levels
+                .iter()
+                .flat_map(|r| &r.rewrite)
+                .filter(|w| w.field == field)
+                .map(|w| w.pattern.as_str())
+                .collect();
+            one_set(&patterns)
+        };
+        let conditions = || levels.iter().flat_map(|r| r.keep.iter().chain(&r.block));
+        Scoped {
+            id,
+            title_rewrites: rewrites(RewriteField::Title),
+            body_rewrites: rewrites(RewriteField::Content),
+            age_only: conditions().any(|c| !c.reads_text()),
+            keeps: levels.iter().any(|r| !r.keep.is_empty()),
+            fields,
+            levels,
+        }
     }
 
     /// Adds what `text` (one value of `field`) matches to `matched` (per level).
-    fn match_field(&self, field: Field, text: &str, matched: &mut [[Matched; 5]]) {
+    fn reads_words(&self) -> bool {
+        self.fields.iter().any(|f| !matches!(f, FieldMatcher::None))
+            || self.title_rewrites.is_some()
+            || self.body_rewrites.is_some()
+    }
+
+    fn title_rewrites_in(&self, title: &str) -> bool {
+        self.title_rewrites
+            .as_ref()
+            .is_some_and(|set| set.is_match(title))
+    }
+
+    /// Whether a rewrite of content finds its pattern in the text of `html`.
+    fn body_rewrites_in(&self, html: &str) -> bool {
+        self.body_rewrites
+            .as_ref()
+            .is_some_and(|set| set.is_match(&text::visible_text(html)))
+    }
+
+    /// Whether it matched anything.
+    fn match_field(&self, field: Field, text: &str, matched: &mut [[Matched; 5]]) -> bool {
         let FieldMatcher::Set { set, owners } = &self.fields[field as usize] else {
-            return;
+            return false;
         };
         // Most texts match nothing: one forward scan says so, and only a text that matches
         // something pays for finding every pattern it matches.
         if !set.is_match(text) {
-            return;
+            return false;
         }
         for i in set.matches(text).iter() {
             let (level, slot) = owners[i];
             matched[level][field as usize].set(slot);
+        }
+        true
+    }
+}
+
+/// The patterns in one `RegexSet`; None when there are none.
+fn one_set(patterns: &[&str]) -> Option<regex::RegexSet> {
+    if patterns.is_empty() {
+        return None;
+    }
+    // Each pattern compiled within the limit at load; the set may take all of theirs.
+    let set = regex::RegexSetBuilder::new(patterns)
+        .size_limit(REGEX_SIZE_LIMIT * patterns.len())
+        .build();
+    match set {
+        Ok(set) => Some(set),
+        Err(e) => {
+            // Not expected within those limits; the patterns then go unmatched, said.
+            tracing::error!(error = %e, "rules: a field's patterns do not fit one set");
+            None
         }
     }
 }
@@ -236,9 +307,11 @@ impl Book {
                     .cloned()
                     .collect();
                 let key = levels.iter().map(Arc::as_ptr).collect();
+                // 0 is the global scope's number.
+                let id = scoped.len() + 1;
                 let scoped = scoped
                     .entry(key)
-                    .or_insert_with(|| Arc::new(Scoped::new(levels)))
+                    .or_insert_with(|| Arc::new(Scoped::new(id, levels)))
                     .clone();
                 let rules = SourceRules {
                     source: s.clone(),
@@ -247,8 +320,12 @@ impl Book {
                 sources.insert(s.id.clone(), rules);
             }
         }
-        let global = Arc::new(Scoped::new(global.into_iter().collect()));
-        Book { global, sources }
+        let global = Arc::new(Scoped::new(0, global.into_iter().collect()));
+        Book {
+            global,
+            sources,
+            copies: Memo::default(),
+        }
     }
 
     /// No rule anywhere: every entry is shown as stored, and no copies need reading.
@@ -281,15 +358,25 @@ impl Book {
 
     /// The verdict on `e` (read with its copies) in `view` at `now`.
     pub fn judge(&self, view: &View<'_>, e: &StoredEntry, now: DateTime<Utc>) -> Verdict {
+        self.verdict(view, e, now).0
+    }
+
+    /// The verdict, and what the copy whose words are shown matched.
+    fn verdict(
+        &self,
+        view: &View<'_>,
+        e: &StoredEntry,
+        now: DateTime<Utc>,
+    ) -> (Verdict, Option<Arc<CopyHits>>) {
         if self.is_empty() || e.copies.is_empty() {
             let source = e.sources.first().map(|s| s.source_id.clone());
-            return Verdict::Shown { source, keep: None };
+            return (Verdict::Shown { source, keep: None }, None);
         }
         let mut story_block = None;
         let mut first_relevant = None;
         let mut shown = None;
         for c in &e.copies {
-            let verdict = judge_copy(self.scoped(&c.source_id), c, now);
+            let (verdict, hits) = self.judge_copy(self.scoped(&c.source_id), c, now);
             if let CopyVerdict::Blocked(rule) = &verdict {
                 story_block.get_or_insert_with(|| (rule.clone(), c));
             }
@@ -303,28 +390,26 @@ impl Book {
                         .is_some_and(|k| matches!(k.level, Level::Source(_)));
                     // A keep rule of the source's own overrides a block on the story.
                     if own {
-                        return Verdict::Shown {
-                            source: Some(c.source_id.clone()),
-                            keep,
-                        };
+                        let source = Some(c.source_id.clone());
+                        return (Verdict::Shown { source, keep }, hits);
                     }
-                    shown.get_or_insert((c, keep));
+                    shown.get_or_insert((c, keep, hits));
                 }
                 other => {
                     first_relevant.get_or_insert(other);
                 }
             }
         }
-        match (story_block, shown, first_relevant) {
+        let verdict = match (story_block, shown, first_relevant) {
             (Some((rule, c)), Some(_), _) => Verdict::StoryBlocked {
                 rule,
                 entry: c.entry_id,
                 source: c.source_id.clone(),
             },
-            (None, Some((c, keep)), _) => Verdict::Shown {
-                source: Some(c.source_id.clone()),
-                keep,
-            },
+            (None, Some((c, keep, hits)), _) => {
+                let source = Some(c.source_id.clone());
+                return (Verdict::Shown { source, keep }, hits);
+            }
             (_, None, Some(CopyVerdict::Blocked(rule))) => Verdict::Blocked(rule),
             (_, None, Some(_)) => Verdict::NotKept,
             // No copy in view (its sources left the config since the read): as stored.
@@ -332,7 +417,8 @@ impl Book {
                 source: e.sources.first().map(|s| s.source_id.clone()),
                 keep: None,
             },
-        }
+        };
+        (verdict, None)
     }
 
     /// `e` as `view` shows it, or None when the rules or the subscription leave it out.
@@ -344,11 +430,11 @@ impl Book {
         now: DateTime<Utc>,
     ) -> Option<StoredEntry> {
         if !self.is_empty() {
-            let Verdict::Shown { source, .. } = self.judge(view, &e, now) else {
+            let (Verdict::Shown { source, .. }, hits) = self.verdict(view, &e, now) else {
                 return None;
             };
             if let Some(source) = source {
-                self.rewrite(&mut e, &source);
+                self.rewrite(&mut e, &source, hits.as_deref());
             }
             e.copies = Vec::new();
         }
@@ -362,7 +448,7 @@ impl Book {
             Verdict::Shown {
                 source: Some(source),
                 ..
-            } => self.rewrite(&mut e.clone(), source),
+            } => self.rewrite(&mut e.clone(), source, None),
             _ => Vec::new(),
         };
         Judgement {
@@ -373,38 +459,49 @@ impl Book {
 
     /// Puts `source`'s words on `e` (a merged feed shows the words of the first source that
     /// keeps the story), then applies that source's rewrites and removals; returns the rules
-    /// that changed something.
-    fn rewrite(&self, e: &mut StoredEntry, source: &str) -> Vec<RuleRef> {
+    /// that changed something. `hits`: what that copy matched, when it was judged.
+    fn rewrite(&self, e: &mut StoredEntry, source: &str, hits: Option<&CopyHits>) -> Vec<RuleRef> {
+        // The copies are not shown: their words are moved, not copied.
         if let Some(c) = e
             .copies
-            .iter()
+            .iter_mut()
             .find(|c| c.entry_id == e.id && c.source_id == source)
         {
-            e.title.clone_from(&c.title);
-            e.link.clone_from(&c.link);
-            e.summary.clone_from(&c.summary);
-            e.content.clone_from(&c.content);
-            e.authors.clone_from(&c.authors);
+            e.title = std::mem::take(&mut c.title);
+            e.link = c.link.take();
+            e.summary = c.summary.take();
+            e.content = c.content.take();
+            e.authors = std::mem::take(&mut c.authors);
         }
-        let levels = &self.scoped(source).levels;
+        let scoped = self.scoped(source);
+        let levels = &scoped.levels;
         let mut changed = Vec::new();
-        for rules in levels {
-            for (i, r) in rules.rewrite.iter().enumerate() {
-                if r.field == RewriteField::Title {
-                    let new = r.pattern.replace_all(&e.title, r.replace.as_str());
-                    if new != e.title {
-                        e.title = new.trim().to_string();
-                        changed.push(rule_ref(rules, "rewrite", i, written_rewrite(r)));
+        let title = hits.map_or_else(|| scoped.title_rewrites_in(&e.title), |h| h.title_rewrites);
+        if title {
+            for rules in levels {
+                for (i, r) in rules.rewrite.iter().enumerate() {
+                    if r.field == RewriteField::Title {
+                        let new = r.pattern.replace_all(&e.title, r.replace.as_str());
+                        if new != e.title {
+                            e.title = new.trim().to_string();
+                            changed.push(rule_ref(rules, "rewrite", i, written_rewrite(r)));
+                        }
                     }
                 }
             }
         }
-        let body_edits = levels.iter().any(|r| {
-            !r.remove.is_empty() || r.rewrite.iter().any(|w| w.field == RewriteField::Content)
-        });
-        if body_edits {
-            for html in [&mut e.summary, &mut e.content].into_iter().flatten() {
-                edit_body(levels, html, &mut changed);
+        let removes = levels.iter().any(|r| !r.remove.is_empty());
+        if removes || scoped.body_rewrites.is_some() {
+            for (k, body) in [&mut e.summary, &mut e.content].into_iter().enumerate() {
+                let Some(html) = body else {
+                    continue;
+                };
+                // Nothing to remove and no rewrite finds its pattern in the text: no parse.
+                let found =
+                    hits.map_or_else(|| scoped.body_rewrites_in(html), |h| h.body_rewrites[k]);
+                if removes || found {
+                    edit_body(levels, html, &mut changed);
+                }
             }
         }
         changed.dedup();
@@ -431,16 +528,6 @@ fn edit_body(levels: &[Arc<Rules>], html: &mut String, changed: &mut Vec<RuleRef
                 .map(move |i| (&**r, i))
         })
         .collect();
-    // Nothing to remove and no rewrite finds its pattern in the text: no parse.
-    if removes.is_empty() {
-        let text = text::visible_text(html);
-        if !rewrites
-            .iter()
-            .any(|(r, i)| r.rewrite[*i].pattern.is_match(&text))
-        {
-            return;
-        }
-    }
     let selectors: Vec<&scraper::Selector> = removes.iter().map(|(_, _, s)| *s).collect();
     let mut hits = Vec::new();
     let mut run = |t: &str| {
@@ -499,24 +586,69 @@ fn written_rewrite(r: &crate::config::Rewrite) -> String {
     )
 }
 
-/// One copy judged by the rules of its source's scope at `now`.
-fn judge_copy(scoped: &Scoped, c: &Copy, now: DateTime<Utc>) -> CopyVerdict {
-    let levels = &scoped.levels;
-    if levels.is_empty() {
-        return CopyVerdict::Kept(None);
+impl Book {
+    /// One copy judged by the rules of its source's scope at `now`.
+    fn judge_copy(
+        &self,
+        scoped: &Scoped,
+        c: &Copy,
+        now: DateTime<Utc>,
+    ) -> (CopyVerdict, Option<Arc<CopyHits>>) {
+        if scoped.levels.is_empty() {
+            return (CopyVerdict::Kept(None), None);
+        }
+        let matched = self.matches(scoped, c);
+        let verdict = copy_verdict(scoped, &matched, (now - c.published).num_seconds());
+        (verdict, Some(matched))
     }
-    let matched = matches(scoped, c);
-    let age_days = (now - c.published).num_seconds() as f64 / 86_400.0;
-    for (rules, m) in levels.iter().zip(&matched) {
+
+    /// What each field of `c` matched at each level of the scope (remembered: the words of a
+    /// copy change only when its source changes them).
+    fn matches(&self, scoped: &Scoped, c: &Copy) -> Arc<CopyHits> {
+        if !scoped.reads_words() {
+            // Nothing to look for (rules on age, or `remove` alone): nothing to remember.
+            return Arc::new(scan_copy(scoped, c, ""));
+        }
+        let body = c.content.as_deref().or(c.summary.as_deref()).unwrap_or("");
+        let lists = [&c.authors, &c.categories];
+        let counts = lists.map(|l| l.len().to_string());
+        let summary = c.summary.as_deref().unwrap_or("");
+        let content = c.content.as_deref().unwrap_or("");
+        let texts = [
+            c.title.as_str(),
+            c.link.as_deref().unwrap_or(""),
+            summary,
+            content,
+        ]
+        .into_iter()
+        .chain(counts.iter().map(String::as_str))
+        .chain(lists.into_iter().flatten().map(String::as_str));
+        self.copies
+            .get(Key::of(scoped.id, texts), || scan_copy(scoped, c, body))
+    }
+}
+
+/// The verdict of a copy's scope on what it matched, at its age.
+fn copy_verdict(scoped: &Scoped, matched: &CopyHits, age_seconds: i64) -> CopyVerdict {
+    let levels = &scoped.levels;
+    // Every condition but one on age alone needs a text matched.
+    if !matched.any && !scoped.age_only {
+        return match scoped.keeps {
+            true => CopyVerdict::NotKept,
+            false => CopyVerdict::Kept(None),
+        };
+    }
+    let age_days = age_seconds as f64 / 86_400.0;
+    for (rules, m) in levels.iter().zip(&matched.levels) {
         if let Some(i) = rules.block.iter().position(|k| k.holds(m, age_days)) {
             let written = rules.block[i].written.clone();
             return CopyVerdict::Blocked(rule_ref(rules, "block", i, written));
         }
     }
-    if levels.iter().all(|r| r.keep.is_empty()) {
+    if !scoped.keeps {
         return CopyVerdict::Kept(None);
     }
-    for (rules, m) in levels.iter().zip(&matched) {
+    for (rules, m) in levels.iter().zip(&matched.levels) {
         if let Some(i) = rules.keep.iter().position(|k| k.holds(m, age_days)) {
             let written = rules.keep[i].written.clone();
             return CopyVerdict::Kept(Some(rule_ref(rules, "keep", i, written)));
@@ -525,31 +657,40 @@ fn judge_copy(scoped: &Scoped, c: &Copy, now: DateTime<Utc>) -> CopyVerdict {
     CopyVerdict::NotKept
 }
 
-/// What each field of `c` matched at each level of the scope; a field no level looks at is
-/// not read.
-fn matches(scoped: &Scoped, c: &Copy) -> Vec<[Matched; 5]> {
-    let mut out: Vec<[Matched; 5]> = vec![Default::default(); scoped.levels.len()];
+/// What each field of `c` (whose content, or summary, is `body`) matches at each level of the
+/// scope; a field no level looks at is not read.
+fn scan_copy(scoped: &Scoped, c: &Copy, body: &str) -> CopyHits {
+    let mut levels: Vec<[Matched; 5]> = vec![Default::default(); scoped.levels.len()];
+    let mut any = false;
     for field in Field::ALL {
         if matches!(scoped.fields[field as usize], FieldMatcher::None) {
             continue;
         }
-        let body;
+        let text;
         let values: Vec<&str> = match field {
             Field::Title => vec![c.title.as_str()],
             Field::Content => {
-                let html = c.content.as_deref().or(c.summary.as_deref()).unwrap_or("");
-                body = text::visible_text(html);
-                vec![&*body]
+                text = text::visible_text(body);
+                vec![&*text]
             }
             Field::Author => c.authors.iter().map(String::as_str).collect(),
             Field::Category => c.categories.iter().map(String::as_str).collect(),
             Field::Link => c.link.as_deref().into_iter().collect(),
         };
         for value in values {
-            scoped.match_field(field, value, &mut out);
+            any |= scoped.match_field(field, value, &mut levels);
         }
     }
-    out
+    let body_rewrites = [&c.summary, &c.content].map(|html| {
+        html.as_deref()
+            .is_some_and(|html| scoped.body_rewrites_in(html))
+    });
+    CopyHits {
+        levels,
+        any,
+        title_rewrites: scoped.title_rewrites_in(&c.title),
+        body_rewrites,
+    }
 }
 
 #[cfg(test)]

@@ -194,6 +194,11 @@ impl Matched {
 }
 
 impl Condition {
+    /// Whether it looks at a text (else only at the entry's age).
+    pub fn reads_text(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
     /// Whether the condition holds, given what each field matched (indexed as `Field::ALL`)
     /// and the entry's age in days.
     pub fn holds(&self, matched: &[Matched; 5], age_days: f64) -> bool {

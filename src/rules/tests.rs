@@ -248,3 +248,42 @@ fn a_subscription_filters_on_the_words_shown() {
         .show(&ALL, &sub, e("新闻", "<p>别的</p>"), now())
         .is_none());
 }
+
+/// What a copy matched is remembered by its words and its scope: words changed by their source
+/// (any field) are judged afresh, and the same words at a source with other rules are judged
+/// by those.
+#[test]
+fn remembered_matches_follow_the_words_and_the_scope() {
+    let book = Book::new(&config(
+        "[rules]\nrewrite = [{ field = \"content\", pattern = \"中证网讯\", replace = \"\" }]\n-- a: block = [{ content = \"广告\" }, { author = \"某乙\" }]",
+    ));
+    let plain = copy(1, "a", "新闻", "<p>正文</p>");
+    assert!(shown(&book, &ALL, &entry(1, vec![plain.clone()])));
+    let ad = copy(1, "a", "新闻", "<p>正文<b>广告</b></p>");
+    assert!(
+        !shown(&book, &ALL, &entry(1, vec![ad.clone()])),
+        "text changed"
+    );
+    let mut by = plain.clone();
+    by.authors = vec!["某乙".into()];
+    assert!(!shown(&book, &ALL, &entry(1, vec![by])), "author changed");
+    assert!(shown(&book, &ALL, &entry(1, vec![plain.clone()])), "back");
+    let mut at_c = ad;
+    at_c.source_id = "c".into();
+    assert!(
+        shown(&book, &ALL, &entry(1, vec![at_c])),
+        "c has no block rule"
+    );
+    // The body's rewrite, looked up again for the same text, still applies.
+    for _ in 0..2 {
+        let e = book
+            .show(
+                &ALL,
+                &Subscription::default(),
+                entry(2, vec![copy(2, "b", "t", "<p>中证网讯 今日</p>")]),
+                now(),
+            )
+            .expect("shown");
+        assert_eq!(e.content.as_deref(), Some("<p> 今日</p>"));
+    }
+}
