@@ -31,6 +31,7 @@ mod copies;
 mod entries;
 mod indexer;
 mod packed;
+pub mod pg;
 mod readers;
 mod reads;
 mod retention;

@@ -26,6 +26,7 @@ mod html_sources;
 mod observability;
 mod opml;
 mod outputs;
+mod postgres;
 mod readers;
 mod retention;
 mod rules;

@@ -1,0 +1,129 @@
+//! The PostgreSQL side of the store, for deployments where several instances share one
+//! database: the connection pool, the versioned schema (`schema`), and the leases by which
+//! instances share the sources' fetches (`leases`).
+//!
+//! The store's interface is synchronous (SQLite's calls block, and the daemon makes them on
+//! tokio's blocking pool), so this side keeps its async client (tokio-postgres, pooled by
+//! deadpool-postgres) on a small runtime of its own and answers each call over a channel: a
+//! call blocks its caller the way an SQLite call does, from any thread, inside a runtime or
+//! not.
+
+mod leases;
+mod schema;
+
+use std::future::Future;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+pub use leases::{Lease, LeaseRequest};
+pub use schema::SCHEMA_VERSION;
+
+/// Why a PostgreSQL call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("bad PostgreSQL URL: {0}")]
+    Url(String),
+    #[error("PostgreSQL: {0}")]
+    Sql(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
+    #[error(
+        "PostgreSQL schema version {found} is newer than this build knows ({known}); \
+         upgrade tributary"
+    )]
+    TooNew { found: i32, known: i32 },
+    #[error("PostgreSQL runtime: {0}")]
+    Runtime(String),
+}
+
+impl From<deadpool_postgres::PoolError> for PgError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => PgError::Sql(e),
+            other => PgError::Pool(other.to_string()),
+        }
+    }
+}
+
+/// A pool of connections to one database, migrated to this build's schema.
+pub struct Pg {
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its tasks, which tokio refuses inside another runtime;
+        // the pool's connections need no waiting for.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Pg {
+    /// Connects to `url` (`postgres://user@host:port/db`) with at most `connections` at once,
+    /// and brings the schema up to this build's version (refused when the database's is newer).
+    pub fn connect(url: &str, connections: usize) -> Result<Pg, PgError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tributary-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| PgError::Runtime(e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
+        let pg = Pg {
+            runtime: Some(runtime),
+            pool,
+        };
+        pg.run(|pool| async move {
+            let mut client = pool.get().await?;
+            schema::migrate(&mut client).await
+        })?;
+        Ok(pg)
+    }
+
+    /// Runs `work` on the pool's runtime and waits for its answer.
+    fn run<T, F, Fut>(&self, work: F) -> Result<T, PgError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let future = work(self.pool.clone());
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| PgError::Runtime("the pool was shut down".into()))?;
+        runtime.spawn(async move {
+            // The caller waits on the other end; if it is gone, nobody needs the answer.
+            let _ = tx.send(future.await);
+        });
+        rx.recv()
+            .map_err(|_| PgError::Runtime("the call was dropped before it answered".into()))?
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<i32, PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            schema::version(&client).await
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! The PostgreSQL schema, versioned like SQLite's: each migration runs once, in order, in one
+//! transaction; a database whose version is newer than this build's is refused. Instances
+//! starting at once migrate one at a time (a transaction-scoped advisory lock), so none sees
+//! half a schema.
+
+use tokio_postgres::Client;
+
+use super::PgError;
+
+/// The key of the advisory lock migrations hold (any constant the database does not use
+/// otherwise: "trib" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7472_6962;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the sources instances share, with their schedule and lease, and the hosts they are
+    // fetched from, with the politeness state every instance must see (Retry-After).
+    "CREATE TABLE sources (
+         id text PRIMARY KEY,
+         host text NOT NULL,
+         next_run timestamptz NOT NULL,
+         lease_holder text,
+         lease_expires timestamptz
+     );
+     CREATE INDEX sources_due ON sources (next_run);
+     CREATE INDEX sources_host ON sources (host, next_run);
+     CREATE TABLE hosts (
+         host text PRIMARY KEY,
+         deferred_until timestamptz
+     );",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+pub(super) async fn migrate(client: &mut Client) -> Result<(), PgError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        .await?;
+    let found: Option<i32> = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await?
+        .map(|row| row.get(0));
+    let found = match found {
+        Some(v) => v,
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])
+                .await?;
+            0
+        }
+    };
+    if found > SCHEMA_VERSION {
+        return Err(PgError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.batch_execute(sql).await?;
+    }
+    tx.execute("UPDATE schema_version SET version = $1", &[&SCHEMA_VERSION])
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn version(client: &Client) -> Result<i32, PgError> {
+    Ok(client
+        .query_one("SELECT version FROM schema_version", &[])
+        .await?
+        .get(0))
+}
