@@ -21,7 +21,7 @@ use crate::text;
 
 mod memo;
 
-use memo::{Key, Memo};
+use memo::Memo;
 
 /// The rules of every configured source, indexed once per config.
 pub struct Book {
@@ -58,8 +58,8 @@ struct Scoped {
     id: usize,
     levels: Vec<Arc<Rules>>,
     fields: [FieldMatcher; 5],
-    title_rewrites: Option<regex::RegexSet>,
-    body_rewrites: Option<regex::RegexSet>,
+    title_rewrites: RewriteSet,
+    body_rewrites: RewriteSet,
     /// A keep or block condition on age alone: it holds with no text matched.
     age_only: bool,
     /// A keep rule at any level.
@@ -101,7 +101,10 @@ impl Scoped {
                 .filter(|w| w.field == field)
                 .map(|w| w.pattern.as_str())
                 .collect();
-            one_set(&patterns)
+            RewriteSet {
+                any: !patterns.is_empty(),
+                set: one_set(&patterns),
+            }
         };
         let conditions = || levels.iter().flat_map(|r| r.keep.iter().chain(&r.block));
         Scoped {
@@ -118,21 +121,17 @@ impl Scoped {
     /// Adds what `text` (one value of `field`) matches to `matched` (per level).
     fn reads_words(&self) -> bool {
         self.fields.iter().any(|f| !matches!(f, FieldMatcher::None))
-            || self.title_rewrites.is_some()
-            || self.body_rewrites.is_some()
+            || self.title_rewrites.any
+            || self.body_rewrites.any
     }
 
     fn title_rewrites_in(&self, title: &str) -> bool {
-        self.title_rewrites
-            .as_ref()
-            .is_some_and(|set| set.is_match(title))
+        self.title_rewrites.may_match(title)
     }
 
     /// Whether a rewrite of content finds its pattern in the text of `html`.
     fn body_rewrites_in(&self, html: &str) -> bool {
-        self.body_rewrites
-            .as_ref()
-            .is_some_and(|set| set.is_match(&text::visible_text(html)))
+        self.body_rewrites.any && self.body_rewrites.may_match(&text::visible_text(html))
     }
 
     /// Whether it matched anything.
@@ -150,6 +149,20 @@ impl Scoped {
             matched[level][field as usize].set(slot);
         }
         true
+    }
+}
+
+/// One field's rewrite patterns in one set, to tell the texts none of them finds anything in.
+#[derive(Default)]
+struct RewriteSet {
+    any: bool,
+    /// None when there are none, or when they did not fit one set (then every text is tried).
+    set: Option<regex::RegexSet>,
+}
+
+impl RewriteSet {
+    fn may_match(&self, text: &str) -> bool {
+        self.any && self.set.as_ref().map_or(true, |set| set.is_match(text))
     }
 }
 
@@ -491,7 +504,7 @@ impl Book {
             }
         }
         let removes = levels.iter().any(|r| !r.remove.is_empty());
-        if removes || scoped.body_rewrites.is_some() {
+        if removes || scoped.body_rewrites.any {
             for (k, body) in [&mut e.summary, &mut e.content].into_iter().enumerate() {
                 let Some(html) = body else {
                     continue;
@@ -611,7 +624,13 @@ impl Book {
         }
         let body = c.content.as_deref().or(c.summary.as_deref()).unwrap_or("");
         let lists = [&c.authors, &c.categories];
-        let counts = lists.map(|l| l.len().to_string());
+        // The lists' lengths, and which bodies there are: an empty body is not a missing one.
+        let present = |b: &Option<String>| if b.is_some() { "+" } else { "-" };
+        let counts = [
+            lists[0].len().to_string(),
+            lists[1].len().to_string(),
+            format!("{}{}", present(&c.summary), present(&c.content)),
+        ];
         let summary = c.summary.as_deref().unwrap_or("");
         let content = c.content.as_deref().unwrap_or("");
         let texts = [
@@ -623,8 +642,9 @@ impl Book {
         .into_iter()
         .chain(counts.iter().map(String::as_str))
         .chain(lists.into_iter().flatten().map(String::as_str));
-        self.copies
-            .get(Key::of(scoped.id, texts), || scan_copy(scoped, c, body))
+        self.copies.get(self.copies.key(scoped.id, texts), || {
+            scan_copy(scoped, c, body)
+        })
     }
 }
 

@@ -16,31 +16,35 @@ const GENERATION: usize = 16_384;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Key(usize, u128);
 
-impl Key {
-    /// `parts` each hashed with its length, so no two lists of texts share a key.
-    pub(super) fn of<'a>(scope: usize, parts: impl IntoIterator<Item = &'a str>) -> Key {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+pub(super) struct Memo<V> {
+    generations: Mutex<[HashMap<Key, Arc<V>>; 2]>,
+    /// The hash's seed, drawn per memo: a source cannot craft words that share a key with
+    /// other words (and so pass as them) without knowing it.
+    seed: u64,
+}
+
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Memo {
+            generations: Mutex::new(Default::default()),
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u64),
+        }
+    }
+}
+
+impl<V> Memo<V> {
+    /// The key of `parts` in `scope`: each part hashed with its length, so no two lists of
+    /// texts share a key.
+    pub(super) fn key<'a>(&self, scope: usize, parts: impl IntoIterator<Item = &'a str>) -> Key {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(self.seed);
         for part in parts {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
         Key(scope, hasher.digest128())
     }
-}
 
-pub(super) struct Memo<V> {
-    generations: Mutex<[HashMap<Key, Arc<V>>; 2]>,
-}
-
-impl<V> Default for Memo<V> {
-    fn default() -> Self {
-        Memo {
-            generations: Mutex::new(Default::default()),
-        }
-    }
-}
-
-impl<V> Memo<V> {
     /// The value remembered under `key`, or `make`'s, remembered.
     pub(super) fn get(&self, key: Key, make: impl FnOnce() -> V) -> Arc<V> {
         if let Some(value) = self.remembered(&key) {
@@ -59,17 +63,13 @@ impl<V> Memo<V> {
         }
         // Looked up again: into this generation, so it outlives the next turn.
         let value = generations[1].remove(key)?;
-        generations[0].insert(*key, value.clone());
+        insert(&mut generations, *key, value.clone());
         Some(value)
     }
 
     fn remember(&self, key: Key, value: Arc<V>) {
         let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
-        if generations[0].len() >= GENERATION {
-            let current = std::mem::take(&mut generations[0]);
-            generations[1] = current;
-        }
-        generations[0].insert(key, value);
+        insert(&mut generations, key, value);
     }
 
     #[cfg(test)]
@@ -79,6 +79,15 @@ impl<V> Memo<V> {
     }
 }
 
+/// Into the current generation; a full one becomes the older, and the older is forgotten.
+fn insert<V>(generations: &mut [HashMap<Key, Arc<V>>; 2], key: Key, value: Arc<V>) {
+    if generations[0].len() >= GENERATION {
+        let current = std::mem::take(&mut generations[0]);
+        generations[1] = current;
+    }
+    generations[0].insert(key, value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,57 +95,72 @@ mod tests {
     #[test]
     fn values_are_remembered_by_scope_and_texts() {
         let memo = Memo::default();
-        let first = memo.get(Key::of(1, ["碳中和", "a"]), || 1);
-        assert_eq!(
-            *memo.get(Key::of(1, ["碳中和", "a"]), || 2),
-            1,
-            "remembered"
-        );
+        let key = |scope, parts: &[&str]| memo.key(scope, parts.iter().copied());
+        let first = memo.get(key(1, &["碳中和", "a"]), || 1);
+        assert_eq!(*memo.get(key(1, &["碳中和", "a"]), || 2), 1, "remembered");
         assert!(Arc::ptr_eq(
             &first,
-            &memo.get(Key::of(1, ["碳中和", "a"]), || 3)
+            &memo.get(key(1, &["碳中和", "a"]), || 3)
         ));
         assert_eq!(
-            *memo.get(Key::of(2, ["碳中和", "a"]), || 4),
+            *memo.get(key(2, &["碳中和", "a"]), || 4),
             4,
             "another scope"
         );
         assert_eq!(
-            *memo.get(Key::of(1, ["碳中和a"]), || 5),
+            *memo.get(key(1, &["碳中和a"]), || 5),
             5,
             "texts split apart"
         );
         assert_eq!(
-            *memo.get(Key::of(1, ["碳中和", "a", ""]), || 6),
+            *memo.get(key(1, &["碳中和", "a", ""]), || 6),
             6,
             "one more text"
         );
         assert_eq!(memo.len(), 4);
+        let other: Memo<usize> = Memo::default();
+        assert_ne!(
+            other.key(1, ["碳中和"]),
+            memo.key(1, ["碳中和"]),
+            "a seed per memo"
+        );
     }
 
     #[test]
     fn the_memory_is_bounded_and_keeps_what_is_looked_up_again() {
         let memo = Memo::default();
-        let kept = memo.get(Key::of(0, ["kept"]), || usize::MAX);
+        let key = |i: usize| memo.key(0, [i.to_string().as_str()]);
+        let kept = memo.get(memo.key(0, ["kept"]), || usize::MAX);
         for i in 0..GENERATION * 3 {
-            memo.get(Key::of(0, [i.to_string().as_str()]), || i);
+            memo.get(key(i), || i);
             if i % (GENERATION / 2) == 0 {
-                let again = memo.get(Key::of(0, ["kept"]), || 0);
+                let again = memo.get(memo.key(0, ["kept"]), || 0);
                 assert!(
                     Arc::ptr_eq(&kept, &again),
                     "looked up again at {i}: remembered"
                 );
             }
         }
-        assert!(
-            memo.len() <= 2 * GENERATION + 1,
-            "{} values held",
-            memo.len()
-        );
-        assert_eq!(
-            *memo.get(Key::of(0, ["0"]), || 1),
-            1,
-            "the oldest are forgotten"
-        );
+        assert!(memo.len() <= 2 * GENERATION, "{} values held", memo.len());
+        assert_eq!(*memo.get(key(0), || 1), 1, "the oldest are forgotten");
+    }
+
+    /// What is looked up again counts towards the bound: rounds of new values, each followed
+    /// by a look at every value so far, keep at most two generations.
+    #[test]
+    fn values_looked_up_again_do_not_outgrow_the_bound() {
+        let memo = Memo::default();
+        let key = |i: usize| memo.key(0, [i.to_string().as_str()]);
+        let mut next = 0;
+        for _ in 0..4 {
+            for _ in 0..GENERATION - 1 {
+                memo.get(key(next), || next);
+                next += 1;
+            }
+            for i in 0..next {
+                memo.get(key(i), || i);
+            }
+            assert!(memo.len() <= 2 * GENERATION, "{} values held", memo.len());
+        }
     }
 }

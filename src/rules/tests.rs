@@ -287,3 +287,23 @@ fn remembered_matches_follow_the_words_and_the_scope() {
         assert_eq!(e.content.as_deref(), Some("<p> 今日</p>"));
     }
 }
+
+/// A copy with an empty body and one with none are told apart (a summary stands in for a
+/// missing content, not for an empty one).
+#[test]
+fn an_empty_body_is_not_a_missing_one() {
+    let book = Book::new(&config("-- a: block = [{ content = \"广告\" }]"));
+    let mut missing = copy(1, "a", "t", "");
+    missing.content = None;
+    missing.summary = Some("<p>广告</p>".into());
+    let mut empty = missing.clone();
+    empty.content = Some(String::new());
+    assert!(
+        !shown(&book, &ALL, &entry(1, vec![missing])),
+        "the summary is read"
+    );
+    assert!(
+        shown(&book, &ALL, &entry(1, vec![empty])),
+        "the empty content is read"
+    );
+}
