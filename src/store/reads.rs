@@ -486,18 +486,23 @@ impl<'c> SourcesOf<'c> {
 mod tests {
     use super::super::testing::{at, entry, put, scratch, BODY, OTHER};
     use super::*;
+    use crate::model::Entry;
+
+    /// `n` entries of source "first", "Item 0" the newest, an hour apart, with `body(h)`.
+    fn hourly(n: i64, body: impl Fn(i64) -> String) -> Vec<Entry> {
+        (0..n)
+            .map(|h| {
+                let mut e = entry("first", &h.to_string(), &format!("Item {h}"), &body(h));
+                e.published = Some(at(-h));
+                e
+            })
+            .collect()
+    }
 
     #[test]
     fn pages_follow_the_cursor_newest_first_without_repeats() {
         let s = scratch();
-        let items: Vec<_> = (0..5)
-            .map(|h| {
-                let mut e = entry("first", &h.to_string(), &format!("Item {h}"), OTHER);
-                e.published = Some(at(-h));
-                e
-            })
-            .collect();
-        put(&s.store, "first", &items);
+        put(&s.store, "first", &hourly(5, |_| OTHER.to_string()));
         let mut q = FeedQuery {
             limit: 2,
             ..Default::default()
@@ -517,15 +522,8 @@ mod tests {
     #[test]
     fn a_filtered_page_is_filled_from_older_entries() {
         let s = scratch();
-        let items: Vec<_> = (0..12)
-            .map(|h| {
-                let body: String = (0..40).map(|k| format!("w{h}y{k} ")).collect();
-                let mut e = entry("first", &h.to_string(), &format!("Item {h}"), &body);
-                e.published = Some(at(-h));
-                e
-            })
-            .collect();
-        put(&s.store, "first", &items);
+        let body = |h| (0..40).map(|k| format!("w{h}y{k} ")).collect();
+        put(&s.store, "first", &hourly(12, body));
         let mut q = FeedQuery {
             limit: 2,
             ..Default::default()
