@@ -272,3 +272,41 @@ fn calls_work_and_the_pool_drops_inside_another_runtime() {
     });
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+/// A write noted by one instance moves every instance's generation (what their feed caches
+/// compare): through the notification alone (the other reads the counter only hourly here),
+/// and again after the listening connection was ended by the server (made again, the missed
+/// writes read back).
+#[test]
+fn a_write_by_one_instance_moves_the_others_generation() {
+    let url = database();
+    let a = Pg::connect(&url, 1).expect("connect");
+    let b = Pg::connect_polling(&url, 1, std::time::Duration::from_secs(3600)).expect("connect");
+    let wait = std::time::Duration::from_secs(30);
+    let pid = b.listener_pid(wait).expect("b listens");
+    let before = b.generation();
+    let first = a.note_write().expect("write");
+    assert!(first > before);
+    assert_eq!(
+        b.wait_for_generation(before, wait),
+        first,
+        "heard through NOTIFY"
+    );
+    sql(&url, &format!("SELECT pg_terminate_backend({pid})"));
+    let second = a.note_write().expect("write");
+    let third = a.note_write().expect("write");
+    assert!(third > second && second > first);
+    let heard = b.wait_for_generation(second, wait);
+    assert_eq!(
+        heard, third,
+        "caught up after the listener's connection was ended"
+    );
+    assert!(
+        b.listener_pid(wait).is_some_and(|p| p != pid),
+        "a new listening connection"
+    );
+    assert!(
+        a.wait_for_generation(second, wait) >= third,
+        "the writer hears itself too"
+    );
+}

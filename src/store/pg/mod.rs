@@ -1,6 +1,7 @@
 //! The PostgreSQL side of the store, for deployments where several instances share one
-//! database: the connection pool, the versioned schema (`schema`), and the leases by which
-//! instances share the sources' fetches (`leases`).
+//! database: the connection pool, the versioned schema (`schema`), the leases by which
+//! instances share the sources' fetches (`leases`), and the write sequence by which they
+//! invalidate their caches (`generation`).
 //!
 //! The store's interface is synchronous (SQLite's calls block, and the daemon makes them on
 //! tokio's blocking pool), so this side keeps its async client (tokio-postgres, pooled by
@@ -8,6 +9,7 @@
 //! call blocks its caller the way an SQLite call does, from any thread, inside a runtime or
 //! not.
 
+mod generation;
 mod leases;
 mod schema;
 
@@ -15,6 +17,7 @@ use std::future::Future;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
+pub use generation::POLL as WRITE_POLL;
 pub use leases::{Lease, LeaseRequest};
 pub use schema::SCHEMA_VERSION;
 
@@ -50,6 +53,9 @@ pub struct Pg {
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// The highest write heard of (`generation`), and the listening connection's backend.
+    generation: tokio::sync::watch::Receiver<u64>,
+    listener_pid: tokio::sync::watch::Receiver<Option<i32>>,
 }
 
 impl Drop for Pg {
@@ -66,6 +72,15 @@ impl Pg {
     /// Connects to `url` (`postgres://user@host:port/db`) with at most `connections` at once,
     /// and brings the schema up to this build's version (refused when the database's is newer).
     pub fn connect(url: &str, connections: usize) -> Result<Pg, PgError> {
+        Pg::connect_polling(url, connections, generation::POLL)
+    }
+
+    /// As `connect`, reading the write counter every `poll` besides its notifications.
+    pub fn connect_polling(
+        url: &str,
+        connections: usize,
+        poll: std::time::Duration,
+    ) -> Result<Pg, PgError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
@@ -76,7 +91,7 @@ impl Pg {
             .build()
             .map_err(|e| PgError::Runtime(e.to_string()))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -87,14 +102,26 @@ impl Pg {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
+        let (generation_tx, generation) = tokio::sync::watch::channel(0);
+        let (pid_tx, listener_pid) = tokio::sync::watch::channel(None);
         let pg = Pg {
             runtime: Some(runtime),
             pool,
+            generation,
+            listener_pid,
         };
         pg.run(|pool| async move {
             let mut client = pool.get().await?;
             schema::migrate(&mut client).await
         })?;
+        if let Some(runtime) = &pg.runtime {
+            runtime.spawn(generation::listen(generation::Listener {
+                config,
+                generation: generation_tx,
+                pid: pid_tx,
+                poll,
+            }));
+        }
         Ok(pg)
     }
 

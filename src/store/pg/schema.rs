@@ -28,6 +28,9 @@ const MIGRATIONS: &[&str] = &[
          host text PRIMARY KEY,
          deferred_until timestamptz
      );",
+    // 2: the write sequence instances invalidate their caches by.
+    "CREATE TABLE write_sequence (seq bigint NOT NULL);
+     INSERT INTO write_sequence (seq) VALUES (0);",
 ];
 
 /// The schema version this build writes.
