@@ -10,6 +10,8 @@
 //! Rendering is pure (same entry, same bytes), file names depend only on the entry (date and
 //! link), and a file is written only when its bytes differ, through a temporary file renamed
 //! into place: exporting twice changes nothing, and an interrupted export leaves no half post.
+//! The running rules apply as they do to the merged feeds: what they drop is not exported,
+//! and posts carry the words the feeds show.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
+use crate::model::Scope;
+use crate::rules::{Book, Subscription, View};
 use crate::store::{ExportEntry, Store, StoreError};
 
 /// Placeholder numbers run from 0 to this, exclusive.
@@ -33,7 +37,7 @@ pub enum Format {
 }
 
 /// What to export and where.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options<'a> {
     pub format: Format,
     /// The folder posts are written to; created when missing.
@@ -45,6 +49,8 @@ pub struct Options<'a> {
     /// `[export] placeholder`: the image of posts without one; `{n}` is replaced by the
     /// entry's number.
     pub placeholder: &'a str,
+    /// The config's rules.
+    pub rules: &'a Book,
 }
 
 /// What an export did.
@@ -88,7 +94,7 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Report, ExportError> 
         }
     }
     let since = opts.since.map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    let entries = store.export_entries(opts.category, since)?;
+    let entries = ruled(store, opts, store.export_entries(opts.category, since)?)?;
     let posts: Vec<String> = match opts.format {
         Format::Hexo => entries
             .iter()
@@ -112,6 +118,41 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Report, ExportError> 
         }
     }
     Ok(report)
+}
+
+/// `entries` as the rules show them in the merged feed of the export's scope: those they drop
+/// left out, the others in the words the feed shows.
+fn ruled(
+    store: &Store,
+    opts: &Options<'_>,
+    entries: Vec<ExportEntry>,
+) -> Result<Vec<ExportEntry>, ExportError> {
+    if opts.rules.is_empty() {
+        return Ok(entries);
+    }
+    let scope = opts
+        .category
+        .map_or(Scope::All, |c| Scope::Category(c.to_string()));
+    let view = View {
+        scope: &scope,
+        source: None,
+        tag: None,
+    };
+    let now = Utc::now();
+    let mut kept = Vec::with_capacity(entries.len());
+    for mut e in entries {
+        let shown = store.entry(e.id, true)?.and_then(|stored| {
+            opts.rules
+                .show(&view, &Subscription::default(), stored, now)
+        });
+        if let Some(shown) = shown {
+            e.title = shown.title;
+            e.summary = shown.summary;
+            e.content = shown.content;
+            kept.push(e);
+        }
+    }
+    Ok(kept)
 }
 
 /// One entry as a Hexo post.

@@ -529,6 +529,7 @@ fn export_posts(
         category,
         since,
         placeholder: &config.export.placeholder,
+        rules: &crate::rules::Book::new(config),
     };
     let report = crate::export::export(store, &options)?;
     let mut out = String::new();

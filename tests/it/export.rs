@@ -491,3 +491,35 @@ fn placeholder_template_and_filters() {
     }
     assert!(!Path::new(out).exists(), "a refused export writes nothing");
 }
+
+/// The rules apply to posts as to the merged feed: an entry they block is not exported, and
+/// posts carry the rewritten words.
+#[test]
+fn rules_apply_to_the_posts() {
+    let s = Site::start();
+    let d4 = cs::doc("D4");
+    s.write_config(&format!(
+        "\n[rules]\nblock = [{{ title = {:?} }}]\nrewrite = [{{ field = \"title\", pattern = \"^\", replace = \"【快讯】\" }}]\n",
+        d4.title
+    ));
+    let out = s.out("ruled");
+    let all = cs::docs_of(&[JSBD]).len();
+    assert_eq!(s.export_ok(&out, &[]), (all - 1, 0));
+    let posts = files(&out);
+    assert!(
+        posts.keys().all(|name| !name.contains(d4.doc_id)),
+        "the blocked entry was exported: {:?}",
+        posts.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &posts {
+        let text = String::from_utf8(bytes.clone()).expect("posts are UTF-8");
+        let title = unquote(&parse_post(&text, name).values["title"], name);
+        assert!(
+            title.starts_with("【快讯】"),
+            "{name}: title {title:?} not rewritten"
+        );
+    }
+    // Without the rules, every entry is exported again, in its own words.
+    s.write_config("");
+    assert_eq!(s.export_ok(&out, &[]), (all, 0), "all rewritten back");
+}
