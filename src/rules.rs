@@ -118,23 +118,21 @@ impl Scoped {
         }
     }
 
-    /// Adds what `text` (one value of `field`) matches to `matched` (per level).
+    /// Whether any pattern looks at a copy's words (else only ages and `remove` apply).
     fn reads_words(&self) -> bool {
         self.fields.iter().any(|f| !matches!(f, FieldMatcher::None))
             || self.title_rewrites.any
             || self.body_rewrites.any
     }
 
-    fn title_rewrites_in(&self, title: &str) -> bool {
-        self.title_rewrites.may_match(title)
-    }
-
-    /// Whether a rewrite of content finds its pattern in the text of `html`.
+    /// Whether a rewrite of content finds its pattern in the text of `html` (not read when
+    /// there is none).
     fn body_rewrites_in(&self, html: &str) -> bool {
         self.body_rewrites.any && self.body_rewrites.may_match(&text::visible_text(html))
     }
 
-    /// Whether it matched anything.
+    /// Adds what `text` (one value of `field`) matches to `matched` (per level); whether it
+    /// matched anything.
     fn match_field(&self, field: Field, text: &str, matched: &mut [[Matched; 5]]) -> bool {
         let FieldMatcher::Set { set, owners } = &self.fields[field as usize] else {
             return false;
@@ -489,7 +487,10 @@ impl Book {
         let scoped = self.scoped(source);
         let levels = &scoped.levels;
         let mut changed = Vec::new();
-        let title = hits.map_or_else(|| scoped.title_rewrites_in(&e.title), |h| h.title_rewrites);
+        let title = hits.map_or_else(
+            || scoped.title_rewrites.may_match(&e.title),
+            |h| h.title_rewrites,
+        );
         if title {
             for rules in levels {
                 for (i, r) in rules.rewrite.iter().enumerate() {
@@ -620,9 +621,8 @@ impl Book {
     fn matches(&self, scoped: &Scoped, c: &Copy) -> Arc<CopyHits> {
         if !scoped.reads_words() {
             // Nothing to look for (rules on age, or `remove` alone): nothing to remember.
-            return Arc::new(scan_copy(scoped, c, ""));
+            return Arc::new(scan_copy(scoped, c));
         }
-        let body = c.content.as_deref().or(c.summary.as_deref()).unwrap_or("");
         let lists = [&c.authors, &c.categories];
         // The lists' lengths, and which bodies there are: an empty body is not a missing one.
         let present = |b: &Option<String>| if b.is_some() { "+" } else { "-" };
@@ -642,9 +642,8 @@ impl Book {
         .into_iter()
         .chain(counts.iter().map(String::as_str))
         .chain(lists.into_iter().flatten().map(String::as_str));
-        self.copies.get(self.copies.key(scoped.id, texts), || {
-            scan_copy(scoped, c, body)
-        })
+        self.copies
+            .get(self.copies.key(scoped.id, texts), || scan_copy(scoped, c))
     }
 }
 
@@ -677,22 +676,22 @@ fn copy_verdict(scoped: &Scoped, matched: &CopyHits, age_seconds: i64) -> CopyVe
     CopyVerdict::NotKept
 }
 
-/// What each field of `c` (whose content, or summary, is `body`) matches at each level of the
-/// scope; a field no level looks at is not read.
-fn scan_copy(scoped: &Scoped, c: &Copy, body: &str) -> CopyHits {
+/// What each field of `c` matches at each level of the scope; a field no level looks at is
+/// not read, and the body's text (its content, else its summary) is read out of its HTML once
+/// for the conditions and the rewrites.
+fn scan_copy(scoped: &Scoped, c: &Copy) -> CopyHits {
+    let body = c.content.as_deref().or(c.summary.as_deref());
+    let reads_body = !matches!(scoped.fields[Field::Content as usize], FieldMatcher::None);
+    let body_text = body.filter(|_| reads_body).map(text::visible_text);
     let mut levels: Vec<[Matched; 5]> = vec![Default::default(); scoped.levels.len()];
     let mut any = false;
     for field in Field::ALL {
         if matches!(scoped.fields[field as usize], FieldMatcher::None) {
             continue;
         }
-        let text;
         let values: Vec<&str> = match field {
             Field::Title => vec![c.title.as_str()],
-            Field::Content => {
-                text = text::visible_text(body);
-                vec![&*text]
-            }
+            Field::Content => vec![body_text.as_deref().unwrap_or("")],
             Field::Author => c.authors.iter().map(String::as_str).collect(),
             Field::Category => c.categories.iter().map(String::as_str).collect(),
             Field::Link => c.link.as_deref().into_iter().collect(),
@@ -702,13 +701,21 @@ fn scan_copy(scoped: &Scoped, c: &Copy, body: &str) -> CopyHits {
         }
     }
     let body_rewrites = [&c.summary, &c.content].map(|html| {
-        html.as_deref()
-            .is_some_and(|html| scoped.body_rewrites_in(html))
+        let Some(html) = html.as_deref() else {
+            return false;
+        };
+        match &body_text {
+            // The text the conditions read: not read out again.
+            Some(text) if body.is_some_and(|b| std::ptr::eq(b, html)) => {
+                scoped.body_rewrites.may_match(text)
+            }
+            _ => scoped.body_rewrites_in(html),
+        }
     });
     CopyHits {
         levels,
         any,
-        title_rewrites: scoped.title_rewrites_in(&c.title),
+        title_rewrites: scoped.title_rewrites.may_match(&c.title),
         body_rewrites,
     }
 }

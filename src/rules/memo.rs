@@ -1,7 +1,7 @@
 //! What texts matched, remembered. Reading the text out of a body's HTML and scanning every
 //! field for every pattern in scope is most of what rules add to a render, and a feed is
 //! rendered again after every write with nearly all of its entries unchanged; so what a copy
-//! (or a body) matched is kept, per scope, under a hash of the texts it was read from. The
+//! matched is kept, per scope, under a hash of the texts it was read from. The
 //! memory is bounded (two generations of `GENERATION`: what was looked up in the last
 //! generation or this one is remembered) and goes with the `Book`, so a config reload starts
 //! afresh.
