@@ -1,4 +1,6 @@
-//! SQLite storage. The only module that writes SQL.
+//! Storage: SQLite, or PostgreSQL for instances sharing one database (being brought over
+//! concern by concern: `sql` is the statement layer both run, `pg` the PostgreSQL side). The
+//! only module that writes SQL.
 //!
 //! Entries and sources are many-to-many (`entry_sources`): one story carried by several sources
 //! is one entry. `entry_keys` maps every identity key (see `normalize::identity_keys`) to its
@@ -11,6 +13,7 @@
 //! This file holds the [`Store`] itself: opening the database, its two connections, and the
 //! writer's candidate index. Each concern has a file of its own:
 //!
+//! - `sql`: the statements both backends run (`sql::Conn`);
 //! - `schema`: the migrations, and refusing a database newer than the build;
 //! - `sources`: the sources table and the scheduling state kept on it;
 //! - `writes`: group commit, and the `writes::Txn` and `writes::Batch` a write group's steps
@@ -38,6 +41,7 @@ mod retention;
 mod schema;
 mod search;
 mod sources;
+pub(crate) mod sql;
 #[cfg(test)]
 mod testing;
 mod writes;
@@ -59,6 +63,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
 use crate::dedupe::index::CandidateIndex;
+use sql::Conn;
 use writes::WriteQueue;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,9 +95,27 @@ pub enum StoreError {
     /// A backup could not be written or failed its check.
     #[error("backup: {0}")]
     Backup(String),
+    /// A PostgreSQL store's call failed.
+    #[error("{0}")]
+    Pg(#[from] pg::PgError),
+    /// A column held another type than the statement reads.
+    #[error("database: {0}")]
+    Column(String),
+    /// What only the PostgreSQL store does (instances sharing the database).
+    #[error("{0} need the PostgreSQL store")]
+    PgOnly(&'static str),
+    /// What the PostgreSQL store cannot do yet (issue 21 is bringing each part over).
+    #[error("not yet on PostgreSQL: {0}")]
+    NotYet(&'static str),
     /// The blocking task a call ran on panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+impl StoreError {
+    pub(crate) fn from_pg(e: tokio_postgres::Error) -> StoreError {
+        StoreError::Pg(pg::PgError::Sql(e))
+    }
 }
 
 /// Prepared statements kept per connection (see `Store::open`).
@@ -100,7 +123,7 @@ const STATEMENT_CACHE: usize = 128;
 
 /// The one connection that writes, and what it keeps in memory for placing entries.
 struct Writer {
-    conn: Connection,
+    conn: WriteConn,
     /// Candidate keys of the days placements needed lately (see `dedupe::index`).
     candidates: CandidateIndex,
     /// `PRAGMA data_version` when `candidates` was last known to mirror the database.
@@ -110,6 +133,25 @@ struct Writer {
     search: Arc<indexer::Progress>,
 }
 
+/// What writes: SQLite's one connection, or PostgreSQL's pool (a session per write).
+enum WriteConn {
+    Lite(Connection),
+    Pg,
+}
+
+/// The backend behind the store.
+enum Engine {
+    Lite {
+        /// The search index's thread (see `indexer`).
+        search: indexer::SearchIndex,
+        readers: readers::Readers,
+        /// The lock a restore waits for (see `backup`). Fields drop in order: this one last,
+        /// once every connection is closed.
+        _in_use: backup::InUse,
+    },
+    Pg(pg::Pg),
+}
+
 /// Memory the candidate keys may keep between groups of writes. At ~500 bytes an entry (~20
 /// keys of 12 bytes in a table at most 7/8 full, its times and figures) that is ~270 k
 /// entries in the dedupe window; below that no day is evicted and loaded again, which is what
@@ -117,14 +159,23 @@ struct Writer {
 const CANDIDATE_MEMORY: usize = 128 << 20;
 
 impl Writer {
+    /// SQLite's writing connection, for what is not yet written for both backends.
+    fn lite(&self) -> Result<&Connection, StoreError> {
+        match &self.conn {
+            WriteConn::Lite(conn) => Ok(conn),
+            WriteConn::Pg => Err(StoreError::NotYet("this write")),
+        }
+    }
+
     /// Starts a group of writes. Another connection's commit (another `tributary` process)
     /// may have stored entries the index does not hold: then it is dropped, and reloaded as
     /// needed. The write lock is taken first, so that nothing can commit between the check and
     /// the group's reads.
     fn begin(&mut self) -> Result<(rusqlite::Transaction<'_>, &mut CandidateIndex), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let WriteConn::Lite(conn) = &mut self.conn else {
+            return Err(StoreError::NotYet("writing entries"));
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if version != self.data_version {
             self.candidates.clear();
@@ -145,19 +196,15 @@ impl Writer {
 }
 
 pub struct Store {
-    /// The search index's thread (see `indexer`).
-    search: indexer::SearchIndex,
     writer: Mutex<Writer>,
     /// Fetches waiting for the writer (see [`Store::store_fetch`]).
     queue: Mutex<WriteQueue>,
-    readers: readers::Readers,
     /// Feed queries run (GET /metrics shows it; a cached 304 must not move it).
     queries: std::sync::atomic::AtomicU64,
     /// Bumped by every write through this store, so readers can cache what they rendered.
     generation: std::sync::atomic::AtomicU64,
-    /// The lock a restore waits for (see `backup`). Fields drop in order: this one last, once
-    /// every connection is closed.
-    _in_use: backup::InUse,
+    /// Last: its SQLite lock outlives every connection.
+    engine: Engine,
 }
 
 impl Store {
@@ -200,20 +247,85 @@ impl Store {
         let reader = open_reader(path)?;
         let path = path.to_path_buf();
         let writer = Writer {
-            conn: writer,
+            conn: WriteConn::Lite(writer),
             candidates: CandidateIndex::new(CANDIDATE_MEMORY),
             data_version: -1,
             search: search.progress().clone(),
         };
         Ok(Store {
-            _in_use: in_use,
-            search,
             writer: Mutex::new(writer),
             queue: Mutex::default(),
-            readers: readers::Readers::new(reader, move || open_reader(&path)),
             queries: Default::default(),
             generation: Default::default(),
+            engine: Engine::Lite {
+                search,
+                readers: readers::Readers::new(reader, move || open_reader(&path)),
+                _in_use: in_use,
+            },
         })
+    }
+
+    /// Opens the PostgreSQL store at `url` (`postgres://user@host/db`), with at most
+    /// `connections` at once, bringing its schema up to date.
+    pub fn open_pg(url: &str, connections: usize) -> Result<Store, StoreError> {
+        let pg = pg::Pg::connect(url, connections)?;
+        let writer = Writer {
+            conn: WriteConn::Pg,
+            candidates: CandidateIndex::new(CANDIDATE_MEMORY),
+            data_version: -1,
+            search: Arc::default(),
+        };
+        Ok(Store {
+            writer: Mutex::new(writer),
+            queue: Mutex::default(),
+            queries: Default::default(),
+            generation: Default::default(),
+            engine: Engine::Pg(pg),
+        })
+    }
+
+    /// Runs `read` on a connection of the reading side.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.engine {
+            Engine::Lite { readers, .. } => read(Conn::Lite(&*readers.get()?)),
+            Engine::Pg(pg) => read(Conn::Pg(&pg.session()?)),
+        }
+    }
+
+    /// Runs `write` on the writing side, outside any transaction (one statement, or
+    /// statements each right on its own).
+    fn write<T>(
+        &self,
+        write: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let writer = self.writer()?;
+        match (&writer.conn, &self.engine) {
+            (WriteConn::Lite(conn), _) => write(Conn::Lite(conn)),
+            (WriteConn::Pg, Engine::Pg(pg)) => write(Conn::Pg(&pg.session()?)),
+            (WriteConn::Pg, Engine::Lite { .. }) => Err(StoreError::Poisoned),
+        }
+    }
+
+    /// Runs `work` in one transaction on the writing side: committed when it succeeds,
+    /// rolled back when it fails.
+    fn transaction<T>(
+        &self,
+        work: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut writer = self.writer()?;
+        match (&mut writer.conn, &self.engine) {
+            (WriteConn::Lite(conn), _) => {
+                let tx = conn.transaction()?;
+                let done = work(Conn::Lite(&tx))?;
+                tx.commit()?;
+                Ok(done)
+            }
+            (WriteConn::Pg, Engine::Pg(pg)) => pg.session()?.transaction(work),
+            (WriteConn::Pg, Engine::Lite { .. }) => Err(StoreError::Poisoned),
+        }
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
@@ -223,10 +335,16 @@ impl Store {
         self.writer.lock().map_err(|_| StoreError::Poisoned)
     }
 
-    /// Changes whenever this store may have written anything (other processes' writes are not
-    /// seen: caches also expire by age).
+    /// Changes whenever this store may have written anything. On SQLite other processes' writes
+    /// are not seen (caches also expire by age); on PostgreSQL other instances' are, within
+    /// `pg::WRITE_POLL`.
     pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+        let own = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        match &self.engine {
+            Engine::Lite { .. } => own,
+            // Both only grow: their sum moves when either does.
+            Engine::Pg(pg) => own.wrapping_add(pg.generation()),
+        }
     }
 
     /// How many feed queries have run.
@@ -234,8 +352,20 @@ impl Store {
         self.queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// A connection of the PostgreSQL store, for `what` only it does (leases).
+    fn pg_session(&self, what: &'static str) -> Result<pg::Session, StoreError> {
+        match &self.engine {
+            Engine::Pg(pg) => Ok(pg.session()?),
+            Engine::Lite { .. } => Err(StoreError::PgOnly(what)),
+        }
+    }
+
+    /// SQLite's reading side, for what is not yet written for both backends.
     fn reader(&self) -> Result<readers::Reader<'_>, StoreError> {
-        self.readers.get()
+        match &self.engine {
+            Engine::Lite { readers, .. } => readers.get(),
+            Engine::Pg(_) => Err(StoreError::NotYet("this read")),
+        }
     }
 
     /// Blocks until the search index holds every entry stored before the call. Searches are
@@ -243,13 +373,15 @@ impl Store {
     /// what inspects the index itself, and for tests. Fails with the cause when the index
     /// could not index what is queued.
     pub fn wait_for_search_index(&self) -> Result<(), StoreError> {
-        self.search.progress().wait_until_idle()
+        match &self.engine {
+            Engine::Lite { search, .. } => search.progress().wait_until_idle(),
+            Engine::Pg(_) => Ok(()),
+        }
     }
 
     /// Answers when the database does: for health checks.
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.reader()?.query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
+        self.read(|c| c.query_one("SELECT 1", &[], |_| Ok(())))
     }
 }
 

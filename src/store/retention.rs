@@ -112,7 +112,7 @@ impl Store {
         {
             let writer = self.writer()?;
             let started = Instant::now();
-            report.tombstones_dropped = sweep_tombstones(&writer.conn)?;
+            report.tombstones_dropped = sweep_tombstones(writer.lite()?)?;
             report.longest_batch = report.longest_batch.max(started.elapsed());
         }
         self.give_back_space(&mut report)?;
@@ -131,7 +131,7 @@ impl Store {
         loop {
             let writer = self.writer()?;
             let started = Instant::now();
-            let conn = &writer.conn;
+            let conn = writer.lite()?;
             let free = pragma(conn, "freelist_count")?;
             let left = if free > 0 && pragma(conn, "auto_vacuum")? == 2 {
                 schema::vacuum_pages(conn, Some(VACUUM_STEP))?;
@@ -681,7 +681,8 @@ mod tests {
             s.store
                 .writer()
                 .expect("writer")
-                .conn
+                .lite()
+                .expect("sqlite")
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .expect("checkpoint");
             std::fs::metadata(&s.path).expect("size").len()

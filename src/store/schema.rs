@@ -325,6 +325,12 @@ UPDATE entry_sources SET content = pack(content), summary = pack(summary)
     WHERE own = 1 AND (typeof(content) = 'text' OR typeof(summary) = 'text');
 UPDATE fingerprints SET body = pack(body) WHERE typeof(body) = 'text';
 "#,
+    r#"
+-- The host a source is fetched from, kept by sync_sources: what instances sharing a
+-- PostgreSQL store bound their fetches per host by (store::pg::leases); the same column here
+-- keeps the sources' SQL one for both backends.
+ALTER TABLE sources ADD COLUMN host TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// Has the store give pages freed by prunes back to the file system (`auto_vacuum =
@@ -614,7 +620,8 @@ mod tests {
         let store = Store::open(&path).expect("migrated");
         let writer = store.writer().expect("writer");
         let mut rows = writer
-            .conn
+            .lite()
+            .expect("sqlite")
             .prepare("SELECT entry_id, category, published, seen, keys FROM dedupe_sigs")
             .expect("query");
         let mut got: Vec<(i64, String, i64, i64, Vec<i64>)> = rows
@@ -635,7 +642,8 @@ mod tests {
             ]
         );
         let fingerprint: (String, String, i64) = writer
-            .conn
+            .lite()
+            .expect("sqlite")
             .query_row(
                 "SELECT title, body, simhash FROM fingerprints WHERE entry_id = 2",
                 [],

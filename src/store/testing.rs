@@ -46,6 +46,25 @@ pub(super) fn sources(extra: &str) -> Vec<std::sync::Arc<SourceConfig>> {
         .sources
 }
 
+/// The same on a scratch PostgreSQL database (`pg::testing`), with no folder: `path` names
+/// nothing.
+pub(super) fn scratch_pg() -> Scratch {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("none");
+    let store = Store::open_pg(&super::pg::testing::database(), 2).expect("store");
+    store.sync_sources(&sources("")).expect("sources");
+    Scratch {
+        _dir: dir,
+        path,
+        store,
+    }
+}
+
+/// A fresh store of each backend, SQLite first.
+pub(super) fn both() -> [Scratch; 2] {
+    [scratch(), scratch_pg()]
+}
+
 /// A fresh store with [`sources`] synced.
 pub(super) fn scratch() -> Scratch {
     let dir = tempfile::tempdir().expect("temp dir");

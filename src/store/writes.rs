@@ -227,7 +227,7 @@ fn run_group(
             entries::upsert_in(txn, &mut batch, &f.entries, Some(packs))?;
             counts.push(batch.counts);
             sources::record_fetch_in(
-                txn.tx,
+                super::sql::Conn::Lite(txn.tx),
                 &f.source_id,
                 &FetchRecord {
                     at: f.now,

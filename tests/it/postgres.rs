@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tributary::store::pg::{Lease, LeaseRequest, Pg, PgError, SCHEMA_VERSION};
+use tributary::store::Store;
 
 /// A new, empty database on the test cluster; its URL.
 fn database() -> String {
@@ -60,6 +61,26 @@ fn ask(holder: &str, now: DateTime<Utc>, max: usize) -> LeaseRequest {
     }
 }
 
+/// A PostgreSQL store at `url` whose sources are these (id, host) pairs, as a config names
+/// them.
+fn store_with(url: &str, sources: &[(String, String)]) -> Store {
+    let store = Store::open_pg(url, 2).expect("connect");
+    sync(&store, sources);
+    store
+}
+
+fn sync(store: &Store, sources: &[(String, String)]) {
+    let mut toml = String::new();
+    for (id, host) in sources {
+        toml.push_str(&format!(
+            "[[sources]]\nid = \"{id}\"\nname = \"{id}\"\ncategory = \"news\"\nurl = \"http://{host}/{id}.xml\"\n"
+        ));
+    }
+    let config = tributary::config::Config::from_toml(std::path::Path::new("t.toml"), &toml)
+        .expect("config");
+    store.sync_sources(&config.sources).expect("sources");
+}
+
 fn ids(leases: &[Lease]) -> Vec<&str> {
     let mut ids: Vec<&str> = leases.iter().map(|l| l.source_id.as_str()).collect();
     ids.sort();
@@ -107,19 +128,25 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
 #[test]
 fn three_instances_take_every_due_source_once_and_hold_the_per_host_bound() {
     let url = database();
-    let setup = Pg::connect(&url, 1).expect("connect");
     let sources: Vec<(String, String)> = (0..300)
         .map(|i| (format!("s{i:03}"), format!("h{}.example", i % 10)))
         .collect();
-    setup.sync_lease_sources(&sources, t0()).expect("sources");
+    let setup = store_with(&url, &sources);
     let taken: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let instances: Vec<_> = (0..3)
         .map(|n| {
             let (url, taken) = (url.clone(), taken.clone());
             std::thread::spawn(move || {
-                let pg = Pg::connect(&url, 2).expect("connect");
+                let pg = Store::open_pg(&url, 2).expect("connect");
                 let me = format!("instance-{n}");
+                // An instance that failed leaves its leases live: the others would wait on
+                // them for ever.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
                 loop {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the cycle did not end: leases left live"
+                    );
                     let leases = pg.lease(&ask(&me, t0(), 8)).expect("lease");
                     let live = pg.live_leases_per_host(t0()).expect("live");
                     assert!(
@@ -174,11 +201,10 @@ fn three_instances_take_every_due_source_once_and_hold_the_per_host_bound() {
 #[test]
 fn a_crashed_instances_leases_are_taken_over_when_they_expire() {
     let url = database();
-    let pg = Pg::connect(&url, 2).expect("connect");
     let sources: Vec<(String, String)> = (0..6)
         .map(|i| (format!("s{i}"), format!("h{i}.example")))
         .collect();
-    pg.sync_lease_sources(&sources, t0()).expect("sources");
+    let pg = store_with(&url, &sources);
     let crashed = pg.lease(&ask("a", t0(), 4)).expect("lease");
     assert_eq!(crashed.len(), 4);
     // "a" is gone without releasing. Before its leases expire, "b" gets only the others.
@@ -218,17 +244,16 @@ fn a_crashed_instances_leases_are_taken_over_when_they_expire() {
 #[test]
 fn a_hosts_retry_after_holds_for_every_instance() {
     let url = database();
-    let pg = Pg::connect(&url, 2).expect("connect");
     let sources = vec![
         ("a1".to_string(), "slow.example".to_string()),
         ("a2".to_string(), "slow.example".to_string()),
         ("b1".to_string(), "fast.example".to_string()),
     ];
-    pg.sync_lease_sources(&sources, t0()).expect("sources");
-    pg.defer_host("slow.example", t0() + Duration::minutes(10))
+    let pg = store_with(&url, &sources);
+    pg.defer_host("slow.example", t0() + Duration::minutes(10), "Retry-After")
         .expect("defer");
     // An earlier Retry-After does not shorten a later one.
-    pg.defer_host("slow.example", t0() + Duration::minutes(1))
+    pg.defer_host("slow.example", t0() + Duration::minutes(1), "Retry-After")
         .expect("defer");
     let now = pg
         .lease(&ask("x", t0() + Duration::minutes(5), 10))
@@ -246,8 +271,7 @@ fn a_hosts_retry_after_holds_for_every_instance() {
         ("a1".to_string(), "slow.example".to_string()),
         ("c1".to_string(), "new.example".to_string()),
     ];
-    pg.sync_lease_sources(&sources, t0() + Duration::minutes(12))
-        .expect("sources");
+    sync(&pg, &sources);
     let added = pg
         .lease(&ask("z", t0() + Duration::minutes(12), 10))
         .expect("lease");

@@ -12,6 +12,9 @@
 mod generation;
 mod leases;
 mod schema;
+mod session;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::future::Future;
 
@@ -20,6 +23,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 pub use generation::POLL as WRITE_POLL;
 pub use leases::{Lease, LeaseRequest};
 pub use schema::SCHEMA_VERSION;
+pub use session::Session;
 
 /// Why a PostgreSQL call failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,20 @@ impl Pg {
         });
         rx.recv()
             .map_err(|_| PgError::Runtime("the call was dropped before it answered".into()))?
+    }
+
+    /// A connection of the pool for the shared store logic's statements (`store::sql`).
+    pub fn session(&self) -> Result<Session, PgError> {
+        let client = self.run(|pool| async move { Ok(pool.get().await?) })?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| PgError::Runtime("the pool was shut down".into()))?;
+        Ok(Session {
+            runtime: runtime.handle().clone(),
+            client: std::sync::Arc::new(client),
+            open: Default::default(),
+        })
     }
 
     /// The schema version the database is at.

@@ -11,22 +11,49 @@ use super::PgError;
 /// otherwise: "trib" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7472_6962;
 
-/// Migration `i` brings the schema from version `i` to `i + 1`.
+/// Migration `i` brings the schema from version `i` to `i + 1`. The tables mirror SQLite's
+/// (`store::schema`) column for column, typed so the store's shared statements (`store::sql`)
+/// run on both: integers (times as Unix seconds, flags as 0/1) are `bigint`. Until the backend
+/// can be chosen in a config no database of this schema exists outside the tests, so it is
+/// still written as one migration per table group.
 const MIGRATIONS: &[&str] = &[
-    // 1: the sources instances share, with their schedule and lease, and the hosts they are
-    // fetched from, with the politeness state every instance must see (Retry-After).
+    // 1: the sources, with their scheduling state and the lease by which instances share
+    // their fetches, and the hosts they are fetched from, with the politeness state every
+    // instance must see (Retry-After).
     "CREATE TABLE sources (
          id text PRIMARY KEY,
-         host text NOT NULL,
-         next_run timestamptz NOT NULL,
+         name text NOT NULL,
+         url text NOT NULL,
+         category text NOT NULL,
+         tags text NOT NULL DEFAULT '[]',
+         active bigint NOT NULL DEFAULT 1,
+         etag text,
+         last_modified text,
+         last_fetch_at bigint,
+         last_success_at bigint,
+         last_status text,
+         last_error text,
+         consecutive_failures bigint NOT NULL DEFAULT 0,
+         priority bigint NOT NULL DEFAULT 0,
+         next_run bigint,
+         disabled_reason text,
+         moved_to text,
+         seen text,
+         shape text,
+         drift text,
+         entry_count bigint NOT NULL DEFAULT 0,
+         schedule text,
+         listed_at bigint,
+         listing bigint NOT NULL DEFAULT 0,
+         host text NOT NULL DEFAULT '',
          lease_holder text,
-         lease_expires timestamptz
+         lease_expires bigint
      );
-     CREATE INDEX sources_due ON sources (next_run);
-     CREATE INDEX sources_host ON sources (host, next_run);
+     CREATE INDEX sources_due ON sources (host, next_run);
      CREATE TABLE hosts (
          host text PRIMARY KEY,
-         deferred_until timestamptz
+         deferred_until bigint NOT NULL DEFAULT 0,
+         reason text NOT NULL DEFAULT ''
      );",
     // 2: the write sequence instances invalidate their caches by.
     "CREATE TABLE write_sequence (seq bigint NOT NULL);
