@@ -10,9 +10,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension};
 
 use super::packed::{Pack, Unpacked};
+use super::sql::Conn;
 use super::writes::{Batch, Txn};
 use super::{from_unix, Store, StoreError};
 use crate::dedupe::index::{self as dedupe_index, CandidateIndex, Signature};
@@ -117,11 +118,10 @@ struct Candidate<'a> {
 /// now) keeps its keys, so two sources' histories still merge.
 pub(super) fn prune_candidates(txn: &mut Txn<'_, '_>, batch: &Batch<'_>) -> Result<(), StoreError> {
     let horizon = batch.now_ts() - batch.thresholds.window_hours * 2 * 3600;
-    txn.tx
-        .prepare_cached(
-            "DELETE FROM dedupe_sigs WHERE category = ?1 AND seen < ?2 AND published < ?2",
-        )?
-        .execute(params![batch.category, horizon])?;
+    txn.conn().execute(
+        "DELETE FROM dedupe_sigs WHERE category = ?1 AND seen < ?2 AND published < ?2",
+        &[&batch.category, &horizon],
+    )?;
     txn.candidates.prune(&batch.category, horizon);
     Ok(())
 }
@@ -155,10 +155,10 @@ pub(super) fn place_in_cluster(
         txn.candidates
             .touch(window.category, window.from, window.to);
     }
-    let tx = txn.tx;
+    let c = txn.conn();
     let (ranked, useful) = rank_candidates(txn.candidates, &window, keys, entry_id);
-    let matched = compare_candidates(tx, batch, e, ranked)?;
-    record_matches(tx, entry_id, &matched, batch.now_ts())?;
+    let matched = compare_candidates(c, batch, e, ranked)?;
+    record_matches(c, entry_id, &matched, batch.now_ts())?;
     if !useful.is_empty() {
         let sig = Signature {
             entry: entry_id,
@@ -176,16 +176,15 @@ pub(super) fn place_in_cluster(
 /// with it), the text the search index reads when it reaches the entry in its queue.
 fn refingerprint(txn: &mut Txn<'_, '_>, entry_id: i64, fp: &Fingerprint) -> Result<(), StoreError> {
     leave_cluster(txn, entry_id)?;
-    txn.tx
-        .prepare_cached(
-            "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",
-        )?
-        .execute(params![
-            entry_id,
-            fp.title,
-            Pack::text(&fp.body),
-            fp.simhash as i64
-        ])?;
+    txn.conn().execute(
+        "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",
+        &[
+            &entry_id,
+            &fp.title,
+            &Pack::text(&fp.body),
+            &(fp.simhash as i64),
+        ],
+    )?;
     Ok(())
 }
 
@@ -226,17 +225,11 @@ fn rank_candidates<'a>(
 /// Every candidate the entry matches. The pairs are all kept, whatever order the entries came
 /// in: the entry's cluster is the connected component they make (see [`recluster`]).
 fn compare_candidates(
-    tx: &Transaction<'_>,
+    c: Conn<'_>,
     batch: &Batch<'_>,
     e: &Entry,
     ranked: Vec<Candidate<'_>>,
 ) -> Result<Vec<(i64, dedupe::Match)>, StoreError> {
-    let mut load = tx.prepare_cached(
-        "SELECT title, body, simhash FROM fingerprints f
-         WHERE entry_id = ?1
-           AND NOT EXISTS (SELECT 1 FROM entry_sources es
-                           WHERE es.entry_id = f.entry_id AND es.source_id = ?2)",
-    )?;
     let mine = dedupe::Features::with_figures(&e.fingerprint, &e.figures);
     let mut matched = Vec::new();
     // At most MAX_COMPARED texts of other sources are compared. The entry's own source's
@@ -259,15 +252,20 @@ fn compare_candidates(
         // cluster together if it later loses the member that joined it, and skipping them
         // would make that depend on the order the entries came in.
         read += 1;
-        let other = load
-            .query_row(params![candidate.entry, batch.source_id], |r| {
+        let other = c.query_opt(
+            "SELECT title, body, simhash FROM fingerprints f
+             WHERE entry_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM entry_sources es
+                               WHERE es.entry_id = f.entry_id AND es.source_id = ?2)",
+            &[&candidate.entry, &batch.source_id],
+            |r| {
                 Ok(Fingerprint {
                     title: r.get(0)?,
-                    body: r.get::<_, Unpacked>(1)?.0.unwrap_or_default(),
-                    simhash: r.get::<_, i64>(2)? as u64,
+                    body: r.get::<Unpacked>(1)?.0.unwrap_or_default(),
+                    simhash: r.get::<i64>(2)? as u64,
                 })
-            })
-            .optional()?;
+            },
+        )?;
         let Some(other) = other else {
             continue;
         };
@@ -283,7 +281,7 @@ fn compare_candidates(
 /// Keeps the pairs an entry matched, notes the best one for `dedupe --explain`, and works its
 /// cluster out again. Nothing to do when it matched nothing: it stays alone.
 fn record_matches(
-    tx: &Transaction<'_>,
+    c: Conn<'_>,
     entry_id: i64,
     matched: &[(i64, dedupe::Match)],
     now: i64,
@@ -291,20 +289,23 @@ fn record_matches(
     let Some((first, m)) = matched.first() else {
         return Ok(());
     };
-    let mut edge = tx.prepare_cached(
-        "INSERT OR REPLACE INTO dedupe_edges (a, b, rule, score) VALUES (?1, ?2, ?3, ?4)",
-    )?;
     for (other, m) in matched {
         let (a, b) = (entry_id.min(*other), entry_id.max(*other));
-        edge.execute(params![a, b, m.rule.as_str(), m.score])?;
+        c.execute(
+            "INSERT INTO dedupe_edges (a, b, rule, score) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (a, b) DO UPDATE SET rule = excluded.rule, score = excluded.score",
+            &[&a, &b, &m.rule.as_str(), &m.score],
+        )?;
     }
     // The best match: the one sharing most keys.
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO cluster_merges (entry_id, matched_entry, rule, score, merged_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![entry_id, first, m.rule.as_str(), m.score, now])?;
-    recluster(tx, &[entry_id])
+    c.execute(
+        "INSERT INTO cluster_merges (entry_id, matched_entry, rule, score, merged_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (entry_id) DO UPDATE SET matched_entry = excluded.matched_entry,
+             rule = excluded.rule, score = excluded.score, merged_at = excluded.merged_at",
+        &[&entry_id, first, &m.rule.as_str(), &m.score, &now],
+    )?;
+    recluster(c, &[entry_id])
 }
 
 /// Keeps an entry's useful keys and figures, in `dedupe_sigs` and the index alike, so later
@@ -314,19 +315,21 @@ fn remember_signature(
     category: &str,
     sig: Signature,
 ) -> Result<(), StoreError> {
-    txn.tx
-        .prepare_cached(
-            "INSERT OR REPLACE INTO dedupe_sigs (entry_id, category, published, seen, keys, figures)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            sig.entry,
-            category,
-            sig.published,
-            sig.seen,
-            dedupe_index::encode_keys(&sig.keys),
-            sig.figures.as_ref().map(Figures::to_stored)
-        ])?;
+    txn.conn().execute(
+        "INSERT INTO dedupe_sigs (entry_id, category, published, seen, keys, figures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (entry_id) DO UPDATE SET category = excluded.category,
+             published = excluded.published, seen = excluded.seen, keys = excluded.keys,
+             figures = excluded.figures",
+        &[
+            &sig.entry,
+            &category,
+            &sig.published,
+            &sig.seen,
+            &dedupe_index::encode_keys(&sig.keys),
+            &sig.figures.as_ref().map(Figures::to_stored),
+        ],
+    )?;
     txn.candidates.insert(category, sig);
     Ok(())
 }
@@ -339,22 +342,22 @@ fn load_candidate_days(txn: &mut Txn<'_, '_>, window: &Window<'_>) -> Result<(),
     if missing.is_empty() {
         return Ok(());
     }
-    let mut day = txn.tx.prepare_cached(
-        "SELECT entry_id, published, seen, keys, figures FROM dedupe_sigs
-         WHERE category = ?1 AND published BETWEEN ?2 AND ?3",
-    )?;
+    let c = txn.conn();
     for (start, end) in missing {
-        let rows = day
-            .query_map(params![window.category, start, end], |r| {
+        let rows = c.query_map(
+            "SELECT entry_id, published, seen, keys, figures FROM dedupe_sigs
+             WHERE category = ?1 AND published BETWEEN ?2 AND ?3",
+            &[&window.category, &start, &end],
+            |r| {
                 Ok(Signature {
                     entry: r.get(0)?,
                     published: r.get(1)?,
                     seen: r.get(2)?,
-                    keys: dedupe_index::decode_keys(&r.get::<_, Vec<u8>>(3)?),
-                    figures: r.get_ref(4)?.as_str_or_null()?.and_then(Figures::parse),
+                    keys: dedupe_index::decode_keys(&r.get::<Vec<u8>>(3)?),
+                    figures: r.get::<Option<String>>(4)?.as_deref().and_then(Figures::parse),
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         txn.candidates.load(window.category, start, rows);
     }
     Ok(())
@@ -363,39 +366,38 @@ fn load_candidate_days(txn: &mut Txn<'_, '_>, window: &Window<'_>) -> Result<(),
 /// Takes an entry out of its cluster (before it is placed again): its matches are dropped,
 /// and what is left of its cluster is recomputed from the others' (it may fall apart).
 fn leave_cluster(txn: &mut Txn<'_, '_>, entry_id: i64) -> Result<(), StoreError> {
-    let tx = txn.tx;
-    let mates = cluster_members(tx, entry_id)?;
-    let filed: Option<(String, i64)> = tx
-        .prepare_cached("SELECT category, published FROM dedupe_sigs WHERE entry_id = ?1")?
-        .query_row([entry_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let c = txn.conn();
+    let mates = cluster_members(c, entry_id)?;
+    let filed: Option<(String, i64)> = c.query_opt(
+        "SELECT category, published FROM dedupe_sigs WHERE entry_id = ?1",
+        &[&entry_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     if let Some((category, published)) = filed {
-        tx.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", [entry_id])?;
+        c.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", &[&entry_id])?;
         txn.candidates.remove(&category, published, entry_id);
     }
-    tx.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", [entry_id])?;
-    tx.execute(
+    c.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", &[&entry_id])?;
+    c.execute(
         "DELETE FROM dedupe_edges WHERE a = ?1 OR b = ?1",
-        [entry_id],
+        &[&entry_id],
     )?;
-    tx.execute(
+    c.execute(
         "UPDATE entries SET cluster_id = id, canonical = 1 WHERE id = ?1",
-        [entry_id],
+        &[&entry_id],
     )?;
     let rest: Vec<i64> = mates.into_iter().filter(|m| *m != entry_id).collect();
-    recluster(tx, &rest)
+    recluster(c, &rest)
 }
 
 /// The entries of `entry_id`'s cluster, itself included.
-fn cluster_members(tx: &Transaction<'_>, entry_id: i64) -> Result<Vec<i64>, StoreError> {
-    let mut stmt = tx.prepare_cached(
+fn cluster_members(c: Conn<'_>, entry_id: i64) -> Result<Vec<i64>, StoreError> {
+    c.query_map(
         "SELECT id FROM entries
          WHERE cluster_id = (SELECT cluster_id FROM entries WHERE id = ?1) OR id = ?1",
-    )?;
-    let ids = stmt
-        .query_map([entry_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(ids)
+        &[&entry_id],
+        |r| r.get(0),
+    )
 }
 
 /// Recomputes the clusters around `seeds` as connected components of `dedupe_edges`, leaving
@@ -403,40 +405,38 @@ fn cluster_members(tx: &Transaction<'_>, entry_id: i64) -> Result<Vec<i64>, Stor
 /// through matches or cluster labels (its cluster-mates, which may part from it, and any entry
 /// labelled by one of them), so no cluster outside it keeps a label it reuses. Each component
 /// is labelled by its smallest id, and its canonical member chosen.
-pub(super) fn recluster(tx: &Transaction<'_>, seeds: &[i64]) -> Result<(), StoreError> {
-    let mut related = tx.prepare_cached(
-        "SELECT id FROM entries
+pub(super) fn recluster(c: Conn<'_>, seeds: &[i64]) -> Result<(), StoreError> {
+    let related = "SELECT id FROM entries
          WHERE cluster_id = (SELECT cluster_id FROM entries WHERE id = ?1) OR cluster_id = ?1
          UNION SELECT b FROM dedupe_edges WHERE a = ?1
-         UNION SELECT a FROM dedupe_edges WHERE b = ?1",
-    )?;
-    let mut region = reach(&mut related, seeds, &mut HashSet::new())?;
+         UNION SELECT a FROM dedupe_edges WHERE b = ?1";
+    let mut region = reach(c, related, seeds, &mut HashSet::new())?;
     region.sort_unstable();
-    let mut neighbours = tx.prepare_cached(
-        "SELECT m FROM (SELECT b AS m FROM dedupe_edges WHERE a = ?1
-                       UNION SELECT a FROM dedupe_edges WHERE b = ?1)
+    let neighbours = "SELECT m FROM (SELECT b AS m FROM dedupe_edges WHERE a = ?1
+                       UNION SELECT a FROM dedupe_edges WHERE b = ?1) AS n
          WHERE NOT EXISTS (SELECT 1 FROM entry_sources x
                            JOIN entry_sources y ON y.source_id = x.source_id AND y.entry_id = m
-                           WHERE x.entry_id = ?1)",
-    )?;
-    let mut label = tx.prepare_cached("UPDATE entries SET cluster_id = ?2 WHERE id = ?1")?;
+                           WHERE x.entry_id = ?1)";
     let mut seen = HashSet::new();
     let mut labels = Vec::new();
     for start in region {
         if seen.contains(&start) {
             continue;
         }
-        let component = reach(&mut neighbours, &[start], &mut seen)?;
+        let component = reach(c, neighbours, &[start], &mut seen)?;
         let min = component.iter().copied().min().unwrap_or(start);
         for member in &component {
-            label.execute(params![member, min])?;
+            c.execute(
+                "UPDATE entries SET cluster_id = ?2 WHERE id = ?1",
+                &[member, &min],
+            )?;
         }
         labels.push(min);
     }
     // Every member carries its new label before any cluster's canonical member is chosen: a
     // member still labelled as before would count in a cluster it left.
     for l in labels {
-        choose_canonical(tx, l)?;
+        choose_canonical(c, l)?;
     }
     Ok(())
 }
@@ -444,16 +444,15 @@ pub(super) fn recluster(tx: &Transaction<'_>, seeds: &[i64]) -> Result<(), Store
 /// Every entry `step` leads to from `starts`, breadth first, the starts included; `seen`
 /// collects them (one may be shared by several walks, so none is walked twice).
 fn reach(
-    step: &mut rusqlite::CachedStatement<'_>,
+    c: Conn<'_>,
+    step: &str,
     starts: &[i64],
     seen: &mut HashSet<i64>,
 ) -> Result<Vec<i64>, StoreError> {
     let mut found: Vec<i64> = starts.iter().copied().filter(|s| seen.insert(*s)).collect();
     let mut at = 0;
     while at < found.len() {
-        let next: Vec<i64> = step
-            .query_map([found[at]], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let next: Vec<i64> = c.query_map(step, &[&found[at]], |r| r.get(0))?;
         for n in next {
             if seen.insert(n) {
                 found.push(n);
@@ -465,19 +464,19 @@ fn reach(
 }
 
 /// Marks the member merged feeds show: the highest source priority, then the earliest.
-fn choose_canonical(tx: &Transaction<'_>, cluster: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE entries SET canonical = (id = (
+fn choose_canonical(c: Conn<'_>, cluster: i64) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE entries SET canonical = CASE WHEN id = (
              SELECT e.id FROM entries e WHERE e.cluster_id = ?1
              ORDER BY (SELECT MAX(s.priority) FROM entry_sources es
                        JOIN sources s ON s.id = es.source_id WHERE es.entry_id = e.id) DESC,
                       e.published,
                       (SELECT MIN(es.source_id) FROM entry_sources es WHERE es.entry_id = e.id),
                       e.id
-             LIMIT 1))
+             LIMIT 1) THEN 1 ELSE 0 END
          WHERE cluster_id = ?1",
-    )?
-    .execute([cluster])?;
+        &[&cluster],
+    )?;
     Ok(())
 }
 

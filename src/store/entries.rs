@@ -5,11 +5,10 @@
 //! An edit is detected per source (`entry_sources.version`), so two sources carrying one story
 //! in different words do not overwrite each other on every fetch.
 
-use rusqlite::{params, CachedStatement, OptionalExtension, Transaction};
-
 use super::clusters::{self, Placement};
 use super::copies::SourceCopies;
 use super::packed::{Pack, Packs};
+use super::sql::Conn;
 use super::writes::{Batch, Txn};
 use super::{json, Store, StoreError};
 use crate::model::{Entry, Fingerprint};
@@ -29,13 +28,19 @@ impl Store {
     /// Whether an entry of `source_id` still waits for its article page: its next poll must
     /// not be answered 304, or the retry would wait until the list changes.
     pub fn articles_pending(&self, source_id: &str) -> Result<bool, StoreError> {
-        Ok(self.reader()?.query_row(
-            "SELECT EXISTS (SELECT 1 FROM entries e INDEXED BY entries_article_pending
-                            JOIN entry_sources es ON es.entry_id = e.id AND es.source_id = ?1
-                            WHERE e.article_pending = 1)",
-            [source_id],
-            |r| r.get(0),
-        )?)
+        self.read(|c| {
+            // SQLite is told which index: it would otherwise walk the source's links.
+            let sql = if c.is_pg() {
+                "SELECT EXISTS (SELECT 1 FROM entries e
+                                JOIN entry_sources es ON es.entry_id = e.id AND es.source_id = ?1
+                                WHERE e.article_pending = 1)"
+            } else {
+                "SELECT EXISTS (SELECT 1 FROM entries e INDEXED BY entries_article_pending
+                                JOIN entry_sources es ON es.entry_id = e.id AND es.source_id = ?1
+                                WHERE e.article_pending = 1)"
+            };
+            c.query_one(sql, &[&source_id], |r| r.get(0))
+        })
     }
 
     /// For each item of `source_id`, by its identity keys, whether its article page still has
@@ -45,36 +50,36 @@ impl Store {
         source_id: &str,
         keys: &[Vec<String>],
     ) -> Result<Vec<ArticleNeed>, StoreError> {
-        let conn = self.reader()?;
-        let mut find = conn.prepare_cached(
-            // An entry another source stored without its text (a bare list) wants this
-            // source's article, once: an article of this source that has no text is not asked
-            // for again on every poll.
-            "SELECT e.article_pending
-                    OR (e.content IS NULL AND NOT EXISTS (SELECT 1 FROM entry_sources es
-                        WHERE es.entry_id = e.id AND es.source_id = ?2))
-             FROM entry_keys k JOIN entries e ON e.id = k.entry_id
-             WHERE k.key = ?1",
-        )?;
-        let mut needs = Vec::with_capacity(keys.len());
-        for item_keys in keys {
-            let mut need = ArticleNeed::New;
-            for key in item_keys {
-                if let Some(pending) = find
-                    .query_row(params![key, source_id], |r| r.get::<_, bool>(0))
-                    .optional()?
-                {
-                    need = if pending {
-                        ArticleNeed::Pending
-                    } else {
-                        ArticleNeed::Done
-                    };
-                    break;
+        self.read(|c| {
+            let mut needs = Vec::with_capacity(keys.len());
+            for item_keys in keys {
+                let mut need = ArticleNeed::New;
+                for key in item_keys {
+                    // An entry another source stored without its text (a bare list) wants this
+                    // source's article, once: an article of this source that has no text is
+                    // not asked for again on every poll.
+                    let pending = c.query_opt(
+                        "SELECT e.article_pending = 1
+                                OR (e.content IS NULL AND NOT EXISTS (SELECT 1 FROM entry_sources es
+                                    WHERE es.entry_id = e.id AND es.source_id = ?2))
+                         FROM entry_keys k JOIN entries e ON e.id = k.entry_id
+                         WHERE k.key = ?1",
+                        &[key, &source_id],
+                        |r| r.get::<bool>(0),
+                    )?;
+                    if let Some(pending) = pending {
+                        need = if pending {
+                            ArticleNeed::Pending
+                        } else {
+                            ArticleNeed::Done
+                        };
+                        break;
+                    }
                 }
+                needs.push(need);
             }
-            needs.push(need);
-        }
-        Ok(needs)
+            Ok(needs)
+        })
     }
 }
 
@@ -88,17 +93,20 @@ pub(super) fn upsert_in(
     packs: Option<&[Packs]>,
 ) -> Result<(), StoreError> {
     clusters::prune_candidates(txn, batch)?;
-    let tx = txn.tx;
+    let c = txn.conn();
     // A new list of the source: what it names is kept whatever its age.
-    batch.listing = tx
-        .prepare_cached(
+    batch.listing = c
+        .query_opt(
             "UPDATE sources SET listed_at = ?2, listing = listing + 1 WHERE id = ?1
              RETURNING listing",
+            &[&batch.source_id, &batch.now_ts()],
+            |r| r.get(0),
         )?
-        .query_row(params![batch.source_id, batch.now_ts()], |r| r.get(0))
-        .optional()?
         .unwrap_or(0);
-    let mut statements = Statements::prepare(tx)?;
+    let mut statements = Statements {
+        c,
+        copies: SourceCopies { c },
+    };
     for (i, e) in entries.iter().enumerate() {
         let incoming = Incoming {
             entry: e,
@@ -149,7 +157,7 @@ impl Incoming<'_> {
 
     fn body(&self) -> Pack<'_> {
         match &self.packs.body {
-            Some(f) => Pack::Frame(f),
+            Some(f) => Pack::Frame(f, &self.entry.fingerprint.body),
             None => Pack::text(&self.entry.fingerprint.body),
         }
     }
@@ -198,25 +206,35 @@ fn store_entry(
         Counted::Unchanged => counts.unchanged += 1,
     }
     let entry_id = stored.entry_id;
-    st.upsert_link.execute(params![
-        entry_id,
-        batch.source_id,
-        e.guid,
-        e.link,
-        e.version,
-        batch.now_ts(),
-        batch.listing
-    ])?;
+    st.c.execute(
+        "INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
+                 last_seen, listing)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
+             ON CONFLICT (entry_id, source_id) DO UPDATE SET guid = ?3, link = ?4,
+                 version = ?5, last_seen = ?6, listing = ?7",
+        &[
+            &entry_id,
+            &batch.source_id,
+            &e.guid,
+            &e.link,
+            &e.version,
+            &batch.now_ts(),
+            &batch.listing,
+        ],
+    )?;
     if stored.keep_copy {
         st.copies.keep(entry_id, batch.source_id, incoming)?;
     }
     // A source that carries two members of a cluster now keeps them apart: its cluster is
     // worked out again.
-    if stored.first_link && stored.place.is_none() && st.has_edges.exists([entry_id])? {
-        clusters::recluster(txn.tx, &[entry_id])?;
+    if stored.first_link && stored.place.is_none() && st.has_edges(entry_id)? {
+        clusters::recluster(txn.conn(), &[entry_id])?;
     }
     for key in &e.keys {
-        st.add_key.execute(params![key, entry_id])?;
+        st.c.execute(
+            "INSERT INTO entry_keys (key, entry_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            &[key, &entry_id],
+        )?;
     }
     // Placed once the source link is written: the canonical choice reads the sources'
     // priorities.
@@ -229,91 +247,24 @@ fn store_entry(
     Ok(())
 }
 
-/// The statements a batch runs for each entry, prepared once per batch.
+/// What a batch's per-entry steps write with.
 struct Statements<'t> {
-    find_key: CachedStatement<'t>,
-    add_key: CachedStatement<'t>,
-    link_state: CachedStatement<'t>,
+    c: Conn<'t>,
     copies: SourceCopies<'t>,
-    has_edges: CachedStatement<'t>,
-    same_text: CachedStatement<'t>,
-    next_id: CachedStatement<'t>,
-    insert_entry: CachedStatement<'t>,
-    insert_fingerprint: CachedStatement<'t>,
-    update_entry: CachedStatement<'t>,
-    complete_article: CachedStatement<'t>,
-    upsert_link: CachedStatement<'t>,
-    own_guid: CachedStatement<'t>,
-    tombstone: CachedStatement<'t>,
 }
 
-impl<'t> Statements<'t> {
-    fn prepare(tx: &'t Transaction<'_>) -> Result<Self, StoreError> {
-        Ok(Statements {
-            find_key: tx.prepare_cached("SELECT entry_id FROM entry_keys WHERE key = ?1")?,
-            add_key: tx.prepare_cached(
-                "INSERT OR IGNORE INTO entry_keys (key, entry_id) VALUES (?1, ?2)",
-            )?,
-            link_state: tx.prepare_cached(
-                "SELECT (SELECT version FROM entry_sources
-                             WHERE entry_id = ?1 AND source_id = ?2),
-                            (SELECT own FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2),
-                            article_pending
-                     FROM entries WHERE id = ?1",
-            )?,
-            copies: SourceCopies::prepare(tx)?,
-            has_edges: tx.prepare_cached(
-                "SELECT 1 FROM dedupe_edges WHERE a = ?1 UNION ALL SELECT 1 FROM dedupe_edges WHERE b = ?1",
-            )?,
-            same_text: tx.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM fingerprints
-                                WHERE entry_id = ?1 AND title = ?2 AND body = ?3 AND simhash = ?4)",
-            )?,
-            // A new entry is written whole, in its own cluster: a row carries kilobytes of
-            // text, so a later UPDATE of one small column would rewrite them. The id is chosen
-            // here (what SQLite would choose) so the row can name its own cluster.
-            next_id: tx.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM entries")?,
-            insert_entry: tx.prepare_cached(
-                "INSERT INTO entries (id, cluster_id, canonical, title, link, summary, content,
-                         authors, categories, published, updated, first_seen, date_source,
-                         article_pending, date_rank, sort_key)
-                     VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?,
-            insert_fingerprint: tx.prepare_cached(
-                "INSERT INTO fingerprints (entry_id, title, body, simhash) VALUES (?1, ?2, ?3, ?4)",
-            )?,
-            // An edit seen on a list page carries no article text: keep the text we have.
-            update_entry: tx.prepare_cached(
-                "UPDATE entries SET title = ?2, link = COALESCE(?3, link),
-                         summary = COALESCE(?4, summary), content = COALESCE(?5, content),
-                         authors = ?6, categories = ?7, updated = ?8
-                     WHERE id = ?1",
-            )?,
-            // The article arrived after a failed first try: its text, author and date win.
-            complete_article: tx.prepare_cached(
-                "UPDATE entries SET content = ?2, authors = ?3,
-                         published = COALESCE(?4, published), date_source = ?5,
-                         article_pending = 0, updated = ?6
-                     WHERE id = ?1",
-            )?,
-            upsert_link: tx.prepare_cached(
-                "INSERT INTO entry_sources (entry_id, source_id, guid, link, version, first_seen,
-                         last_seen, listing)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
-                     ON CONFLICT (entry_id, source_id) DO UPDATE SET guid = ?3, link = ?4,
-                         version = ?5, last_seen = ?6, listing = ?7",
-            )?,
-            // The guid this source gave an entry, to keep apart two items of one feed that
-            // share a link (podcast items linking to the show's home page, `#fragment` links).
-            own_guid: tx.prepare_cached(
-                "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
-            )?,
-            // A tombstone the item's list still names stays: its source is the one that listed
-            // it last.
-            tombstone: tx.prepare_cached(
-                "UPDATE tombstones SET seen = ?3, source_id = ?2 WHERE key = ?1",
-            )?,
-        })
+impl Statements<'_> {
+    /// Whether `entry_id` has an edge to another entry.
+    fn has_edges(&self, entry_id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .c
+            .query_opt(
+                "SELECT 1 FROM dedupe_edges WHERE a = ?1
+                 UNION ALL SELECT 1 FROM dedupe_edges WHERE b = ?1",
+                &[&entry_id],
+                |_| Ok(()),
+            )?
+            .is_some())
     }
 
     /// Whether `e` was pruned while its source listed it (a key of it is a tombstone); the
@@ -321,10 +272,12 @@ impl<'t> Statements<'t> {
     fn buried(&mut self, batch: &Batch<'_>, e: &Entry) -> Result<bool, StoreError> {
         let mut found = false;
         for key in &e.keys {
-            found |= self
-                .tombstone
-                .execute(params![key, batch.source_id, batch.now_ts()])?
-                > 0;
+            // A tombstone the item's list still names stays: its source is the one that
+            // listed it last.
+            found |= self.c.execute(
+                "UPDATE tombstones SET seen = ?3, source_id = ?2 WHERE key = ?1",
+                &[key, &batch.source_id, &batch.now_ts()],
+            )? > 0;
         }
         Ok(found)
     }
@@ -333,17 +286,23 @@ impl<'t> Statements<'t> {
     /// item of the same source (another guid) does not count.
     fn find(&mut self, source_id: &str, e: &Entry) -> Result<Option<i64>, StoreError> {
         for key in &e.keys {
-            let Some(id) = self
-                .find_key
-                .query_row([key], |r| r.get::<_, i64>(0))
-                .optional()?
+            let Some(id) = self.c.query_opt(
+                "SELECT entry_id FROM entry_keys WHERE key = ?1",
+                &[key],
+                |r| r.get::<i64>(0),
+            )?
             else {
                 continue;
             };
+            // The guid this source gave the entry, to keep apart two items of one feed that
+            // share a link (podcast items linking to the show's home page, `#fragment` links).
             let other_guid: Option<String> = self
-                .own_guid
-                .query_row(params![id, source_id], |r| r.get(0))
-                .optional()?
+                .c
+                .query_opt(
+                    "SELECT guid FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2",
+                    &[&id, &source_id],
+                    |r| r.get::<Option<String>>(0),
+                )?
                 .flatten();
             let same_source_other_item = matches!(
                 (&e.guid, &other_guid),
@@ -361,29 +320,46 @@ impl<'t> Statements<'t> {
         let e = incoming.entry;
         let published = e.published.unwrap_or(batch.now).timestamp();
         let updated = e.updated.map_or(published, |u| u.timestamp());
-        let id: i64 = self.next_id.query_row([], |r| r.get(0))?;
-        self.insert_entry.execute(params![
-            id,
-            e.title,
-            e.link,
-            incoming.summary(),
-            incoming.content(),
-            incoming.authors,
-            incoming.categories,
-            published,
-            updated,
-            batch.now_ts(),
-            e.date_source.as_str(),
-            e.article_pending,
-            e.date_rank,
-            sort_key(batch.source_id, &e.keys).unwrap_or(id)
-        ])?;
-        self.insert_fingerprint.execute(params![
-            id,
-            e.fingerprint.title,
-            incoming.body(),
-            e.fingerprint.simhash as i64
-        ])?;
+        // A new entry is written whole, in its own cluster: a row carries kilobytes of text, so
+        // a later UPDATE of one small column would rewrite them. The id is chosen here (what
+        // SQLite would choose) so the row can name its own cluster; writes are serial (SQLite's
+        // one writer, PostgreSQL's write lock), so no other writer picks it meanwhile.
+        let id: i64 = self.c.query_one(
+            "SELECT CAST(COALESCE(MAX(id), 0) + 1 AS BIGINT) FROM entries",
+            &[],
+            |r| r.get(0),
+        )?;
+        self.c.execute(
+            "INSERT INTO entries (id, cluster_id, canonical, title, link, summary, content,
+                     authors, categories, published, updated, first_seen, date_source,
+                     article_pending, date_rank, sort_key)
+                 VALUES (?1, ?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            &[
+                &id,
+                &e.title,
+                &e.link,
+                &incoming.summary(),
+                &incoming.content(),
+                &incoming.authors,
+                &incoming.categories,
+                &published,
+                &updated,
+                &batch.now_ts(),
+                &e.date_source.as_str(),
+                &e.article_pending,
+                &e.date_rank,
+                &sort_key(batch.source_id, &e.keys).unwrap_or(id),
+            ],
+        )?;
+        self.c.execute(
+            "INSERT INTO fingerprints (entry_id, title, body, simhash) VALUES (?1, ?2, ?3, ?4)",
+            &[
+                &id,
+                &e.fingerprint.title,
+                &incoming.body(),
+                &(e.fingerprint.simhash as i64),
+            ],
+        )?;
         Ok(Stored {
             entry_id: id,
             counted: Counted::New,
@@ -402,11 +378,14 @@ impl<'t> Statements<'t> {
         incoming: &Incoming<'_>,
     ) -> Result<Stored, StoreError> {
         let (e, authors) = (incoming.entry, incoming.authors.as_str());
-        let (previous, own, pending): (Option<String>, Option<bool>, bool) = self
-            .link_state
-            .query_row(params![id, batch.source_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+        let (previous, own, pending): (Option<String>, Option<bool>, bool) = self.c.query_one(
+            "SELECT (SELECT version FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2),
+                    (SELECT own FROM entry_sources WHERE entry_id = ?1 AND source_id = ?2),
+                    article_pending
+             FROM entries WHERE id = ?1",
+            &[&id, &batch.source_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         // This source did not store the entry: it keeps its own words beside it, and the
         // entry takes what it lacks from them.
         let first_link = previous.is_none();
@@ -420,14 +399,21 @@ impl<'t> Statements<'t> {
         // article enriches the entry instead, below).
         let completed = pending && !second && !e.article_pending && e.content.is_some();
         if completed {
-            self.complete_article.execute(params![
-                id,
-                incoming.content(),
-                authors,
-                e.published.map(|p| p.timestamp()),
-                e.date_source.as_str(),
-                batch.now_ts()
-            ])?;
+            // The article arrived after a failed first try: its text, author and date win.
+            self.c.execute(
+                "UPDATE entries SET content = ?2, authors = ?3,
+                         published = COALESCE(?4, published), date_source = ?5,
+                         article_pending = 0, updated = ?6
+                     WHERE id = ?1",
+                &[
+                    &id,
+                    &incoming.content(),
+                    &authors,
+                    &e.published.map(|p| p.timestamp()),
+                    &e.date_source.as_str(),
+                    &batch.now_ts(),
+                ],
+            )?;
         }
         let enriched = promoted && (e.content.is_some() || e.summary.is_some())
             || second && !completed && self.copies.enrich(id, incoming)?;
@@ -474,25 +460,34 @@ impl<'t> Statements<'t> {
         // edit.
         self.copies.freeze(id)?;
         // The edit is news to readers now, whatever date the feed claims.
-        self.update_entry.execute(params![
-            id,
-            e.title,
-            e.link,
-            incoming.summary(),
-            incoming.content(),
-            incoming.authors,
-            incoming.categories,
-            batch.now_ts()
-        ])?;
+        // A list page's edit carries no article text: the text we have is kept.
+        self.c.execute(
+            "UPDATE entries SET title = ?2, link = COALESCE(?3, link),
+                     summary = COALESCE(?4, summary), content = COALESCE(?5, content),
+                     authors = ?6, categories = ?7, updated = ?8
+                 WHERE id = ?1",
+            &[
+                &id,
+                &e.title,
+                &e.link,
+                &incoming.summary(),
+                &incoming.content(),
+                &incoming.authors,
+                &incoming.categories,
+                &batch.now_ts(),
+            ],
+        )?;
         Ok(())
     }
 
     /// Whether the stored fingerprint of `id` is `fp`.
     fn same_text(&mut self, id: i64, fp: &Fingerprint) -> Result<bool, StoreError> {
-        Ok(self.same_text.query_row(
-            params![id, fp.title, Pack::text(&fp.body), fp.simhash as i64],
-            |r| r.get::<_, bool>(0),
-        )?)
+        self.c.query_one(
+            "SELECT EXISTS (SELECT 1 FROM fingerprints
+                            WHERE entry_id = ?1 AND title = ?2 AND body = ?3 AND simhash = ?4)",
+            &[&id, &fp.title, &Pack::text(&fp.body), &(fp.simhash as i64)],
+            |r| r.get::<bool>(0),
+        )
     }
 }
 

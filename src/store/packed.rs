@@ -16,6 +16,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::Connection;
 
+use super::sql::{Get, Param, Value};
 use crate::model::Entry;
 
 /// Shorter texts stay as they are: a frame's header would eat most of what it saves.
@@ -28,10 +29,12 @@ const LEVEL: i32 = 3;
 /// `[fetch] max_body_bytes`, 10 MiB by default): a damaged frame cannot claim the memory.
 const MAX_UNPACKED: usize = 64 << 20;
 
-/// A text as it is written: packed when long, now or already (see [`Packs`]).
+/// A text as it is written: packed when long, now or already (see [`Packs`]). PostgreSQL is
+/// given the text itself (it compresses long values on its own, TOAST).
 pub(super) enum Pack<'a> {
     Text(Option<&'a str>),
-    Frame(&'a [u8]),
+    /// The text packed beforehand, and the text.
+    Frame(&'a [u8], &'a str),
 }
 
 impl<'a> Pack<'a> {
@@ -45,9 +48,9 @@ impl<'a> Pack<'a> {
 
     /// `text`, as `frame` when it was packed beforehand.
     pub(super) fn ready(text: &'a Option<String>, frame: &'a Option<Vec<u8>>) -> Self {
-        match frame {
-            Some(f) => Pack::Frame(f),
-            None => Pack::of(text),
+        match (frame, text) {
+            (Some(f), Some(t)) => Pack::Frame(f, t),
+            _ => Pack::of(text),
         }
     }
 }
@@ -60,8 +63,20 @@ impl ToSql for Pack<'_> {
                 ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()))
             }
             Pack::Text(Some(text)) => ToSqlOutput::Owned(rusqlite::types::Value::Blob(pack(text)?)),
-            Pack::Frame(f) => ToSqlOutput::Borrowed(ValueRef::Blob(f)),
+            Pack::Frame(f, _) => ToSqlOutput::Borrowed(ValueRef::Blob(f)),
         })
+    }
+}
+
+impl Param for Pack<'_> {
+    fn lite(&self) -> &dyn ToSql {
+        self
+    }
+    fn value(&self) -> Value {
+        match *self {
+            Pack::Text(None) => Value::Null,
+            Pack::Text(Some(t)) | Pack::Frame(_, t) => Value::Text(t.to_owned()),
+        }
     }
 }
 
@@ -131,6 +146,17 @@ pub(super) struct Unpacked(pub(super) Option<String>);
 impl FromSql for Unpacked {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         Ok(Unpacked(unpack(value)?))
+    }
+}
+
+impl Get for Unpacked {
+    const NAME: &'static str = "text";
+    fn lite(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {
+        row.get(index)
+    }
+    fn from_value(value: Value) -> Result<Self, &'static str> {
+        // PostgreSQL's texts are never packed.
+        Ok(Unpacked(Option::<String>::from_value(value)?))
     }
 }
 

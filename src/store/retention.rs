@@ -361,7 +361,7 @@ fn prune_batch(txn: &mut Txn<'_, '_>, batch: &[i64]) -> Result<(u64, u64), Store
     let gone = tx
         .prepare_cached("DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?1))")?
         .execute([&json])? as u64;
-    clusters::recluster(tx, &neighbours)?;
+    clusters::recluster(super::sql::Conn::Lite(tx), &neighbours)?;
     for id in ids {
         txn.index_later(id);
     }

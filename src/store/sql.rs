@@ -332,7 +332,7 @@ macro_rules! int_get {
         }
     )*};
 }
-int_get!(i64, i32, u32, u64, usize);
+int_get!(i64, i32, u32, u64, usize, u8);
 
 impl Get for bool {
     const NAME: &'static str = "bool";

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction};
 
 use super::packed::Packs;
+use super::sql::Conn;
 use super::{entries, search, sources, FetchRecord, Store, StoreError, Writer};
 use crate::config::Thresholds;
 use crate::dedupe::index::CandidateIndex;
@@ -67,6 +68,11 @@ impl<'t, 'c> Txn<'t, 'c> {
             candidates,
             searchable: Vec::new(),
         }
+    }
+
+    /// The group's transaction, for the statements both backends run.
+    pub(super) fn conn(&self) -> Conn<'t> {
+        Conn::Lite(self.tx)
     }
 
     /// Has `entry_id` (new, or with a new text) queued for the search index.
@@ -227,7 +233,7 @@ fn run_group(
             entries::upsert_in(txn, &mut batch, &f.entries, Some(packs))?;
             counts.push(batch.counts);
             sources::record_fetch_in(
-                super::sql::Conn::Lite(txn.tx),
+                txn.conn(),
                 &f.source_id,
                 &FetchRecord {
                     at: f.now,
