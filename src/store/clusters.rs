@@ -116,7 +116,7 @@ struct Candidate<'a> {
 /// Keys of entries seen and published well outside the window are unlikely to match anything
 /// new, and are dropped from `dedupe_sigs` and the index alike. A backfill (old dates, seen
 /// now) keeps its keys, so two sources' histories still merge.
-pub(super) fn prune_candidates(txn: &mut Txn<'_, '_>, batch: &Batch<'_>) -> Result<(), StoreError> {
+pub(super) fn prune_candidates(txn: &mut Txn<'_>, batch: &Batch<'_>) -> Result<(), StoreError> {
     let horizon = batch.now_ts() - batch.thresholds.window_hours * 2 * 3600;
     txn.conn().execute(
         "DELETE FROM dedupe_sigs WHERE category = ?1 AND seen < ?2 AND published < ?2",
@@ -132,7 +132,7 @@ pub(super) fn prune_candidates(txn: &mut Txn<'_, '_>, batch: &Batch<'_>) -> Resu
 /// first) is kept as a pair, and the entry's cluster is the component those pairs make.
 /// Returns whether the entry joined another entry's cluster.
 pub(super) fn place_in_cluster(
-    txn: &mut Txn<'_, '_>,
+    txn: &mut Txn<'_>,
     batch: &Batch<'_>,
     entry_id: i64,
     e: &Entry,
@@ -174,7 +174,7 @@ pub(super) fn place_in_cluster(
 
 /// An edited entry leaves its cluster and gets its new fingerprint (a new one was inserted
 /// with it), the text the search index reads when it reaches the entry in its queue.
-fn refingerprint(txn: &mut Txn<'_, '_>, entry_id: i64, fp: &Fingerprint) -> Result<(), StoreError> {
+fn refingerprint(txn: &mut Txn<'_>, entry_id: i64, fp: &Fingerprint) -> Result<(), StoreError> {
     leave_cluster(txn, entry_id)?;
     txn.conn().execute(
         "UPDATE fingerprints SET title = ?2, body = ?3, simhash = ?4 WHERE entry_id = ?1",
@@ -310,11 +310,7 @@ fn record_matches(
 
 /// Keeps an entry's useful keys and figures, in `dedupe_sigs` and the index alike, so later
 /// entries find it.
-fn remember_signature(
-    txn: &mut Txn<'_, '_>,
-    category: &str,
-    sig: Signature,
-) -> Result<(), StoreError> {
+fn remember_signature(txn: &mut Txn<'_>, category: &str, sig: Signature) -> Result<(), StoreError> {
     txn.conn().execute(
         "INSERT INTO dedupe_sigs (entry_id, category, published, seen, keys, figures)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -335,7 +331,7 @@ fn remember_signature(
 }
 
 /// Brings into the index the days of the window it does not hold for the category.
-fn load_candidate_days(txn: &mut Txn<'_, '_>, window: &Window<'_>) -> Result<(), StoreError> {
+fn load_candidate_days(txn: &mut Txn<'_>, window: &Window<'_>) -> Result<(), StoreError> {
     let missing = txn
         .candidates
         .missing(window.category, window.from, window.to);
@@ -354,7 +350,10 @@ fn load_candidate_days(txn: &mut Txn<'_, '_>, window: &Window<'_>) -> Result<(),
                     published: r.get(1)?,
                     seen: r.get(2)?,
                     keys: dedupe_index::decode_keys(&r.get::<Vec<u8>>(3)?),
-                    figures: r.get::<Option<String>>(4)?.as_deref().and_then(Figures::parse),
+                    figures: r
+                        .get::<Option<String>>(4)?
+                        .as_deref()
+                        .and_then(Figures::parse),
                 })
             },
         )?;
@@ -365,7 +364,7 @@ fn load_candidate_days(txn: &mut Txn<'_, '_>, window: &Window<'_>) -> Result<(),
 
 /// Takes an entry out of its cluster (before it is placed again): its matches are dropped,
 /// and what is left of its cluster is recomputed from the others' (it may fall apart).
-fn leave_cluster(txn: &mut Txn<'_, '_>, entry_id: i64) -> Result<(), StoreError> {
+fn leave_cluster(txn: &mut Txn<'_>, entry_id: i64) -> Result<(), StoreError> {
     let c = txn.conn();
     let mates = cluster_members(c, entry_id)?;
     let filed: Option<(String, i64)> = c.query_opt(
@@ -377,7 +376,10 @@ fn leave_cluster(txn: &mut Txn<'_, '_>, entry_id: i64) -> Result<(), StoreError>
         c.execute("DELETE FROM dedupe_sigs WHERE entry_id = ?1", &[&entry_id])?;
         txn.candidates.remove(&category, published, entry_id);
     }
-    c.execute("DELETE FROM cluster_merges WHERE entry_id = ?1", &[&entry_id])?;
+    c.execute(
+        "DELETE FROM cluster_merges WHERE entry_id = ?1",
+        &[&entry_id],
+    )?;
     c.execute(
         "DELETE FROM dedupe_edges WHERE a = ?1 OR b = ?1",
         &[&entry_id],

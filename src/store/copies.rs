@@ -17,11 +17,13 @@ pub(super) struct SourceCopies<'t> {
 /// PostgreSQL's `seq`, are the order of linking), and whether `?2` outranks it: a higher
 /// priority, or the same and a smaller id (a total order, so the outcome is the same whatever
 /// order the sources' fetches were stored in).
-const HOLDER_LITE: &str = "SELECT me.priority > h.priority OR (me.priority = h.priority AND me.id < h.id)
+const HOLDER_LITE: &str =
+    "SELECT me.priority > h.priority OR (me.priority = h.priority AND me.id < h.id)
      FROM entry_sources es JOIN sources h ON h.id = es.source_id, sources me
      WHERE es.entry_id = ?1 AND es.own = 0 AND me.id = ?2
      ORDER BY es.rowid LIMIT 1";
-const HOLDER_PG: &str = "SELECT me.priority > h.priority OR (me.priority = h.priority AND me.id < h.id)
+const HOLDER_PG: &str =
+    "SELECT me.priority > h.priority OR (me.priority = h.priority AND me.id < h.id)
      FROM entry_sources es JOIN sources h ON h.id = es.source_id, sources me
      WHERE es.entry_id = ?1 AND es.own = 0 AND me.id = ?2
      ORDER BY es.seq LIMIT 1";
@@ -37,7 +39,11 @@ impl SourceCopies<'_> {
         incoming: &Incoming<'_>,
     ) -> Result<bool, StoreError> {
         let (e, authors) = (incoming.entry, incoming.authors.as_str());
-        let holder = if self.c.is_pg() { HOLDER_PG } else { HOLDER_LITE };
+        let holder = if self.c.is_pg() {
+            HOLDER_PG
+        } else {
+            HOLDER_LITE
+        };
         let outranks = self
             .c
             .query_opt(holder, &[&entry_id, &source_id], |r| r.get::<bool>(0))?

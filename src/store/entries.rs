@@ -87,7 +87,7 @@ impl Store {
 /// inserted, linked to the batch's source, and placed in a cluster when its compared text is
 /// new. What it did is counted in `batch.counts`.
 pub(super) fn upsert_in(
-    txn: &mut Txn<'_, '_>,
+    txn: &mut Txn<'_>,
     batch: &mut Batch<'_>,
     entries: &[Entry],
     packs: Option<&[Packs]>,
@@ -184,7 +184,7 @@ enum Counted {
 
 /// Stores one entry of the batch.
 fn store_entry(
-    txn: &mut Txn<'_, '_>,
+    txn: &mut Txn<'_>,
     batch: &mut Batch<'_>,
     st: &mut Statements<'_>,
     incoming: &Incoming<'_>,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::writes::{write_group, Txn};
 use super::{clusters, schema, Store, StoreError};
@@ -98,7 +98,8 @@ impl Store {
         for batch in batches(plan.groups) {
             let mut writer = self.writer()?;
             let started = Instant::now();
-            let (gone, tombstones) = write_group(&mut writer, |txn| prune_batch(txn, &batch))?;
+            let (gone, tombstones) =
+                write_group(&self.engine, &mut writer, |txn| prune_batch(txn, &batch))?;
             drop(writer);
             let held = started.elapsed();
             report.longest_batch = report.longest_batch.max(held);
@@ -327,8 +328,10 @@ fn batches(groups: Vec<Vec<i64>>) -> Vec<Vec<i64>> {
 
 /// Takes one batch out, in the write group `txn`: checked again first (a fetch may have listed
 /// an entry since the plan was made). Returns the entries taken out and the tombstones left.
-fn prune_batch(txn: &mut Txn<'_, '_>, batch: &[i64]) -> Result<(u64, u64), StoreError> {
-    let tx = txn.tx;
+fn prune_batch(txn: &mut Txn<'_>, batch: &[i64]) -> Result<(u64, u64), StoreError> {
+    let super::sql::Conn::Lite(tx) = txn.conn() else {
+        return Err(StoreError::NotYet("pruning"));
+    };
     let ids = still_going(tx, batch)?;
     if ids.is_empty() {
         return Ok((0, 0));
@@ -370,7 +373,7 @@ fn prune_batch(txn: &mut Txn<'_, '_>, batch: &[i64]) -> Result<(u64, u64), Store
 
 /// The entries of `batch` that may still go: not listed by an active source since the plan,
 /// and not the canonical member of a cluster keeping a member outside the batch.
-fn still_going(tx: &Transaction<'_>, batch: &[i64]) -> Result<Vec<i64>, StoreError> {
+fn still_going(tx: &rusqlite::Connection, batch: &[i64]) -> Result<Vec<i64>, StoreError> {
     let json = serde_json::to_string(batch).unwrap_or_else(|_| "[]".into());
     let ids = tx
         .prepare_cached(
@@ -391,7 +394,7 @@ fn still_going(tx: &Transaction<'_>, batch: &[i64]) -> Result<Vec<i64>, StoreErr
 /// first staying neighbour is paired with each other one (with the pair's rule and score), and
 /// whoever noted it as the member it matched notes that neighbour instead. Returns the staying
 /// neighbours, whose clusters are worked out again once the batch is gone.
-fn pass_on_pairs(tx: &Transaction<'_>, going: &[i64]) -> Result<Vec<i64>, StoreError> {
+fn pass_on_pairs(tx: &rusqlite::Connection, going: &[i64]) -> Result<Vec<i64>, StoreError> {
     let json = serde_json::to_string(going).unwrap_or_else(|_| "[]".into());
     let mut pairs = tx.prepare_cached(
         "SELECT m, rule, score FROM (

@@ -12,7 +12,7 @@ use super::StoreError;
 /// Queues `entries` (new, or with a new text) for the index, in the transaction that writes
 /// their text, and drops the queue's rows the index has committed (up to `indexed`).
 pub(super) fn queue_for_index(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     entries: &[i64],
     indexed: i64,
 ) -> Result<(), StoreError> {

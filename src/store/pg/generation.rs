@@ -16,7 +16,8 @@ use super::{Pg, PgError};
 /// How often the counter is read besides the notifications.
 pub const POLL: Duration = Duration::from_secs(1);
 
-const CHANNEL: &str = "tributary_writes";
+/// The channel writes are announced on.
+pub const CHANNEL: &str = "tributary_writes";
 
 impl Pg {
     /// Records a write every instance must see (their caches are then stale); returns the new

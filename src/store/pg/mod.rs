@@ -20,7 +20,7 @@ use std::future::Future;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-pub use generation::POLL as WRITE_POLL;
+pub use generation::{CHANNEL as WRITE_CHANNEL, POLL as WRITE_POLL};
 pub use leases::{Lease, LeaseRequest};
 pub use schema::SCHEMA_VERSION;
 pub use session::Session;

@@ -58,6 +58,104 @@ const MIGRATIONS: &[&str] = &[
     // 2: the write sequence instances invalidate their caches by.
     "CREATE TABLE write_sequence (seq bigint NOT NULL);
      INSERT INTO write_sequence (seq) VALUES (0);",
+    // 3: entries, each source's link to them and copy of them, their identity keys, and what
+    // dedupe keeps (fingerprints, candidate keys, matched pairs), as SQLite has them; texts
+    // are plain (PostgreSQL compresses long values itself). `entry_sources.seq` is the order
+    // of linking, which SQLite's rowid gives.
+    "CREATE TABLE entries (
+         id bigint PRIMARY KEY,
+         title text NOT NULL,
+         link text,
+         summary text,
+         content text,
+         authors text NOT NULL DEFAULT '[]',
+         categories text NOT NULL DEFAULT '[]',
+         published bigint NOT NULL,
+         updated bigint NOT NULL,
+         first_seen bigint NOT NULL,
+         date_source text NOT NULL DEFAULT 'feed',
+         article_pending bigint NOT NULL DEFAULT 0,
+         cluster_id bigint,
+         canonical bigint NOT NULL DEFAULT 1,
+         date_rank bigint NOT NULL DEFAULT 2,
+         sort_key bigint NOT NULL DEFAULT 0
+     );
+     CREATE INDEX entries_by_cluster ON entries (cluster_id);
+     CREATE INDEX entries_article_pending ON entries (id) WHERE article_pending = 1;
+     CREATE INDEX entries_by_published ON entries (published DESC, sort_key DESC, id DESC);
+     CREATE INDEX entries_canonical_by_published
+         ON entries (canonical, published DESC, sort_key DESC, id DESC);
+     CREATE TABLE entry_sources (
+         entry_id bigint NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+         source_id text NOT NULL REFERENCES sources (id),
+         guid text,
+         link text,
+         version text NOT NULL,
+         first_seen bigint NOT NULL,
+         last_seen bigint NOT NULL,
+         own bigint NOT NULL DEFAULT 0,
+         title text,
+         summary text,
+         content text,
+         authors text,
+         published bigint,
+         listing bigint NOT NULL DEFAULT 0,
+         seq bigint GENERATED ALWAYS AS IDENTITY,
+         PRIMARY KEY (entry_id, source_id)
+     );
+     CREATE INDEX entry_sources_by_source ON entry_sources (source_id, entry_id);
+     CREATE FUNCTION entry_sources_count() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         IF TG_OP = 'INSERT' THEN
+             UPDATE sources SET entry_count = entry_count + 1 WHERE id = NEW.source_id;
+         ELSE
+             UPDATE sources SET entry_count = entry_count - 1 WHERE id = OLD.source_id;
+         END IF;
+         RETURN NULL;
+     END $$;
+     CREATE TRIGGER entry_sources_counted AFTER INSERT OR DELETE ON entry_sources
+         FOR EACH ROW EXECUTE FUNCTION entry_sources_count();
+     CREATE TABLE entry_keys (
+         key text PRIMARY KEY,
+         entry_id bigint NOT NULL REFERENCES entries (id) ON DELETE CASCADE
+     );
+     CREATE INDEX entry_keys_by_entry ON entry_keys (entry_id);
+     CREATE TABLE cluster_merges (
+         entry_id bigint PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+         matched_entry bigint NOT NULL,
+         rule text NOT NULL,
+         score double precision NOT NULL,
+         merged_at bigint NOT NULL
+     );
+     CREATE TABLE dedupe_sigs (
+         entry_id bigint PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+         category text NOT NULL,
+         published bigint NOT NULL,
+         seen bigint NOT NULL,
+         keys bytea NOT NULL,
+         figures text
+     );
+     CREATE INDEX dedupe_sigs_by_published ON dedupe_sigs (category, published);
+     CREATE INDEX dedupe_sigs_by_seen ON dedupe_sigs (category, seen);
+     CREATE TABLE fingerprints (
+         entry_id bigint PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+         title text NOT NULL,
+         body text NOT NULL,
+         simhash bigint NOT NULL
+     );
+     CREATE TABLE dedupe_edges (
+         a bigint NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+         b bigint NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+         rule text NOT NULL,
+         score double precision NOT NULL,
+         PRIMARY KEY (a, b)
+     );
+     CREATE INDEX dedupe_edges_by_b ON dedupe_edges (b, a);
+     CREATE TABLE tombstones (
+         key text PRIMARY KEY,
+         source_id text NOT NULL,
+         seen bigint NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
