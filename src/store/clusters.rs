@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 
 use super::packed::{Pack, Unpacked};
 use super::sql::Conn;
@@ -39,49 +38,57 @@ impl Store {
     /// The cluster of `entry_id`: every member, how it joined, and which one merged feeds
     /// show. None when there is no such entry.
     pub fn explain(&self, entry_id: i64) -> Result<Option<(i64, Vec<ClusterMember>)>, StoreError> {
-        let conn = self.reader()?;
-        let cluster: Option<Option<i64>> = conn
-            .query_row(
+        self.read(|c| {
+            let cluster: Option<Option<i64>> = c.query_opt(
                 "SELECT cluster_id FROM entries WHERE id = ?1",
-                [entry_id],
+                &[&entry_id],
                 |r| r.get(0),
-            )
-            .optional()?;
-        let Some(cluster) = cluster else {
-            return Ok(None);
-        };
-        let cluster = cluster.unwrap_or(entry_id);
-        let mut stmt = conn.prepare(
-            "SELECT e.id, e.title, e.published, e.canonical,
-                    (SELECT group_concat(source_id, ', ') FROM entry_sources WHERE entry_id = e.id),
-                    m.matched_entry, m.rule, m.score,
-                    (SELECT json_group_array(key) FROM entry_keys k
-                     WHERE k.entry_id = e.id AND k.key NOT LIKE 'guid:%')
-             FROM entries e LEFT JOIN cluster_merges m ON m.entry_id = e.id
-             WHERE e.cluster_id = ?1 OR e.id = ?2
-             ORDER BY e.published, e.id",
-        )?;
-        let members = stmt
-            .query_map(params![cluster, entry_id], |r| {
-                let matched: Option<i64> = r.get(5)?;
-                Ok(ClusterMember {
-                    entry_id: r.get(0)?,
-                    title: r.get(1)?,
-                    published: from_unix(r.get(2)?),
-                    canonical: r.get(3)?,
-                    sources: r
-                        .get::<_, Option<String>>(4)?
-                        .map(|s| s.split(", ").map(str::to_string).collect())
-                        .unwrap_or_default(),
-                    merged: match matched {
-                        Some(m) => Some((m, r.get(6)?, r.get(7)?)),
-                        None => None,
-                    },
-                    shared_keys: super::from_json(&r.get::<_, String>(8)?),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(Some((cluster, members)))
+            )?;
+            let Some(cluster) = cluster else {
+                return Ok(None);
+            };
+            let cluster = cluster.unwrap_or(entry_id);
+            let (sources, keys) = if c.is_pg() {
+                (
+                    "string_agg(source_id, ', ')",
+                    "CAST(COALESCE(json_agg(key), CAST('[]' AS json)) AS TEXT)",
+                )
+            } else {
+                ("group_concat(source_id, ', ')", "json_group_array(key)")
+            };
+            let members = c.query_map(
+                &format!(
+                    "SELECT e.id, e.title, e.published, e.canonical,
+                            (SELECT {sources} FROM entry_sources WHERE entry_id = e.id),
+                            m.matched_entry, m.rule, m.score,
+                            (SELECT {keys} FROM entry_keys k
+                             WHERE k.entry_id = e.id AND k.key NOT LIKE 'guid:%')
+                     FROM entries e LEFT JOIN cluster_merges m ON m.entry_id = e.id
+                     WHERE e.cluster_id = ?1 OR e.id = ?2
+                     ORDER BY e.published, e.id"
+                ),
+                &[&cluster, &entry_id],
+                |r| {
+                    let matched: Option<i64> = r.get(5)?;
+                    Ok(ClusterMember {
+                        entry_id: r.get(0)?,
+                        title: r.get(1)?,
+                        published: from_unix(r.get(2)?),
+                        canonical: r.get(3)?,
+                        sources: r
+                            .get::<Option<String>>(4)?
+                            .map(|s| s.split(", ").map(str::to_string).collect())
+                            .unwrap_or_default(),
+                        merged: match matched {
+                            Some(m) => Some((m, r.get(6)?, r.get(7)?)),
+                            None => None,
+                        },
+                        shared_keys: super::from_json(&r.get::<String>(8)?),
+                    })
+                },
+            )?;
+            Ok(Some((cluster, members)))
+        })
     }
 }
 
@@ -484,7 +491,7 @@ fn choose_canonical(c: Conn<'_>, cluster: i64) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{entry, feed, put, scratch, BODY, OTHER};
+    use super::super::testing::{both, entry, feed, put, BODY, OTHER};
     use super::*;
     use crate::model::Scope;
 
@@ -518,97 +525,98 @@ mod tests {
 
     #[test]
     fn two_copies_are_one_cluster_until_one_is_edited_into_another_story() {
-        let s = scratch();
-        let story = entry(
-            "first",
-            "park",
-            "Council approves riverside park plan",
-            BODY,
-        );
-        assert_eq!(put(&s.store, "first", &[story]).merged, 0);
-        assert_eq!(put(&s.store, "second", &[copy_of_the_story()]).merged, 1);
-        let (a, b) = (id_of(&s.store, "first"), id_of(&s.store, "second"));
-        // Same priority and date: the smaller source id is shown.
-        assert_eq!(cluster_of(&s.store, a), (vec![a, b], vec![a]));
-        let merged = feed(&s.store, Scope::All);
-        assert_eq!(merged.len(), 1);
-        let sources: Vec<&str> = merged[0]
-            .sources
-            .iter()
-            .map(|x| x.source_id.as_str())
-            .collect();
-        assert_eq!(sources, ["first", "second"]);
+        for s in both() {
+            let story = entry(
+                "first",
+                "park",
+                "Council approves riverside park plan",
+                BODY,
+            );
+            assert_eq!(put(&s.store, "first", &[story]).merged, 0);
+            assert_eq!(put(&s.store, "second", &[copy_of_the_story()]).merged, 1);
+            let (a, b) = (id_of(&s.store, "first"), id_of(&s.store, "second"));
+            // Same priority and date: the smaller source id is shown.
+            assert_eq!(cluster_of(&s.store, a), (vec![a, b], vec![a]));
+            let merged = feed(&s.store, Scope::All);
+            assert_eq!(merged.len(), 1);
+            let sources: Vec<&str> = merged[0]
+                .sources
+                .iter()
+                .map(|x| x.source_id.as_str())
+                .collect();
+            assert_eq!(sources, ["first", "second"]);
 
-        let edited = entry("second", "park", "Library extends weekend hours", OTHER);
-        let counts = put(&s.store, "second", &[edited]);
-        assert_eq!((counts.updated, counts.merged), (1, 0));
-        assert_eq!(cluster_of(&s.store, a), (vec![a], vec![a]));
-        assert_eq!(cluster_of(&s.store, b), (vec![b], vec![b]));
-        assert_eq!(feed(&s.store, Scope::All).len(), 2);
+            let edited = entry("second", "park", "Library extends weekend hours", OTHER);
+            let counts = put(&s.store, "second", &[edited]);
+            assert_eq!((counts.updated, counts.merged), (1, 0));
+            assert_eq!(cluster_of(&s.store, a), (vec![a], vec![a]));
+            assert_eq!(cluster_of(&s.store, b), (vec![b], vec![b]));
+            assert_eq!(feed(&s.store, Scope::All).len(), 2);
+        }
     }
 
     /// A source lists one story once: when one source turns out to carry both members, their
     /// pair no longer joins them.
     #[test]
     fn a_source_carrying_both_members_keeps_them_apart() {
-        let s = scratch();
-        let story = entry(
-            "first",
-            "park",
-            "Council approves riverside park plan",
-            BODY,
-        );
-        put(&s.store, "first", &[story]);
-        put(&s.store, "second", &[copy_of_the_story()]);
-        let (a, b) = (id_of(&s.store, "first"), id_of(&s.store, "second"));
-        assert_eq!(cluster_of(&s.store, a).0, vec![a, b]);
+        for s in both() {
+            let story = entry(
+                "first",
+                "park",
+                "Council approves riverside park plan",
+                BODY,
+            );
+            put(&s.store, "first", &[story]);
+            put(&s.store, "second", &[copy_of_the_story()]);
+            let (a, b) = (id_of(&s.store, "first"), id_of(&s.store, "second"));
+            assert_eq!(cluster_of(&s.store, a).0, vec![a, b]);
 
-        let mut one = entry("third", "one", "Park plan approved", BODY);
-        one.keys.push("link:example.org/first/park".into());
-        let mut two = entry("third", "two", "Park plan passes", BODY);
-        two.keys.push("link:example.org/second/park".into());
-        let counts = put(&s.store, "third", &[one, two]);
-        assert_eq!(
-            (counts.new, counts.unchanged),
-            (0, 2),
-            "both matched by link"
-        );
-        assert_eq!(cluster_of(&s.store, a), (vec![a], vec![a]));
-        assert_eq!(cluster_of(&s.store, b), (vec![b], vec![b]));
-        // The pair is still kept: the clusters are recomputed from it, not forgotten.
-        let edges: i64 = s
-            .store
-            .reader()
-            .expect("reader")
-            .query_row("SELECT COUNT(*) FROM dedupe_edges", [], |r| r.get(0))
-            .expect("edges");
-        assert_eq!(edges, 1);
+            let mut one = entry("third", "one", "Park plan approved", BODY);
+            one.keys.push("link:example.org/first/park".into());
+            let mut two = entry("third", "two", "Park plan passes", BODY);
+            two.keys.push("link:example.org/second/park".into());
+            let counts = put(&s.store, "third", &[one, two]);
+            assert_eq!(
+                (counts.new, counts.unchanged),
+                (0, 2),
+                "both matched by link"
+            );
+            assert_eq!(cluster_of(&s.store, a), (vec![a], vec![a]));
+            assert_eq!(cluster_of(&s.store, b), (vec![b], vec![b]));
+            // The pair is still kept: the clusters are recomputed from it, not forgotten.
+            let edges: i64 = s
+                .store
+                .read(|c| c.query_one("SELECT COUNT(*) FROM dedupe_edges", &[], |r| r.get(0)))
+                .expect("edges");
+            assert_eq!(edges, 1);
+        }
     }
 
     #[test]
     fn with_dedupe_off_a_copy_stands_alone() {
-        let s = scratch();
-        let off = crate::config::Thresholds {
-            enabled: false,
-            ..Default::default()
-        };
-        let story = entry(
-            "first",
-            "park",
-            "Council approves riverside park plan",
-            BODY,
-        );
-        put(&s.store, "first", &[story]);
-        let counts = s
-            .store
-            .upsert_entries(
-                "second",
-                &[copy_of_the_story()],
-                &off,
-                super::super::testing::at(0),
-            )
-            .expect("stored");
-        assert_eq!((counts.new, counts.merged), (1, 0));
-        assert_eq!(feed(&s.store, Scope::All).len(), 2);
+        for s in both() {
+            let off = crate::config::Thresholds {
+                enabled: false,
+                ..Default::default()
+            };
+            let story = entry(
+                "first",
+                "park",
+                "Council approves riverside park plan",
+                BODY,
+            );
+            put(&s.store, "first", &[story]);
+            let counts = s
+                .store
+                .upsert_entries(
+                    "second",
+                    &[copy_of_the_story()],
+                    &off,
+                    super::super::testing::at(0),
+                )
+                .expect("stored");
+            assert_eq!((counts.new, counts.merged), (1, 0));
+            assert_eq!(feed(&s.store, Scope::All).len(), 2);
+        }
     }
 }

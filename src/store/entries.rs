@@ -493,7 +493,7 @@ impl Statements<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{entry, feed, put, scratch, BODY, OTHER};
+    use super::super::testing::{both, entry, feed, put, BODY, OTHER};
     use super::*;
     use crate::model::{FeedQuery, Scope};
 
@@ -509,63 +509,66 @@ mod tests {
 
     #[test]
     fn an_entry_another_source_sends_is_linked_not_stored_again() {
-        let s = scratch();
-        let counts = put(
-            &s.store,
-            "first",
-            &[entry("first", "park", "Park plan", BODY)],
-        );
-        assert_eq!(counts.new, 1);
-        let mut same = entry("second", "park", "Park plan", BODY);
-        same.keys.push("link:example.org/first/park".into());
-        let counts = put(&s.store, "second", &[same]);
-        assert_eq!((counts.new, counts.unchanged), (0, 1));
-        assert_eq!(
-            (
-                entry_count(&s.store, "first"),
-                entry_count(&s.store, "second")
-            ),
-            (1, 1)
-        );
-        let all = feed(&s.store, Scope::All);
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].sources.len(), 2);
+        for s in both() {
+            let counts = put(
+                &s.store,
+                "first",
+                &[entry("first", "park", "Park plan", BODY)],
+            );
+            assert_eq!(counts.new, 1);
+            let mut same = entry("second", "park", "Park plan", BODY);
+            same.keys.push("link:example.org/first/park".into());
+            let counts = put(&s.store, "second", &[same]);
+            assert_eq!((counts.new, counts.unchanged), (0, 1));
+            assert_eq!(
+                (
+                    entry_count(&s.store, "first"),
+                    entry_count(&s.store, "second")
+                ),
+                (1, 1)
+            );
+            let all = feed(&s.store, Scope::All);
+            assert_eq!(all.len(), 1);
+            assert_eq!(all[0].sources.len(), 2);
+        }
     }
 
     /// Podcast items often all link to the show's page: their guids keep them apart.
     #[test]
     fn two_items_of_one_source_sharing_a_link_stay_two_entries() {
-        let s = scratch();
-        let one = entry("first", "show", "Episode one", BODY);
-        let mut two = entry("first", "two", "Episode two", OTHER);
-        two.keys[1] = one.keys[1].clone();
-        assert_eq!(put(&s.store, "first", &[one, two]).new, 2);
+        for s in both() {
+            let one = entry("first", "show", "Episode one", BODY);
+            let mut two = entry("first", "two", "Episode two", OTHER);
+            two.keys[1] = one.keys[1].clone();
+            assert_eq!(put(&s.store, "first", &[one, two]).new, 2);
+        }
     }
 
     #[test]
     fn a_new_version_is_an_update_and_the_same_one_is_not() {
-        let s = scratch();
-        put(
-            &s.store,
-            "first",
-            &[entry("first", "park", "Park plan", BODY)],
-        );
-        let edited = entry("first", "park", "Park plan approved", BODY);
-        let counts = put(&s.store, "first", std::slice::from_ref(&edited));
-        assert_eq!((counts.new, counts.updated, counts.unchanged), (0, 1, 0));
-        let counts = put(&s.store, "first", &[edited]);
-        assert_eq!((counts.new, counts.updated, counts.unchanged), (0, 0, 1));
-        let own = s
-            .store
-            .entries(
-                &Scope::Source("first".into()),
-                &FeedQuery {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .expect("feed");
-        assert_eq!(own[0].title, "Park plan approved");
+        for s in both() {
+            put(
+                &s.store,
+                "first",
+                &[entry("first", "park", "Park plan", BODY)],
+            );
+            let edited = entry("first", "park", "Park plan approved", BODY);
+            let counts = put(&s.store, "first", std::slice::from_ref(&edited));
+            assert_eq!((counts.new, counts.updated, counts.unchanged), (0, 1, 0));
+            let counts = put(&s.store, "first", &[edited]);
+            assert_eq!((counts.new, counts.updated, counts.unchanged), (0, 0, 1));
+            let own = s
+                .store
+                .entries(
+                    &Scope::Source("first".into()),
+                    &FeedQuery {
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )
+                .expect("feed");
+            assert_eq!(own[0].title, "Park plan approved");
+        }
     }
 
     #[test]
@@ -584,27 +587,28 @@ mod tests {
 
     #[test]
     fn article_needs_tell_new_pending_and_done_items_apart() {
-        let s = scratch();
-        let mut waiting = entry("first", "waiting", "Waiting for its page", BODY);
-        waiting.article_pending = true;
-        waiting.content = None;
-        let done = entry("first", "done", "Read", OTHER);
-        let mut bare = entry("first", "bare", "A list without text", OTHER);
-        bare.content = None;
-        let keys = vec![
-            waiting.keys.clone(),
-            done.keys.clone(),
-            bare.keys.clone(),
-            vec!["link:example.org/nowhere".to_string()],
-        ];
-        put(&s.store, "first", &[waiting, done, bare]);
-        use ArticleNeed::{Done, New, Pending};
-        let needs = s.store.article_needs("first", &keys).expect("needs");
-        assert_eq!(needs, [Pending, Done, Done, New]);
-        // An entry another source stored without its text wants this source's article.
-        let needs = s.store.article_needs("second", &keys).expect("needs");
-        assert_eq!(needs, [Pending, Done, Pending, New]);
-        assert!(s.store.articles_pending("first").expect("pending"));
-        assert!(!s.store.articles_pending("second").expect("pending"));
+        for s in both() {
+            let mut waiting = entry("first", "waiting", "Waiting for its page", BODY);
+            waiting.article_pending = true;
+            waiting.content = None;
+            let done = entry("first", "done", "Read", OTHER);
+            let mut bare = entry("first", "bare", "A list without text", OTHER);
+            bare.content = None;
+            let keys = vec![
+                waiting.keys.clone(),
+                done.keys.clone(),
+                bare.keys.clone(),
+                vec!["link:example.org/nowhere".to_string()],
+            ];
+            put(&s.store, "first", &[waiting, done, bare]);
+            use ArticleNeed::{Done, New, Pending};
+            let needs = s.store.article_needs("first", &keys).expect("needs");
+            assert_eq!(needs, [Pending, Done, Done, New]);
+            // An entry another source stored without its text wants this source's article.
+            let needs = s.store.article_needs("second", &keys).expect("needs");
+            assert_eq!(needs, [Pending, Done, Pending, New]);
+            assert!(s.store.articles_pending("first").expect("pending"));
+            assert!(!s.store.articles_pending("second").expect("pending"));
+        }
     }
 }

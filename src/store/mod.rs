@@ -295,6 +295,21 @@ impl Store {
         }
     }
 
+    /// Runs `read` in one read transaction: every statement sees the store as of one moment.
+    fn snapshot<T>(
+        &self,
+        read: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.engine {
+            Engine::Lite { readers, .. } => {
+                let reader = readers.get()?;
+                let tx = reader.unchecked_transaction()?;
+                read(Conn::Lite(&tx))
+            }
+            Engine::Pg(pg) => pg.session()?.snapshot(read),
+        }
+    }
+
     /// Runs `write` on the writing side, outside any transaction (one statement, or
     /// statements each right on its own).
     fn write<T>(

@@ -6,9 +6,8 @@
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
-
 use super::packed::Unpacked;
+use super::sql::{Conn, Param};
 use super::{from_json, from_unix, search, Store, StoreError};
 use crate::model::{Copy, Cursor, EntrySource, FeedQuery, Page, Scope, StoredEntry};
 
@@ -35,35 +34,30 @@ impl Store {
     /// The title of `scope`'s feed (the category, or the source's name), or None when no
     /// configured source makes that feed exist.
     pub fn scope_title(&self, scope: &Scope) -> Result<Option<String>, StoreError> {
-        let conn = self.reader()?;
-        let title = match scope {
-            Scope::All => Some("All sources".to_string()),
-            Scope::Category(c) => conn
-                .query_row(
+        self.read(|c| {
+            Ok(match scope {
+                Scope::All => Some("All sources".to_string()),
+                Scope::Category(cat) => c.query_opt(
                     "SELECT category FROM sources WHERE category = ?1 AND active = 1 LIMIT 1",
-                    [c],
+                    &[cat],
                     |r| r.get(0),
-                )
-                .optional()?,
-            Scope::Source(s) => conn
-                .query_row(
+                )?,
+                Scope::Source(id) => c.query_opt(
                     "SELECT name FROM sources WHERE id = ?1 AND active = 1",
-                    [s],
+                    &[id],
                     |r| r.get(0),
-                )
-                .optional()?,
-            Scope::Tag(t) => conn
-                .query_row(
-                    "SELECT ?1 FROM sources s
-                     WHERE s.active = 1
-                       AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?1)
-                     LIMIT 1",
-                    [t],
+                )?,
+                Scope::Tag(t) => c.query_opt(
+                    &format!(
+                        "SELECT CAST(?1 AS TEXT) FROM sources s
+                         WHERE s.active = 1 AND {} LIMIT 1",
+                        has_tag(c, "?1")
+                    ),
+                    &[t],
                     |r| r.get(0),
-                )
-                .optional()?,
-        };
-        Ok(title)
+                )?,
+            })
+        })
     }
 
     /// The newest entries of `scope` narrowed by `q`, newest first, each with every source that
@@ -89,65 +83,31 @@ impl Store {
         read: &PageRead<'_>,
         show: &mut dyn FnMut(StoredEntry) -> Option<StoredEntry>,
     ) -> Result<Page, StoreError> {
-        let reader = self.reader()?;
         // One read transaction: a search reads the index's queue, then the index, then the
         // entries, each as of one moment (see `search::search_condition`), and every chunk of
         // the page sees the same store.
-        let conn = reader.unchecked_transaction()?;
-        self.queries
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let limit = read.q.limit;
-        let mut chunk = read.q.clone();
-        let mut page = Page::default();
-        let mut scanned = 0;
-        loop {
-            let rows = chunk_rows(&conn, read.scope, &chunk)?;
-            let full = rows.len() == chunk.limit;
-            let last = rows.last().map(|(e, _)| e.cursor);
-            scanned += rows.len();
-            let view = match read.scope {
-                Scope::Source(id) => Some(id.as_str()),
-                _ => None,
-            };
-            let mut sources = SourcesOf::new(&conn, view, read.copies)?;
-            for (row, cluster) in rows {
-                let cursor = row.cursor;
-                if let Some(e) = show(sources.fill(row, cluster)?) {
-                    page.entries.push(e);
-                    if page.entries.len() == limit {
-                        page.next = Some(cursor);
-                        return Ok(page);
-                    }
-                }
-            }
-            let Some(last) = last.filter(|_| full) else {
-                return Ok(page);
-            };
-            if scanned >= MAX_SCAN {
-                page.next = Some(last);
-                return Ok(page);
-            }
-            // Entries were left out: read on, in larger chunks (a rule that keeps few entries
-            // should not cost a query per entry kept).
-            chunk.before = Some(last);
-            chunk.limit = (chunk.limit * 2).min(500).max(limit);
-        }
+        self.snapshot(|conn| {
+            self.queries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            page_in(conn, read, show)
+        })
     }
 
     /// One entry as merged feeds show it, with every source of its cluster (and, with
     /// `copies`, their words); None when no configured source carries it.
     pub fn entry(&self, id: i64, copies: bool) -> Result<Option<StoredEntry>, StoreError> {
-        let conn = self.reader()?;
-        let mut query = FeedSql::new(1);
-        let p = query.arg(Box::new(id));
-        query.entry_conds.push(format!("e.id = {p}"));
-        let view_arg = query.arg(Box::new(None::<String>));
-        let mut sources = SourcesOf::new(&conn, None, copies)?;
-        query
-            .run(&conn, &view_arg)?
-            .pop()
-            .map(|(e, cluster)| sources.fill(e, cluster))
-            .transpose()
+        self.read(|conn| {
+            let mut query = FeedSql::new(1);
+            let p = query.arg(Box::new(id));
+            query.entry_conds.push(format!("e.id = {p}"));
+            let view_arg = query.arg(Box::new(None::<String>));
+            let sources = SourcesOf::new(conn, None, copies);
+            query
+                .run(conn, &view_arg)?
+                .pop()
+                .map(|(e, cluster)| sources.fill(e, cluster))
+                .transpose()
+        })
     }
 
     /// Entries for a static export (`tributary export`), oldest first: every entry carried by
@@ -158,36 +118,41 @@ impl Store {
         category: Option<&str>,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<ExportEntry>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(
-            "SELECT e.id, e.title, e.link, e.summary, e.content, e.published,
-                    s.name, s.category, s.tags
-             FROM entries e
-             JOIN entry_sources es ON es.entry_id = e.id
-             JOIN sources s ON s.id = es.source_id
-             WHERE e.published >= ?2
-               AND es.rowid = (SELECT es2.rowid FROM entry_sources es2
-                               JOIN sources s2 ON s2.id = es2.source_id
-                               WHERE es2.entry_id = e.id AND s2.active = 1
-                                 AND (?1 IS NULL OR s2.category = ?1)
-                               ORDER BY es2.first_seen, es2.rowid LIMIT 1)
-             ORDER BY e.published, e.sort_key, e.id",
-        )?;
         let since = since.map_or(i64::MIN, |t| t.timestamp());
-        let rows = stmt.query_map(params![category, since], |r| {
-            Ok(ExportEntry {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                link: r.get(2)?,
-                summary: r.get::<_, Unpacked>(3)?.0,
-                content: r.get::<_, Unpacked>(4)?.0,
-                published: from_unix(r.get(5)?),
-                source_name: r.get(6)?,
-                category: r.get(7)?,
-                tags: from_json(&r.get::<_, String>(8)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|c| {
+            // The order sources linked the entry in: SQLite's rowid, PostgreSQL's `seq`.
+            let order = if c.is_pg() { "seq" } else { "rowid" };
+            c.query_map(
+                &format!(
+                    "SELECT e.id, e.title, e.link, e.summary, e.content, e.published,
+                            s.name, s.category, s.tags
+                     FROM entries e
+                     JOIN entry_sources es ON es.entry_id = e.id
+                     JOIN sources s ON s.id = es.source_id
+                     WHERE e.published >= ?2
+                       AND es.{order} = (SELECT es2.{order} FROM entry_sources es2
+                                       JOIN sources s2 ON s2.id = es2.source_id
+                                       WHERE es2.entry_id = e.id AND s2.active = 1
+                                         AND (CAST(?1 AS TEXT) IS NULL OR s2.category = ?1)
+                                       ORDER BY es2.first_seen, es2.{order} LIMIT 1)
+                     ORDER BY e.published, e.sort_key, e.id"
+                ),
+                &[&category, &since],
+                |r| {
+                    Ok(ExportEntry {
+                        id: r.get(0)?,
+                        title: r.get(1)?,
+                        link: r.get(2)?,
+                        summary: r.get::<Unpacked>(3)?.0,
+                        content: r.get::<Unpacked>(4)?.0,
+                        published: from_unix(r.get(5)?),
+                        source_name: r.get(6)?,
+                        category: r.get(7)?,
+                        tags: from_json(&r.get::<String>(8)?),
+                    })
+                },
+            )
+        })
     }
 }
 
@@ -202,9 +167,65 @@ pub struct PageRead<'a> {
     pub copies: bool,
 }
 
+/// [`Store::page`] in its read transaction.
+fn page_in(
+    conn: Conn<'_>,
+    read: &PageRead<'_>,
+    show: &mut dyn FnMut(StoredEntry) -> Option<StoredEntry>,
+) -> Result<Page, StoreError> {
+    let limit = read.q.limit;
+    let mut chunk = read.q.clone();
+    let mut page = Page::default();
+    let mut scanned = 0;
+    let view = match read.scope {
+        Scope::Source(id) => Some(id.as_str()),
+        _ => None,
+    };
+    let sources = SourcesOf::new(conn, view, read.copies);
+    loop {
+        let rows = chunk_rows(conn, read.scope, &chunk)?;
+        let full = rows.len() == chunk.limit;
+        let last = rows.last().map(|(e, _)| e.cursor);
+        scanned += rows.len();
+        for (row, cluster) in rows {
+            let cursor = row.cursor;
+            if let Some(e) = show(sources.fill(row, cluster)?) {
+                page.entries.push(e);
+                if page.entries.len() == limit {
+                    page.next = Some(cursor);
+                    return Ok(page);
+                }
+            }
+        }
+        let Some(last) = last.filter(|_| full) else {
+            return Ok(page);
+        };
+        if scanned >= MAX_SCAN {
+            page.next = Some(last);
+            return Ok(page);
+        }
+        // Entries were left out: read on, in larger chunks (a rule that keeps few entries
+        // should not cost a query per entry kept).
+        chunk.before = Some(last);
+        chunk.limit = (chunk.limit * 2).min(500).max(limit);
+    }
+}
+
+/// A condition that source `s` has the tag in placeholder `p` (its tags are a JSON array).
+fn has_tag(c: Conn<'_>, p: &str) -> String {
+    if c.is_pg() {
+        format!(
+            "EXISTS (SELECT 1 FROM json_array_elements_text(CAST(s.tags AS json)) AS t (value)
+                     WHERE t.value = {p})"
+        )
+    } else {
+        format!("EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})")
+    }
+}
+
 /// The next `q.limit` entries of `scope`, each with its cluster label.
 fn chunk_rows(
-    conn: &Connection,
+    conn: Conn<'_>,
     scope: &Scope,
     q: &FeedQuery,
 ) -> Result<Vec<(StoredEntry, Option<i64>)>, StoreError> {
@@ -215,7 +236,7 @@ fn chunk_rows(
         _ => None,
     };
     let mut query = FeedSql::new(q.limit);
-    query.narrow_sources(scope, q);
+    query.narrow_sources(conn, scope, q);
     let view_arg = query.arg(Box::new(view.clone()));
     query.narrow_entries(conn, q, view.is_none())?;
     query.run(conn, &view_arg)
@@ -233,7 +254,7 @@ struct FeedSql {
     /// page is built from them rather than by walking every entry to test each.
     candidates: Option<String>,
     entry_conds: Vec<String>,
-    args: Vec<Box<dyn ToSql>>,
+    args: Vec<Box<dyn Param>>,
 }
 
 impl FeedSql {
@@ -248,18 +269,18 @@ impl FeedSql {
     }
 
     /// Adds a parameter; returns its placeholder.
-    fn arg(&mut self, v: Box<dyn ToSql>) -> String {
+    fn arg(&mut self, v: Box<dyn Param>) -> String {
         self.args.push(v);
         format!("?{}", self.args.len())
     }
 
     /// Which sources' entries the feed holds: the scope's, narrowed by the query's source
     /// and tag.
-    fn narrow_sources(&mut self, scope: &Scope, q: &FeedQuery) {
+    fn narrow_sources(&mut self, c: Conn<'_>, scope: &Scope, q: &FeedQuery) {
         match scope {
             Scope::All => {}
-            Scope::Category(c) => {
-                let p = self.arg(Box::new(c.clone()));
+            Scope::Category(cat) => {
+                let p = self.arg(Box::new(cat.clone()));
                 self.source_conds.push(format!("s.category = {p}"));
             }
             Scope::Source(id) => {
@@ -269,9 +290,7 @@ impl FeedSql {
             }
             Scope::Tag(t) => {
                 let p = self.arg(Box::new(t.clone()));
-                self.source_conds.push(format!(
-                    "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
-                ));
+                self.source_conds.push(has_tag(c, &p));
             }
         }
         if let Some(id) = &q.source {
@@ -281,9 +300,7 @@ impl FeedSql {
         }
         if let Some(t) = &q.tag {
             let p = self.arg(Box::new(t.clone()));
-            self.source_conds.push(format!(
-                "EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = {p})"
-            ));
+            self.source_conds.push(has_tag(c, &p));
         }
     }
 
@@ -291,7 +308,7 @@ impl FeedSql {
     /// matching the search.
     fn narrow_entries(
         &mut self,
-        conn: &Connection,
+        conn: Conn<'_>,
         q: &FeedQuery,
         merged: bool,
     ) -> Result<(), StoreError> {
@@ -317,6 +334,9 @@ impl FeedSql {
             .map(search::search_terms)
             .filter(|t| !t.is_empty())
         {
+            let Conn::Lite(conn) = conn else {
+                return Err(StoreError::NotYet("search"));
+            };
             let search = search::search_condition(conn, &text, &mut |v| self.arg(v))?;
             self.entry_conds.push(search.cond);
             self.candidates = search.drive;
@@ -328,7 +348,7 @@ impl FeedSql {
     /// source whose own words are read (NULL for merged feeds).
     fn run(
         mut self,
-        conn: &Connection,
+        conn: Conn<'_>,
         view_arg: &str,
     ) -> Result<Vec<(StoredEntry, Option<i64>)>, StoreError> {
         self.entry_conds.push(format!(
@@ -336,14 +356,16 @@ impl FeedSql {
                      WHERE es.entry_id = e.id AND {})",
             self.source_conds.join(" AND ")
         ));
-        // CROSS JOIN fixes the order: the source's rows first, then their entries, sorted for
-        // the page (a cost in the source's own entries, not the store's).
+        // SQLite's CROSS JOIN fixes the order: the source's rows first, then their entries,
+        // sorted for the page (a cost in the source's own entries, not the store's).
+        // PostgreSQL's planner orders the join itself.
+        let join = if conn.is_pg() { "JOIN" } else { "CROSS JOIN" };
         let from = match (&self.only_source, &self.candidates) {
             (Some(p), _) => {
                 self.entry_conds.push(format!("d.source_id = {p}"));
-                "entry_sources d CROSS JOIN entries e ON e.id = d.entry_id".to_string()
+                format!("entry_sources d {join} entries e ON e.id = d.entry_id")
             }
-            (None, Some(ids)) => format!("{ids} d CROSS JOIN entries e ON e.id = d.id"),
+            (None, Some(ids)) => format!("{ids} d {join} entries e ON e.id = d.id"),
             (None, None) => "entries e".to_string(),
         };
         let sql = format!(
@@ -359,9 +381,8 @@ impl FeedSql {
              LIMIT ?1",
             self.entry_conds.join(" AND ")
         );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let params: Vec<&dyn ToSql> = self.args.iter().map(|a| a.as_ref()).collect();
-        let rows = stmt.query_map(params.as_slice(), |r| {
+        let params: Vec<&dyn Param> = self.args.iter().map(|a| a.as_ref()).collect();
+        conn.query_map(&sql, &params, |r| {
             Ok((
                 StoredEntry {
                     id: r.get(0)?,
@@ -372,19 +393,18 @@ impl FeedSql {
                     },
                     title: r.get(1)?,
                     link: r.get(2)?,
-                    summary: r.get::<_, Unpacked>(3)?.0,
-                    content: r.get::<_, Unpacked>(4)?.0,
-                    authors: from_json(&r.get::<_, String>(5)?),
-                    categories: from_json(&r.get::<_, String>(6)?),
+                    summary: r.get::<Unpacked>(3)?.0,
+                    content: r.get::<Unpacked>(4)?.0,
+                    authors: from_json(&r.get::<String>(5)?),
+                    categories: from_json(&r.get::<String>(6)?),
                     published: from_unix(r.get(10)?),
-                    updated: from_unix(r.get::<_, i64>(8)?.max(r.get(10)?)),
+                    updated: from_unix(r.get::<i64>(8)?.max(r.get(10)?)),
                     sources: Vec::new(),
                     copies: Vec::new(),
                 },
-                r.get::<_, Option<i64>>(9)?,
+                r.get::<Option<i64>>(9)?,
             ))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 }
 
@@ -392,20 +412,22 @@ impl FeedSql {
 /// entry's other sources, then (merged feeds) its cluster's other members' sources, each once;
 /// with `copies`, also the words every source gives the entry and each member.
 struct SourcesOf<'c> {
-    stmt: rusqlite::CachedStatement<'c>,
+    conn: Conn<'c>,
+    sql: String,
     view: Option<&'c str>,
     copies: bool,
 }
 
 impl<'c> SourcesOf<'c> {
-    fn new(conn: &'c Connection, view: Option<&'c str>, copies: bool) -> Result<Self, StoreError> {
+    fn new(conn: Conn<'c>, view: Option<&'c str>, copies: bool) -> Self {
         // The words are read (and long texts unpacked) only when asked for, and not for the
         // copy whose words are the row's own (the view's source, or in a merged feed a source
         // with no words of its own): those are taken from the entry as read.
-        let own = "?5 AND NOT (m.id = ?1 AND (es.source_id IS ?4 OR (?4 IS NULL
+        let own = "?5 AND NOT (m.id = ?1 AND (es.source_id IS NOT DISTINCT FROM ?4
+                   OR (?4 IS NULL
                    AND es.title IS NULL AND es.summary IS NULL
                    AND es.content IS NULL AND es.authors IS NULL AND es.published IS NULL)))";
-        let stmt = conn.prepare_cached(&format!(
+        let sql = format!(
             "SELECT es.source_id, s.name, s.url, es.guid, es.link, m.id, {own},
                     CASE WHEN {own} THEN COALESCE(es.title, m.title) END,
                     CASE WHEN {own} THEN COALESCE(es.link, m.link) END,
@@ -418,73 +440,83 @@ impl<'c> SourcesOf<'c> {
              JOIN entry_sources es ON es.entry_id = m.id
              JOIN sources s ON s.id = es.source_id
              WHERE m.id = ?1 OR ((?3 OR ?5) AND m.cluster_id = ?2)
-             ORDER BY es.source_id IS NOT ?4, m.id != ?1, es.own, s.priority DESC, es.source_id,
-                      m.published, m.sort_key"
-        ))?;
-        Ok(SourcesOf { stmt, view, copies })
+             ORDER BY es.source_id IS DISTINCT FROM ?4, m.id != ?1, es.own, s.priority DESC,
+                      es.source_id, m.published, m.sort_key"
+        );
+        SourcesOf {
+            conn,
+            sql,
+            view,
+            copies,
+        }
     }
 
-    fn fill(
-        &mut self,
-        mut e: StoredEntry,
-        cluster: Option<i64>,
-    ) -> Result<StoredEntry, StoreError> {
+    fn fill(&self, mut e: StoredEntry, cluster: Option<i64>) -> Result<StoredEntry, StoreError> {
         let merged = self.view.is_none();
         let cluster = cluster.unwrap_or(e.id);
         let mut seen = HashSet::new();
-        let mut rows = self
-            .stmt
-            .query(params![e.id, cluster, merged, self.view, self.copies])?;
-        while let Some(r) = rows.next()? {
-            let member: i64 = r.get(5)?;
-            let source_id: String = r.get(0)?;
-            if self.copies {
-                let copy = if r.get(6)? {
-                    Copy {
+        let copies = self.copies;
+        let (id, title, link) = (e.id, e.title.clone(), e.link.clone());
+        let (summary, content) = (e.summary.clone(), e.content.clone());
+        let (authors, categories, published) =
+            (e.authors.clone(), e.categories.clone(), e.published);
+        let rows = self.conn.query_map(
+            &self.sql,
+            &[&id, &cluster, &merged, &self.view, &copies],
+            |r| {
+                let member: i64 = r.get(5)?;
+                let source_id: String = r.get(0)?;
+                let copy = if !copies {
+                    None
+                } else if r.get(6)? {
+                    Some(Copy {
                         entry_id: member,
                         source_id: source_id.clone(),
-                        title: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                        title: r.get::<Option<String>>(7)?.unwrap_or_default(),
                         link: r.get(8)?,
-                        summary: r.get::<_, Unpacked>(9)?.0,
-                        content: r.get::<_, Unpacked>(10)?.0,
-                        authors: from_json(&r.get::<_, Option<String>>(11)?.unwrap_or_default()),
-                        categories: from_json(&r.get::<_, Option<String>>(12)?.unwrap_or_default()),
+                        summary: r.get::<Unpacked>(9)?.0,
+                        content: r.get::<Unpacked>(10)?.0,
+                        authors: from_json(&r.get::<Option<String>>(11)?.unwrap_or_default()),
+                        categories: from_json(&r.get::<Option<String>>(12)?.unwrap_or_default()),
                         published: from_unix(r.get(13)?),
-                    }
+                    })
                 } else {
-                    Copy {
+                    Some(Copy {
                         entry_id: member,
                         source_id: source_id.clone(),
-                        title: e.title.clone(),
+                        title: title.clone(),
                         // Every source's row has its own link.
-                        link: r.get::<_, Option<String>>(4)?.or_else(|| e.link.clone()),
-                        summary: e.summary.clone(),
-                        content: e.content.clone(),
-                        authors: e.authors.clone(),
-                        categories: e.categories.clone(),
-                        published: e.published,
-                    }
+                        link: r.get::<Option<String>>(4)?.or_else(|| link.clone()),
+                        summary: summary.clone(),
+                        content: content.clone(),
+                        authors: authors.clone(),
+                        categories: categories.clone(),
+                        published,
+                    })
                 };
-                e.copies.push(copy);
-            }
-            if (merged || member == e.id) && seen.insert(source_id.clone()) {
-                e.sources.push(EntrySource {
+                let source = EntrySource {
                     source_id,
                     source_name: r.get(1)?,
                     source_url: r.get(2)?,
                     guid: r.get(3)?,
                     link: r.get(4)?,
-                });
+                };
+                Ok((member, copy, source))
+            },
+        )?;
+        for (member, copy, source) in rows {
+            e.copies.extend(copy);
+            if (merged || member == e.id) && seen.insert(source.source_id.clone()) {
+                e.sources.push(source);
             }
         }
-        drop(rows);
         Ok(e)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{at, entry, put, scratch, BODY, OTHER};
+    use super::super::testing::{at, both, entry, put, scratch, BODY, OTHER};
     use super::*;
     use crate::model::Entry;
 
@@ -501,57 +533,59 @@ mod tests {
 
     #[test]
     fn pages_follow_the_cursor_newest_first_without_repeats() {
-        let s = scratch();
-        put(&s.store, "first", &hourly(5, |_| OTHER.to_string()));
-        let mut q = FeedQuery {
-            limit: 2,
-            ..Default::default()
-        };
-        let mut titles = Vec::new();
-        loop {
-            let page = s.store.entries(&Scope::All, &q).expect("page");
-            let Some(last) = page.last() else { break };
-            q.before = Some(last.cursor);
-            titles.extend(page.iter().map(|e| e.title.clone()));
+        for s in both() {
+            put(&s.store, "first", &hourly(5, |_| OTHER.to_string()));
+            let mut q = FeedQuery {
+                limit: 2,
+                ..Default::default()
+            };
+            let mut titles = Vec::new();
+            loop {
+                let page = s.store.entries(&Scope::All, &q).expect("page");
+                let Some(last) = page.last() else { break };
+                q.before = Some(last.cursor);
+                titles.extend(page.iter().map(|e| e.title.clone()));
+            }
+            assert_eq!(titles, ["Item 0", "Item 1", "Item 2", "Item 3", "Item 4"]);
         }
-        assert_eq!(titles, ["Item 0", "Item 1", "Item 2", "Item 3", "Item 4"]);
     }
 
     /// Entries a page's filter leaves out are made up from older ones, read on in chunks, and
     /// the next page starts after the last entry shown.
     #[test]
     fn a_filtered_page_is_filled_from_older_entries() {
-        let s = scratch();
-        let body = |h| (0..40).map(|k| format!("w{h}y{k} ")).collect();
-        put(&s.store, "first", &hourly(12, body));
-        let mut q = FeedQuery {
-            limit: 2,
-            ..Default::default()
-        };
-        // Only every third item: the first chunk of two holds one.
-        let mut keep = |e: StoredEntry| {
-            let n: i64 = e.title.trim_start_matches("Item ").parse().ok()?;
-            (n % 3 == 0).then_some(e)
-        };
-        let mut titles = Vec::new();
-        loop {
-            let read = PageRead {
-                scope: &Scope::All,
-                q: &q,
-                copies: true,
+        for s in both() {
+            let body = |h| (0..40).map(|k| format!("w{h}y{k} ")).collect();
+            put(&s.store, "first", &hourly(12, body));
+            let mut q = FeedQuery {
+                limit: 2,
+                ..Default::default()
             };
-            let page = s.store.page(&read, &mut keep).expect("page");
-            assert!(
-                page.entries.iter().all(|e| !e.copies.is_empty()),
-                "copies read"
-            );
-            titles.extend(page.entries.iter().map(|e| e.title.clone()));
-            match page.next {
-                Some(next) => q.before = Some(next),
-                None => break,
+            // Only every third item: the first chunk of two holds one.
+            let mut keep = |e: StoredEntry| {
+                let n: i64 = e.title.trim_start_matches("Item ").parse().ok()?;
+                (n % 3 == 0).then_some(e)
+            };
+            let mut titles = Vec::new();
+            loop {
+                let read = PageRead {
+                    scope: &Scope::All,
+                    q: &q,
+                    copies: true,
+                };
+                let page = s.store.page(&read, &mut keep).expect("page");
+                assert!(
+                    page.entries.iter().all(|e| !e.copies.is_empty()),
+                    "copies read"
+                );
+                titles.extend(page.entries.iter().map(|e| e.title.clone()));
+                match page.next {
+                    Some(next) => q.before = Some(next),
+                    None => break,
+                }
             }
+            assert_eq!(titles, ["Item 0", "Item 3", "Item 6", "Item 9"]);
         }
-        assert_eq!(titles, ["Item 0", "Item 3", "Item 6", "Item 9"]);
     }
 
     /// A source's feed, read through its own rows, is the store's newest-first walk kept to
@@ -626,57 +660,59 @@ mod tests {
 
     #[test]
     fn a_feed_has_a_title_only_when_configured_sources_make_it() {
-        let s = scratch();
-        let title = |scope: Scope| s.store.scope_title(&scope).expect("title");
-        assert_eq!(title(Scope::All).as_deref(), Some("All sources"));
-        assert_eq!(
-            title(Scope::Category("local".into())).as_deref(),
-            Some("local")
-        );
-        assert_eq!(title(Scope::Category("sports".into())), None);
-        assert_eq!(
-            title(Scope::Source("third".into())).as_deref(),
-            Some("The third")
-        );
-        assert_eq!(title(Scope::Tag("city".into())).as_deref(), Some("city"));
-        assert_eq!(title(Scope::Tag("village".into())), None);
+        for s in both() {
+            let title = |scope: Scope| s.store.scope_title(&scope).expect("title");
+            assert_eq!(title(Scope::All).as_deref(), Some("All sources"));
+            assert_eq!(
+                title(Scope::Category("local".into())).as_deref(),
+                Some("local")
+            );
+            assert_eq!(title(Scope::Category("sports".into())), None);
+            assert_eq!(
+                title(Scope::Source("third".into())).as_deref(),
+                Some("The third")
+            );
+            assert_eq!(title(Scope::Tag("city".into())).as_deref(), Some("city"));
+            assert_eq!(title(Scope::Tag("village".into())), None);
+        }
     }
 
     #[test]
     fn a_tag_feed_holds_its_sources_entries_and_an_export_starts_at_since() {
-        let s = scratch();
-        put(&s.store, "first", &[entry("first", "park", "Park", BODY)]);
-        let mut old = entry("third", "library", "Library", OTHER);
-        old.published = Some(at(-48));
-        put(&s.store, "third", &[old]);
-        let q = FeedQuery {
-            limit: 10,
-            ..Default::default()
-        };
-        let tagged = s
-            .store
-            .entries(&Scope::Tag("city".into()), &q)
-            .expect("feed");
-        assert_eq!(
-            tagged.iter().map(|e| e.title.as_str()).collect::<Vec<_>>(),
-            ["Library"]
-        );
-        let all = s.store.export_entries(None, None).expect("export");
-        let names: Vec<_> = all
-            .iter()
-            .map(|e| (e.title.as_str(), e.source_name.as_str()))
-            .collect();
-        assert_eq!(
-            names,
-            [("Library", "The third"), ("Park", "The first")],
-            "oldest first"
-        );
-        assert_eq!(all[0].tags, ["city"]);
-        let recent = s
-            .store
-            .export_entries(Some("local"), Some(at(-1)))
-            .expect("export");
-        assert_eq!(recent.len(), 1);
-        assert_eq!(recent[0].title, "Park");
+        for s in both() {
+            put(&s.store, "first", &[entry("first", "park", "Park", BODY)]);
+            let mut old = entry("third", "library", "Library", OTHER);
+            old.published = Some(at(-48));
+            put(&s.store, "third", &[old]);
+            let q = FeedQuery {
+                limit: 10,
+                ..Default::default()
+            };
+            let tagged = s
+                .store
+                .entries(&Scope::Tag("city".into()), &q)
+                .expect("feed");
+            assert_eq!(
+                tagged.iter().map(|e| e.title.as_str()).collect::<Vec<_>>(),
+                ["Library"]
+            );
+            let all = s.store.export_entries(None, None).expect("export");
+            let names: Vec<_> = all
+                .iter()
+                .map(|e| (e.title.as_str(), e.source_name.as_str()))
+                .collect();
+            assert_eq!(
+                names,
+                [("Library", "The third"), ("Park", "The first")],
+                "oldest first"
+            );
+            assert_eq!(all[0].tags, ["city"]);
+            let recent = s
+                .store
+                .export_entries(Some("local"), Some(at(-1)))
+                .expect("export");
+            assert_eq!(recent.len(), 1);
+            assert_eq!(recent[0].title, "Park");
+        }
     }
 }

@@ -58,7 +58,7 @@ const MAX_PAIR_TRIGRAMS: usize = 300;
 pub(super) fn search_condition(
     conn: &Connection,
     terms: &[String],
-    arg: &mut dyn FnMut(Box<dyn rusqlite::ToSql>) -> String,
+    arg: &mut dyn FnMut(Box<dyn super::sql::Param>) -> String,
 ) -> Result<SearchSql, StoreError> {
     let use_index = queued_for_index(conn)? <= MAX_QUEUED;
     let mut found = Vec::with_capacity(terms.len());

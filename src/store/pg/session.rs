@@ -35,7 +35,23 @@ impl Session {
         &self,
         work: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.batch("BEGIN")?;
+        self.within("BEGIN", work)
+    }
+
+    /// Runs `read` in one read-only transaction that sees the database as of its start.
+    pub(crate) fn snapshot<T>(
+        &self,
+        read: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.within("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", read)
+    }
+
+    fn within<T>(
+        &self,
+        begin: &str,
+        work: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.batch(begin)?;
         self.open.store(true, Ordering::Relaxed);
         let done = work(Conn::Pg(self));
         let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
