@@ -334,9 +334,6 @@ impl FeedSql {
             .map(search::search_terms)
             .filter(|t| !t.is_empty())
         {
-            let Conn::Lite(conn) = conn else {
-                return Err(StoreError::NotYet("search"));
-            };
             let search = search::search_condition(conn, &text, &mut |v| self.arg(v))?;
             self.entry_conds.push(search.cond);
             self.candidates = search.drive;
@@ -516,7 +513,7 @@ impl<'c> SourcesOf<'c> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{at, both, entry, put, scratch, BODY, OTHER};
+    use super::super::testing::{at, both, entry, put, BODY, OTHER};
     use super::*;
     use crate::model::Entry;
 
@@ -592,70 +589,71 @@ mod tests {
     /// that source: every page, with a search too, the same entries in the same order.
     #[test]
     fn a_sources_pages_are_the_walk_of_all_entries_kept_to_it() {
-        let s = scratch();
-        for (n, source) in ["first", "second", "first", "third", "first"]
-            .iter()
-            .enumerate()
-        {
-            let items: Vec<_> = (0..4)
-                .map(|h| {
-                    let slug = format!("{n}-{h}");
-                    // Words of its own, so that no two are near-duplicates.
-                    let body: String = (0..40)
-                        .map(|k| format!("w{n}x{h}y{k} "))
-                        .chain([format!("part{h}")])
-                        .collect();
-                    let mut e = entry(source, &slug, &format!("{source} {slug}"), &body);
-                    e.published = Some(at(-((n * 4 + h) as i64 % 7)));
-                    e
-                })
-                .collect();
-            put(&s.store, source, &items);
-        }
-        let pages = |scope: &Scope, source: Option<&str>, text: Option<&str>| {
-            let mut q = FeedQuery {
-                limit: 3,
-                source: source.map(str::to_string),
-                text: text.map(str::to_string),
-                ..Default::default()
-            };
-            let mut ids = Vec::new();
-            loop {
-                let page = s.store.entries(scope, &q).expect("page");
-                let Some(last) = page.last() else { break };
-                q.before = Some(last.cursor);
-                ids.extend(page.iter().map(|e| e.id));
+        for s in both() {
+            for (n, source) in ["first", "second", "first", "third", "first"]
+                .iter()
+                .enumerate()
+            {
+                let items: Vec<_> = (0..4)
+                    .map(|h| {
+                        let slug = format!("{n}-{h}");
+                        // Words of its own, so that no two are near-duplicates.
+                        let body: String = (0..40)
+                            .map(|k| format!("w{n}x{h}y{k} "))
+                            .chain([format!("part{h}")])
+                            .collect();
+                        let mut e = entry(source, &slug, &format!("{source} {slug}"), &body);
+                        e.published = Some(at(-((n * 4 + h) as i64 % 7)));
+                        e
+                    })
+                    .collect();
+                put(&s.store, source, &items);
             }
-            ids
-        };
-        let everything = pages(&Scope::All, None, None);
-        let carried_by = |id: i64, source: &str| {
-            let q = FeedQuery {
-                limit: 1000,
-                ..Default::default()
+            let pages = |scope: &Scope, source: Option<&str>, text: Option<&str>| {
+                let mut q = FeedQuery {
+                    limit: 3,
+                    source: source.map(str::to_string),
+                    text: text.map(str::to_string),
+                    ..Default::default()
+                };
+                let mut ids = Vec::new();
+                loop {
+                    let page = s.store.entries(scope, &q).expect("page");
+                    let Some(last) = page.last() else { break };
+                    q.before = Some(last.cursor);
+                    ids.extend(page.iter().map(|e| e.id));
+                }
+                ids
             };
-            s.store
-                .entries(&Scope::All, &q)
-                .expect("all")
-                .into_iter()
-                .any(|e| e.id == id && e.sources.iter().any(|x| x.source_id == source))
-        };
-        let walked: Vec<i64> = everything
-            .iter()
-            .copied()
-            .filter(|&id| carried_by(id, "first"))
-            .collect();
-        assert_eq!(walked.len(), 12);
-        let scope = Scope::Source("first".into());
-        assert_eq!(pages(&scope, None, None), walked);
-        assert_eq!(pages(&Scope::All, Some("first"), None), walked);
-        assert_eq!(
-            pages(&Scope::Category("local".into()), Some("first"), None),
-            walked
-        );
-        let part2 = pages(&scope, None, Some("part2"));
-        assert_eq!(part2.len(), 3);
-        assert!(part2.iter().all(|id| walked.contains(id)));
+            let everything = pages(&Scope::All, None, None);
+            let carried_by = |id: i64, source: &str| {
+                let q = FeedQuery {
+                    limit: 1000,
+                    ..Default::default()
+                };
+                s.store
+                    .entries(&Scope::All, &q)
+                    .expect("all")
+                    .into_iter()
+                    .any(|e| e.id == id && e.sources.iter().any(|x| x.source_id == source))
+            };
+            let walked: Vec<i64> = everything
+                .iter()
+                .copied()
+                .filter(|&id| carried_by(id, "first"))
+                .collect();
+            assert_eq!(walked.len(), 12);
+            let scope = Scope::Source("first".into());
+            assert_eq!(pages(&scope, None, None), walked);
+            assert_eq!(pages(&Scope::All, Some("first"), None), walked);
+            assert_eq!(
+                pages(&Scope::Category("local".into()), Some("first"), None),
+                walked
+            );
+            let part2 = pages(&scope, None, Some("part2"));
+            assert_eq!(part2.len(), 3);
+            assert!(part2.iter().all(|id| walked.contains(id)));
+        }
     }
 
     #[test]

@@ -156,6 +156,9 @@ const MIGRATIONS: &[&str] = &[
          source_id text NOT NULL,
          seen bigint NOT NULL
      );",
+    // 4: the text searches read, as SQLite's `search_text` view gives it.
+    "CREATE VIEW search_text (entry_id, text) AS
+         SELECT entry_id, title || ' ' || body || ' ' FROM fingerprints;",
 ];
 
 /// The schema version this build writes.
