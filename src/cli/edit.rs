@@ -10,18 +10,17 @@ use anyhow::Context;
 use super::emit;
 use crate::config::Config;
 use crate::config_edit;
-use crate::store::Store;
 use crate::subscribe::{self, AddError, AddRequest};
 
 /// Ids the database still knows (sources since removed from the config keep their entries
 /// under them): a new source must not inherit one. Nothing when there is no database yet.
 pub(super) fn reserved_ids(config: &Config) -> anyhow::Result<HashSet<String>> {
-    if !config.storage_path.exists() {
+    if config.storage_url.is_none() && !config.storage_path.exists() {
         return Ok(HashSet::new());
     }
-    Ok(Store::open(&config.storage_path)
-        .and_then(|store| store.source_statuses())
-        .with_context(|| format!("[storage] path = {}", config.storage_path.display()))?
+    Ok(super::open_store(config)?
+        .source_statuses()
+        .with_context(|| format!("[storage] {}", config.storage_name()))?
         .into_iter()
         .map(|s| s.id)
         .collect())
@@ -142,7 +141,7 @@ pub(super) fn check(config: &Config, source: Option<&str>) -> anyhow::Result<Exi
         } else {
             "off"
         },
-        config.storage_path.display()
+        config.storage_name()
     ));
     if let Some(id) = source {
         let Some(s) = config.source(id) else {

@@ -302,10 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore { path } => return upkeep::restore(&config, path),
         _ => {}
     }
-    let store = Arc::new(
-        Store::open(&config.storage_path)
-            .with_context(|| format!("[storage] path = {}", config.storage_path.display()))?,
-    );
+    let store = Arc::new(open_store(&config)?);
     store.sync_sources(&config.sources)?;
     match cli.command {
         Command::Serve => runtime.block_on(serve::serve(config, store)),
@@ -704,6 +701,16 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store the config names: its SQLite file, or its PostgreSQL database.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    match &config.storage_url {
+        Some(pg) => Store::open_pg(&pg.url, pg.connections)
+            .with_context(|| format!("[storage] url = {}", pg.redacted())),
+        None => Store::open(&config.storage_path)
+            .with_context(|| format!("[storage] path = {}", config.storage_path.display())),
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub(super) async fn serve(config: Config, store: Arc<Store>) -> anyhow::Result<E
     tracing::info!(
         listen = %listen,
         sources = config.sources.iter().filter(|s| s.enabled).count(),
-        database = %config.storage_path.display(),
+        database = %config.storage_name(),
         "tributary started"
     );
     let daemon = Arc::new(Daemon::new(config, store));

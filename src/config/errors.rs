@@ -8,7 +8,7 @@ use std::path::Path;
 use super::ConfigError;
 
 /// Keys whose lines are never shown: their values are secrets.
-const SECRET_KEYS: &[&str] = &["admin_token"];
+const SECRET_KEYS: &[&str] = &["admin_token", "url"];
 
 /// What is wrong with a selector, in words. scraper's own text for the selector grammar's
 /// errors is an "unexpected error" asking for a bug report, and a debug dump; the grammar's

@@ -25,6 +25,7 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
     } else {
         base.join(&raw.storage.path)
     };
+    let storage_url = check.storage_url(&raw.storage)?;
     let fetch = check.fetch(&raw.fetch)?;
     let mut defaults = Defaults {
         dedupe: check.dedupe(&raw.dedupe)?,
@@ -59,6 +60,7 @@ pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> 
         path: path.to_path_buf(),
         server,
         storage_path,
+        storage_url,
         fetch,
         sources,
         export,
@@ -160,6 +162,29 @@ impl Check<'_> {
             websub_hub,
             admin_token,
         })
+    }
+
+    /// `[storage] url`: a PostgreSQL URL (its line never shown: it may hold a password).
+    fn storage_url(&self, raw: &RawStorage) -> Result<Option<StorageUrl>, ConfigError> {
+        let Some(url) = &raw.url else {
+            return Ok(None);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(self.invalid(
+                "[storage]",
+                "url",
+                "must be a PostgreSQL URL (postgres://user@host/database); an SQLite store \
+                 is named by `path`"
+                    .into(),
+            ));
+        }
+        if raw.connections == 0 {
+            return Err(self.invalid("[storage]", "connections", "must be greater than 0".into()));
+        }
+        Ok(Some(StorageUrl {
+            url: url.clone(),
+            connections: raw.connections,
+        }))
     }
 
     fn fetch(&self, f: &RawFetch) -> Result<FetchConfig, ConfigError> {

@@ -25,6 +25,38 @@ pub use rules::{
 };
 pub use schedule::{Schedule, ScheduleError};
 
+/// A PostgreSQL store's address and how many connections to it at once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageUrl {
+    pub url: String,
+    pub connections: usize,
+}
+
+impl StorageUrl {
+    /// The URL with its password (if any) left out: what messages and logs show.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return self.url.clone();
+        };
+        let (auth, host) = match rest.rsplit_once('@') {
+            Some((auth, host)) => (auth, host),
+            None => return self.url.clone(),
+        };
+        let user = auth.split_once(':').map_or(auth, |(user, _)| user);
+        let hidden = if user.len() < auth.len() { ":…" } else { "" };
+        format!("{scheme}://{user}{hidden}@{host}")
+    }
+}
+
+impl std::fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageUrl")
+            .field("url", &self.redacted())
+            .field("connections", &self.connections)
+            .finish()
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -32,6 +64,8 @@ pub struct Config {
     pub path: PathBuf,
     pub server: ServerConfig,
     pub storage_path: PathBuf,
+    /// `[storage] url`: the PostgreSQL store used instead of `storage_path`'s SQLite file.
+    pub storage_url: Option<StorageUrl>,
     pub fetch: FetchConfig,
     pub sources: Vec<std::sync::Arc<SourceConfig>>,
     pub export: ExportConfig,
@@ -322,6 +356,15 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 );
 
 impl Config {
+    /// The store as messages name it: the SQLite file, or the PostgreSQL URL without its
+    /// password.
+    pub fn storage_name(&self) -> String {
+        match &self.storage_url {
+            Some(url) => url.redacted(),
+            None => self.storage_path.display().to_string(),
+        }
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
@@ -361,6 +404,26 @@ mod tests {
         url = "https://example.com/feed.xml"
         category = "金融"
     "#;
+
+    #[test]
+    fn a_postgres_url_names_the_store_and_its_password_is_never_shown() {
+        let text = format!(
+            "[storage]\nurl = \"postgres://feeds:s3cret@db.example:5432/tributary\"\n{ONE}"
+        );
+        let c = Config::from_toml(Path::new("/etc/tributary/t.toml"), &text).expect("loads");
+        let url = c.storage_url.as_ref().expect("a url");
+        assert_eq!(url.connections, 8);
+        assert_eq!(
+            c.storage_name(),
+            "postgres://feeds:…@db.example:5432/tributary"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let bad = "[storage]\nurl = \"mysql://feeds:s3cret@db/x\"\n".to_string() + ONE;
+        let e = Config::from_toml(Path::new("t.toml"), &bad).expect_err("refused");
+        let shown = format!("{e}");
+        assert!(shown.contains("must be a PostgreSQL URL"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
 
     #[test]
     fn defaults_apply() {

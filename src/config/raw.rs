@@ -172,14 +172,26 @@ pub(super) fn default_listen() -> String {
 pub(super) struct RawStorage {
     #[serde(default = "default_storage_path")]
     pub(super) path: PathBuf,
+    /// A PostgreSQL store instead of the SQLite file: `postgres://user@host/db`.
+    #[serde(default)]
+    pub(super) url: Option<String>,
+    /// At most this many connections to PostgreSQL at once.
+    #[serde(default = "default_storage_connections")]
+    pub(super) connections: usize,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
             path: default_storage_path(),
+            url: None,
+            connections: default_storage_connections(),
         }
     }
+}
+
+pub(super) fn default_storage_connections() -> usize {
+    8
 }
 
 pub(super) fn default_storage_path() -> PathBuf {

@@ -168,8 +168,12 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), PgError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-        .await?;
+    // Quietly: the server's notice that the table exists would be logged at every start.
+    tx.batch_execute(
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)",
+    )
+    .await?;
     let found: Option<i32> = tx
         .query_opt("SELECT version FROM schema_version", &[])
         .await?
