@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
+use super::sql::Conn;
 use super::writes::{write_group, Txn};
 use super::{clusters, schema, Store, StoreError};
 use crate::config::{Retention, SourceConfig};
@@ -80,13 +81,7 @@ impl Store {
     /// Prunes what has outlived its sources' retention (see the module's doc), then drops
     /// tombstones whose time is up and gives the freed pages back to the file system.
     pub fn prune(&self, req: &PruneRequest<'_>) -> Result<PruneReport, StoreError> {
-        let plan = {
-            let conn = self.reader()?;
-            let read = conn.unchecked_transaction()?;
-            let plan = plan(&read, req)?;
-            drop(read);
-            plan
-        };
+        let plan = self.snapshot(|c| plan(c, req))?;
         let mut report = PruneReport {
             per_source: plan.per_source,
             ..Default::default()
@@ -111,10 +106,13 @@ impl Store {
             report.batches += 1;
         }
         {
-            let writer = self.writer()?;
             let started = Instant::now();
-            report.tombstones_dropped = sweep_tombstones(writer.lite()?)?;
+            report.tombstones_dropped = self.write(sweep_tombstones)?;
             report.longest_batch = report.longest_batch.max(started.elapsed());
+        }
+        if matches!(self.engine, super::Engine::Pg(_)) {
+            // PostgreSQL's autovacuum makes the room reusable; its files are its own.
+            return Ok(report);
         }
         self.give_back_space(&mut report)?;
         // The file shrinks when the WAL is copied back into it: a passive checkpoint, from a
@@ -153,16 +151,17 @@ impl Store {
 }
 
 /// The entries every carrying source lets go, grouped by cluster.
-fn plan(conn: &Connection, req: &PruneRequest<'_>) -> Result<Plan, StoreError> {
+fn plan(conn: Conn<'_>, req: &PruneRequest<'_>) -> Result<Plan, StoreError> {
     let configured: HashMap<&str, Retention> = req
         .sources
         .iter()
         .map(|s| (s.id.as_str(), s.retention))
         .collect();
-    let sources: Vec<(String, bool, i64)> = conn
-        .prepare("SELECT id, active, listing FROM sources ORDER BY id")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
+    let sources: Vec<(String, bool, i64)> = conn.query_map(
+        "SELECT id, active, listing FROM sources ORDER BY id",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     // Entries one source lets go; for those several sources carry, how many let go so far.
     let mut released: Vec<(String, Vec<i64>)> = Vec::new();
     let mut shared: HashMap<i64, (u32, u32)> = HashMap::new();
@@ -211,7 +210,7 @@ fn plan(conn: &Connection, req: &PruneRequest<'_>) -> Result<Plan, StoreError> {
 /// number, for an active source), each passed to `each` with the number of sources carrying
 /// it.
 fn released_by(
-    conn: &Connection,
+    conn: Conn<'_>,
     source: &str,
     keep: Retention,
     listing: Option<i64>,
@@ -228,7 +227,7 @@ fn released_by(
     // Newest first: the rank is the place in the source's own feed. Without keep_entries no
     // rank is needed: only the entries past keep_days come back, unsorted.
     let ranked = keep.keep_entries.is_some();
-    let mut stmt = conn.prepare_cached(if ranked {
+    let sql = if ranked {
         "SELECT es.entry_id, e.published, es.listing,
                 (SELECT COUNT(*) FROM entry_sources x WHERE x.entry_id = es.entry_id)
          FROM entry_sources es JOIN entries e ON e.id = es.entry_id
@@ -239,19 +238,19 @@ fn released_by(
                 (SELECT COUNT(*) FROM entry_sources x WHERE x.entry_id = es.entry_id)
          FROM entry_sources es JOIN entries e ON e.id = es.entry_id
          WHERE es.source_id = ?1 AND e.published < ?2"
-    })?;
-    let mut rows = if ranked {
-        stmt.query([source])?
+    };
+    let rows: Vec<(i64, i64, i64, u32)> = if ranked {
+        conn.query_map(sql, &[&source], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
     } else {
-        stmt.query(params![source, cutoff])?
+        conn.query_map(sql, &[&source, &cutoff], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
     };
     let mut ids = Vec::new();
-    let mut rank = 0usize;
-    while let Some(r) = rows.next()? {
-        let (entry, published, listed_in, carriers): (i64, i64, i64, u32) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    for (rank, (entry, published, listed_in, carriers)) in rows.into_iter().enumerate() {
         let expired = published < cutoff || rank >= newest;
-        rank += 1;
         let listed = listing == Some(listed_in);
         if expired && !listed {
             each(entry, carriers);
@@ -263,22 +262,25 @@ fn released_by(
 
 /// `going` grouped by cluster (a cluster's members that go, together). The canonical member
 /// of a cluster that keeps any other member stays.
-fn by_cluster(conn: &Connection, going: Vec<i64>) -> Result<Vec<Vec<i64>>, StoreError> {
+fn by_cluster(conn: Conn<'_>, going: Vec<i64>) -> Result<Vec<Vec<i64>>, StoreError> {
     let mut clusters: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut lookup = conn.prepare_cached(
-        "SELECT e.cluster_id, e.canonical,
-                (SELECT COUNT(*) FROM entries m WHERE m.cluster_id = e.cluster_id)
-         FROM entries e WHERE e.id = ?1",
-    )?;
     let mut groups = Vec::new();
     let mut canonical_of: HashMap<i64, i64> = HashMap::new();
     let mut sizes: HashMap<i64, i64> = HashMap::new();
     for id in going {
-        let Some((cluster, canonical, size)) = lookup
-            .query_row([id], |r| {
-                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, bool>(1)?, r.get(2)?))
-            })
-            .optional()?
+        let Some((cluster, canonical, size)) = conn.query_opt(
+            "SELECT e.cluster_id, e.canonical,
+                    (SELECT COUNT(*) FROM entries m WHERE m.cluster_id = e.cluster_id)
+             FROM entries e WHERE e.id = ?1",
+            &[&id],
+            |r| {
+                Ok((
+                    r.get::<Option<i64>>(0)?,
+                    r.get::<bool>(1)?,
+                    r.get::<i64>(2)?,
+                ))
+            },
+        )?
         else {
             continue;
         };
@@ -329,42 +331,58 @@ fn batches(groups: Vec<Vec<i64>>) -> Vec<Vec<i64>> {
 /// Takes one batch out, in the write group `txn`: checked again first (a fetch may have listed
 /// an entry since the plan was made). Returns the entries taken out and the tombstones left.
 fn prune_batch(txn: &mut Txn<'_>, batch: &[i64]) -> Result<(u64, u64), StoreError> {
-    let super::sql::Conn::Lite(tx) = txn.conn() else {
-        return Err(StoreError::NotYet("pruning"));
-    };
+    let tx = txn.conn();
     let ids = still_going(tx, batch)?;
     if ids.is_empty() {
         return Ok((0, 0));
     }
     let json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-    // Keys of entries their source listed lately: it may list them again.
-    let tombstones = tx
-        .prepare_cached(
-            "INSERT OR REPLACE INTO tombstones (key, source_id, seen)
-             SELECT k.key, es.source_id, es.last_seen
-             FROM json_each(?1) j
+    let list = tx.id_list("?1");
+    // Keys of entries their source listed lately: it may list them again. A key two sources
+    // listed is one tombstone (SQLite's REPLACE keeps one of them; PostgreSQL is told which,
+    // the latest seen, since an upsert may not touch a row twice).
+    let tombstone = if tx.is_pg() {
+        format!(
+            "INSERT INTO tombstones (key, source_id, seen)
+             SELECT DISTINCT ON (k.key) k.key, es.source_id, es.last_seen
+             FROM ({list}) j
              JOIN entry_sources es ON es.entry_id = j.value
              JOIN sources s ON s.id = es.source_id
              JOIN entry_keys k ON k.entry_id = j.value
-             WHERE s.active = 1 AND es.last_seen >= s.listed_at - ?2",
-        )?
-        .execute(params![json, TOMBSTONE_GRACE])? as u64;
+             WHERE s.active = 1 AND es.last_seen >= s.listed_at - ?2
+             ORDER BY k.key, es.last_seen DESC, es.source_id
+             ON CONFLICT (key) DO UPDATE SET source_id = excluded.source_id,
+                 seen = excluded.seen"
+        )
+    } else {
+        format!(
+            "INSERT OR REPLACE INTO tombstones (key, source_id, seen)
+             SELECT k.key, es.source_id, es.last_seen
+             FROM ({list}) j
+             JOIN entry_sources es ON es.entry_id = j.value
+             JOIN sources s ON s.id = es.source_id
+             JOIN entry_keys k ON k.entry_id = j.value
+             WHERE s.active = 1 AND es.last_seen >= s.listed_at - ?2"
+        )
+    };
+    let tombstones = tx.execute(&tombstone, &[&json, &TOMBSTONE_GRACE])? as u64;
     let neighbours = pass_on_pairs(tx, &ids)?;
-    let filed: Vec<(i64, String, i64)> = tx
-        .prepare_cached(
-            "SELECT entry_id, category, published FROM dedupe_sigs
-             WHERE entry_id IN (SELECT value FROM json_each(?1))",
-        )?
-        .query_map([&json], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
+    let filed: Vec<(i64, String, i64)> = tx.query_map(
+        &format!(
+            "SELECT entry_id, category, published FROM dedupe_sigs WHERE entry_id IN ({list})"
+        ),
+        &[&json],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     for (entry, category, published) in filed {
         txn.candidates.remove(&category, published, entry);
     }
     // Everything kept for an entry goes with it (ON DELETE CASCADE).
-    let gone = tx
-        .prepare_cached("DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?1))")?
-        .execute([&json])? as u64;
-    clusters::recluster(super::sql::Conn::Lite(tx), &neighbours)?;
+    let gone = tx.execute(
+        &format!("DELETE FROM entries WHERE id IN ({list})"),
+        &[&json],
+    )? as u64;
+    clusters::recluster(tx, &neighbours)?;
     for id in ids {
         txn.index_later(id);
     }
@@ -373,53 +391,57 @@ fn prune_batch(txn: &mut Txn<'_>, batch: &[i64]) -> Result<(u64, u64), StoreErro
 
 /// The entries of `batch` that may still go: not listed by an active source since the plan,
 /// and not the canonical member of a cluster keeping a member outside the batch.
-fn still_going(tx: &rusqlite::Connection, batch: &[i64]) -> Result<Vec<i64>, StoreError> {
+fn still_going(tx: Conn<'_>, batch: &[i64]) -> Result<Vec<i64>, StoreError> {
     let json = serde_json::to_string(batch).unwrap_or_else(|_| "[]".into());
-    let ids = tx
-        .prepare_cached(
-            "SELECT j.value FROM json_each(?1) j JOIN entries e ON e.id = j.value
+    let list = tx.id_list("?1");
+    tx.query_map(
+        &format!(
+            "SELECT j.value FROM ({list}) j JOIN entries e ON e.id = j.value
              WHERE NOT EXISTS (SELECT 1 FROM entry_sources es JOIN sources s ON s.id = es.source_id
                                WHERE es.entry_id = e.id AND s.active = 1
                                  AND es.listing = s.listing)
                AND NOT (e.canonical = 1 AND EXISTS (
                    SELECT 1 FROM entries m WHERE m.cluster_id = e.cluster_id
-                     AND m.id NOT IN (SELECT value FROM json_each(?1))))",
-        )?
-        .query_map([json], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(ids)
+                     AND m.id NOT IN ({list})))"
+        ),
+        &[&json],
+        |r| r.get(0),
+    )
 }
 
 /// The pairs that joined a member about to go to the rest of its cluster are passed on: its
 /// first staying neighbour is paired with each other one (with the pair's rule and score), and
 /// whoever noted it as the member it matched notes that neighbour instead. Returns the staying
 /// neighbours, whose clusters are worked out again once the batch is gone.
-fn pass_on_pairs(tx: &rusqlite::Connection, going: &[i64]) -> Result<Vec<i64>, StoreError> {
+fn pass_on_pairs(tx: Conn<'_>, going: &[i64]) -> Result<Vec<i64>, StoreError> {
     let json = serde_json::to_string(going).unwrap_or_else(|_| "[]".into());
-    let mut pairs = tx.prepare_cached(
+    let pairs = format!(
         "SELECT m, rule, score FROM (
              SELECT b AS m, rule, score FROM dedupe_edges WHERE a = ?1
-             UNION ALL SELECT a, rule, score FROM dedupe_edges WHERE b = ?1)
-         WHERE m NOT IN (SELECT value FROM json_each(?2)) ORDER BY m",
-    )?;
-    let mut pair = tx.prepare_cached(
-        "INSERT OR IGNORE INTO dedupe_edges (a, b, rule, score) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut renote = tx.prepare_cached(
-        "UPDATE cluster_merges SET matched_entry = ?2 WHERE matched_entry = ?1 AND entry_id != ?2",
-    )?;
+             UNION ALL SELECT a, rule, score FROM dedupe_edges WHERE b = ?1) AS n
+         WHERE m NOT IN ({}) ORDER BY m",
+        tx.id_list("?2")
+    );
     let mut staying = Vec::new();
     for &id in going {
-        let around: Vec<(i64, String, f64)> = pairs
-            .query_map(params![id, json], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
+        let around: Vec<(i64, String, f64)> = tx.query_map(&pairs, &[&id, &json], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         let Some((first, _, _)) = around.first().cloned() else {
             continue;
         };
         for (other, rule, score) in &around[1..] {
-            pair.execute(params![first.min(*other), first.max(*other), rule, score])?;
+            tx.execute(
+                "INSERT INTO dedupe_edges (a, b, rule, score) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                &[&first.min(*other), &first.max(*other), rule, score],
+            )?;
         }
-        renote.execute(params![id, first])?;
+        tx.execute(
+            "UPDATE cluster_merges SET matched_entry = ?2
+             WHERE matched_entry = ?1 AND entry_id != ?2",
+            &[&id, &first],
+        )?;
         staying.extend(around.into_iter().map(|(m, _, _)| m));
     }
     staying.sort_unstable();
@@ -429,18 +451,20 @@ fn pass_on_pairs(tx: &rusqlite::Connection, going: &[i64]) -> Result<Vec<i64>, S
 
 /// Drops the tombstones whose source has listed without them for [`TOMBSTONE_GRACE`], or is
 /// no longer fetched.
-fn sweep_tombstones(conn: &Connection) -> Result<u64, StoreError> {
+fn sweep_tombstones(conn: Conn<'_>) -> Result<u64, StoreError> {
     Ok(conn.execute(
         "DELETE FROM tombstones WHERE NOT EXISTS (
              SELECT 1 FROM sources s WHERE s.id = tombstones.source_id AND s.active = 1
                AND tombstones.seen >= s.listed_at - ?1)",
-        [TOMBSTONE_GRACE],
+        &[&TOMBSTONE_GRACE],
     )? as u64)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{at, entry, feed, scratch, search_titles, sources, BODY, OTHER};
+    use super::super::testing::{
+        at, both, entry, feed, scratch, search_titles, sources, BODY, OTHER,
+    };
     use super::*;
     use crate::config::Thresholds;
     use crate::model::{Entry, Scope};
@@ -530,132 +554,136 @@ mod tests {
     /// does not store it twice.
     #[test]
     fn an_entry_still_listed_outlives_keep_days_and_is_not_stored_twice() {
-        let s = scratch();
-        let evergreen = dated("first", "faq", "How to renew a library card", 400);
-        fetch(&s.store, "first", std::slice::from_ref(&evergreen), 0);
-        assert_eq!(prune(&s.store, TEN_DAYS, 1).entries, 0);
-        fetch(&s.store, "first", std::slice::from_ref(&evergreen), 48);
-        assert_eq!(prune(&s.store, TEN_DAYS, 49).entries, 0);
-        assert_eq!(
-            titles(&s.store, Scope::All),
-            ["How to renew a library card"]
-        );
+        for s in both() {
+            let evergreen = dated("first", "faq", "How to renew a library card", 400);
+            fetch(&s.store, "first", std::slice::from_ref(&evergreen), 0);
+            assert_eq!(prune(&s.store, TEN_DAYS, 1).entries, 0);
+            fetch(&s.store, "first", std::slice::from_ref(&evergreen), 48);
+            assert_eq!(prune(&s.store, TEN_DAYS, 49).entries, 0);
+            assert_eq!(
+                titles(&s.store, Scope::All),
+                ["How to renew a library card"]
+            );
+        }
     }
 
     /// `keep_entries` counts per source: each keeps its newest, whatever the other has.
     #[test]
     fn keep_entries_holds_per_source() {
-        let s = scratch();
-        let firsts: Vec<Entry> = (0..5)
-            .map(|i| dated("first", &format!("f{i}"), &format!("First item {i}"), i))
-            .collect();
-        let seconds: Vec<Entry> = (0..3)
-            .map(|i| dated("second", &format!("s{i}"), &format!("Second item {i}"), i))
-            .collect();
-        fetch(&s.store, "first", &firsts, 0);
-        fetch(&s.store, "second", &seconds, 0);
-        // Both lists move on to one new item each.
-        fetch(
-            &s.store,
-            "first",
-            &[dated("first", "new", "First news", 0)],
-            1,
-        );
-        fetch(
-            &s.store,
-            "second",
-            &[dated("second", "new", "Second news", 0)],
-            1,
-        );
-        let report = prune(&s.store, "[defaults]\nkeep_entries = 2\n", 2);
-        assert_eq!(report.entries, 4 + 2);
-        assert_eq!(
-            titles(&s.store, Scope::Source("first".into())),
-            ["First item 0", "First news"]
-        );
-        assert_eq!(
-            titles(&s.store, Scope::Source("second".into())),
-            ["Second item 0", "Second news"]
-        );
+        for s in both() {
+            let firsts: Vec<Entry> = (0..5)
+                .map(|i| dated("first", &format!("f{i}"), &format!("First item {i}"), i))
+                .collect();
+            let seconds: Vec<Entry> = (0..3)
+                .map(|i| dated("second", &format!("s{i}"), &format!("Second item {i}"), i))
+                .collect();
+            fetch(&s.store, "first", &firsts, 0);
+            fetch(&s.store, "second", &seconds, 0);
+            // Both lists move on to one new item each.
+            fetch(
+                &s.store,
+                "first",
+                &[dated("first", "new", "First news", 0)],
+                1,
+            );
+            fetch(
+                &s.store,
+                "second",
+                &[dated("second", "new", "Second news", 0)],
+                1,
+            );
+            let report = prune(&s.store, "[defaults]\nkeep_entries = 2\n", 2);
+            assert_eq!(report.entries, 4 + 2);
+            assert_eq!(
+                titles(&s.store, Scope::Source("first".into())),
+                ["First item 0", "First news"]
+            );
+            assert_eq!(
+                titles(&s.store, Scope::Source("second".into())),
+                ["Second item 0", "Second news"]
+            );
+        }
     }
 
     /// A cluster keeps the member merged feeds show while another member stays; a member that
     /// joined the cluster through a pruned one stays in it.
     #[test]
     fn a_cluster_keeps_its_canonical_member_while_any_member_stays() {
-        let s = scratch();
-        let story = |source: &str, title: &str| {
-            let mut e = entry(source, "park", title, BODY);
-            e.published = Some(at(-24 * 30));
-            e
-        };
-        let copies = [
-            (
-                "first",
-                story("first", "Council approves riverside park plan"),
-            ),
-            ("second", story("second", "Riverside park plan approved")),
-            (
-                "third",
-                story("third", "Park plan for the riverside approved"),
-            ),
-        ];
-        for (source, copy) in &copies {
-            s.store
-                .upsert_entries(
-                    source,
-                    std::slice::from_ref(copy),
-                    &Thresholds::default(),
-                    at(-700),
-                )
-                .expect("stored");
+        for s in both() {
+            let story = |source: &str, title: &str| {
+                let mut e = entry(source, "park", title, BODY);
+                e.published = Some(at(-24 * 30));
+                e
+            };
+            let copies = [
+                (
+                    "first",
+                    story("first", "Council approves riverside park plan"),
+                ),
+                ("second", story("second", "Riverside park plan approved")),
+                (
+                    "third",
+                    story("third", "Park plan for the riverside approved"),
+                ),
+            ];
+            for (source, copy) in &copies {
+                s.store
+                    .upsert_entries(
+                        source,
+                        std::slice::from_ref(copy),
+                        &Thresholds::default(),
+                        at(-700),
+                    )
+                    .expect("stored");
+            }
+            // The third lists its copy to this day.
+            fetch(&s.store, "third", std::slice::from_ref(&copies[2].1), 0);
+            let merged = feed(&s.store, Scope::All);
+            assert_eq!(merged.len(), 1, "one story");
+            assert_eq!(merged[0].sources.len(), 3);
+            // The first two have moved on; the third still lists its copy.
+            fetch(&s.store, "first", &[], 1);
+            fetch(&s.store, "second", &[], 1);
+            let report = prune(&s.store, TEN_DAYS, 2);
+            assert_eq!(
+                report.entries, 1,
+                "the second's copy goes, the canonical first stays"
+            );
+            let merged = feed(&s.store, Scope::All);
+            assert_eq!(merged.len(), 1);
+            assert_eq!(merged[0].title, "Council approves riverside park plan");
+            let names: Vec<&str> = merged[0]
+                .sources
+                .iter()
+                .map(|x| x.source_id.as_str())
+                .collect();
+            assert_eq!(names, ["first", "third"]);
+            assert!(feed(&s.store, Scope::Source("second".into())).is_empty());
+            // Once the third lets go too, the whole story goes.
+            fetch(&s.store, "third", &[], 3);
+            assert_eq!(prune(&s.store, TEN_DAYS, 4).entries, 2);
+            assert!(feed(&s.store, Scope::All).is_empty());
         }
-        // The third lists its copy to this day.
-        fetch(&s.store, "third", std::slice::from_ref(&copies[2].1), 0);
-        let merged = feed(&s.store, Scope::All);
-        assert_eq!(merged.len(), 1, "one story");
-        assert_eq!(merged[0].sources.len(), 3);
-        // The first two have moved on; the third still lists its copy.
-        fetch(&s.store, "first", &[], 1);
-        fetch(&s.store, "second", &[], 1);
-        let report = prune(&s.store, TEN_DAYS, 2);
-        assert_eq!(
-            report.entries, 1,
-            "the second's copy goes, the canonical first stays"
-        );
-        let merged = feed(&s.store, Scope::All);
-        assert_eq!(merged.len(), 1);
-        assert_eq!(merged[0].title, "Council approves riverside park plan");
-        let names: Vec<&str> = merged[0]
-            .sources
-            .iter()
-            .map(|x| x.source_id.as_str())
-            .collect();
-        assert_eq!(names, ["first", "third"]);
-        assert!(feed(&s.store, Scope::Source("second".into())).is_empty());
-        // Once the third lets go too, the whole story goes.
-        fetch(&s.store, "third", &[], 3);
-        assert_eq!(prune(&s.store, TEN_DAYS, 4).entries, 2);
-        assert!(feed(&s.store, Scope::All).is_empty());
     }
 
     /// Pruned while its source may still list it (a list that comes and goes): listed again,
     /// it is not news. Its tombstone goes once the source has listed without it long enough.
     #[test]
     fn a_pruned_entry_listed_again_does_not_come_back() {
-        let s = scratch();
-        let old = dated("first", "old", "Harbour ferry timetable", 30);
-        let other = dated("first", "other", "Museum late opening", 1);
-        fetch(&s.store, "first", std::slice::from_ref(&old), 0);
-        fetch(&s.store, "first", std::slice::from_ref(&other), 1);
-        let report = prune(&s.store, TEN_DAYS, 2);
-        assert_eq!((report.entries, report.tombstones_written), (1, 2));
-        fetch(&s.store, "first", &[old.clone(), other.clone()], 3);
-        assert_eq!(titles(&s.store, Scope::All), ["Museum late opening"]);
-        // A week and more of lists without it: the tombstone goes, and with it the memory.
-        fetch(&s.store, "first", std::slice::from_ref(&other), 3 + 24 * 8);
-        let report = prune(&s.store, TEN_DAYS, 4 + 24 * 8);
-        assert_eq!(report.tombstones_dropped, 2);
+        for s in both() {
+            let old = dated("first", "old", "Harbour ferry timetable", 30);
+            let other = dated("first", "other", "Museum late opening", 1);
+            fetch(&s.store, "first", std::slice::from_ref(&old), 0);
+            fetch(&s.store, "first", std::slice::from_ref(&other), 1);
+            let report = prune(&s.store, TEN_DAYS, 2);
+            assert_eq!((report.entries, report.tombstones_written), (1, 2));
+            fetch(&s.store, "first", &[old.clone(), other.clone()], 3);
+            assert_eq!(titles(&s.store, Scope::All), ["Museum late opening"]);
+            // A week and more of lists without it: the tombstone goes, and with it the memory.
+            fetch(&s.store, "first", std::slice::from_ref(&other), 3 + 24 * 8);
+            let report = prune(&s.store, TEN_DAYS, 4 + 24 * 8);
+            assert_eq!(report.tombstones_dropped, 2);
+        }
     }
 
     /// A new store gives freed pages back; an old one is converted once, at open.

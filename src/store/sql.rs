@@ -44,6 +44,18 @@ impl<'a> Conn<'a> {
         matches!(self, Conn::Pg(_))
     }
 
+    /// A subquery of the ids in the JSON array placeholder `p` holds, as column `value`.
+    pub(crate) fn id_list(self, p: &str) -> String {
+        if self.is_pg() {
+            format!(
+                "SELECT CAST(j.value AS BIGINT) AS value
+                 FROM json_array_elements_text(CAST({p} AS json)) AS j (value)"
+            )
+        } else {
+            format!("SELECT value FROM json_each({p})")
+        }
+    }
+
     /// Runs a statement; how many rows it changed.
     pub(crate) fn execute(self, sql: &str, params: &[&dyn Param]) -> Result<usize, StoreError> {
         match self {
