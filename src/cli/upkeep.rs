@@ -74,6 +74,13 @@ fn older_copies(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Runs before the store is opened: the store must be closed everywhere for it to be replaced.
 pub(super) fn restore(config: &Config, copy: &Path) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &config.storage_url {
+        anyhow::bail!(
+            "[storage] url = {}: restore copies SQLite backups; a PostgreSQL store is restored \
+             with PostgreSQL's own tools (pg_restore)",
+            url.redacted()
+        );
+    }
     let r = Store::restore(&config.storage_path, copy)?;
     let mut out = format!(
         "restored {} entries of {} sources from {} (schema version {}) to {}\n",

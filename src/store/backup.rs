@@ -34,6 +34,11 @@ impl Store {
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default()
         ));
+        if matches!(self.engine, super::Engine::Pg(_)) {
+            return Err(StoreError::Backup(
+                "a PostgreSQL store is backed up with PostgreSQL's own tools (pg_dump)".into(),
+            ));
+        }
         let _ = std::fs::remove_file(&partial);
         let conn = self.reader()?;
         conn.execute("VACUUM main INTO ?1", [partial.to_string_lossy()])

@@ -65,11 +65,11 @@ impl SourceCopies<'_> {
                  article_pending = CASE WHEN ?5 IS NULL THEN article_pending ELSE 0 END,
                  authors = CASE WHEN ?6 != '[]' THEN ?6 ELSE authors END,
                  categories = ?7,
-                 updated = CASE WHEN ?9 >= date_rank AND ?8 IS NOT NULL
-                                THEN COALESCE(?10, ?8) ELSE updated END,
-                 published = CASE WHEN ?9 >= date_rank AND ?8 IS NOT NULL
+                 updated = CASE WHEN ?9 >= date_rank AND CAST(?8 AS BIGINT) IS NOT NULL
+                                THEN COALESCE(CAST(?10 AS BIGINT), ?8) ELSE updated END,
+                 published = CASE WHEN ?9 >= date_rank AND CAST(?8 AS BIGINT) IS NOT NULL
                                   THEN ?8 ELSE published END,
-                 date_source = CASE WHEN ?9 >= date_rank AND ?8 IS NOT NULL
+                 date_source = CASE WHEN ?9 >= date_rank AND CAST(?8 AS BIGINT) IS NOT NULL
                                     THEN ?11 ELSE date_source END,
                  date_rank = CASE WHEN date_rank > ?9 THEN date_rank ELSE ?9 END
              WHERE id = ?1",

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::sql::Conn;
+use super::sql::{Conn, Param};
 use super::writes::{write_group, Txn};
 use super::{clusters, schema, Store, StoreError};
 use crate::config::{Retention, SourceConfig};
@@ -239,15 +239,14 @@ fn released_by(
          FROM entry_sources es JOIN entries e ON e.id = es.entry_id
          WHERE es.source_id = ?1 AND e.published < ?2"
     };
-    let rows: Vec<(i64, i64, i64, u32)> = if ranked {
-        conn.query_map(sql, &[&source], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
+    let params: &[&dyn Param] = if ranked {
+        &[&source]
     } else {
-        conn.query_map(sql, &[&source, &cutoff], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
+        &[&source, &cutoff]
     };
+    let rows: Vec<(i64, i64, i64, u32)> = conn.query_map(sql, params, |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     let mut ids = Vec::new();
     for (rank, (entry, published, listed_in, carriers)) in rows.into_iter().enumerate() {
         let expired = published < cutoff || rank >= newest;
@@ -341,30 +340,22 @@ fn prune_batch(txn: &mut Txn<'_>, batch: &[i64]) -> Result<(u64, u64), StoreErro
     // Keys of entries their source listed lately: it may list them again. A key two sources
     // listed is one tombstone (SQLite's REPLACE keeps one of them; PostgreSQL is told which,
     // the latest seen, since an upsert may not touch a row twice).
-    let tombstone = if tx.is_pg() {
-        format!(
-            "INSERT INTO tombstones (key, source_id, seen)
-             SELECT DISTINCT ON (k.key) k.key, es.source_id, es.last_seen
-             FROM ({list}) j
-             JOIN entry_sources es ON es.entry_id = j.value
-             JOIN sources s ON s.id = es.source_id
-             JOIN entry_keys k ON k.entry_id = j.value
-             WHERE s.active = 1 AND es.last_seen >= s.listed_at - ?2
-             ORDER BY k.key, es.last_seen DESC, es.source_id
-             ON CONFLICT (key) DO UPDATE SET source_id = excluded.source_id,
-                 seen = excluded.seen"
-        )
+    let (insert, distinct, upsert) = if tx.is_pg() {
+        let upsert = "ORDER BY k.key, es.last_seen DESC, es.source_id
+             ON CONFLICT (key) DO UPDATE SET source_id = excluded.source_id, seen = excluded.seen";
+        ("INSERT INTO", "DISTINCT ON (k.key)", upsert)
     } else {
-        format!(
-            "INSERT OR REPLACE INTO tombstones (key, source_id, seen)
-             SELECT k.key, es.source_id, es.last_seen
-             FROM ({list}) j
-             JOIN entry_sources es ON es.entry_id = j.value
-             JOIN sources s ON s.id = es.source_id
-             JOIN entry_keys k ON k.entry_id = j.value
-             WHERE s.active = 1 AND es.last_seen >= s.listed_at - ?2"
-        )
+        ("INSERT OR REPLACE INTO", "", "")
     };
+    let tombstone = format!(
+        "{insert} tombstones (key, source_id, seen)
+         SELECT {distinct} k.key, es.source_id, es.last_seen
+         FROM ({list}) j
+         JOIN entry_sources es ON es.entry_id = j.value
+         JOIN sources s ON s.id = es.source_id
+         JOIN entry_keys k ON k.entry_id = j.value
+         WHERE s.active = 1 AND es.last_seen >= s.listed_at - ?2 {upsert}"
+    );
     let tombstones = tx.execute(&tombstone, &[&json, &TOMBSTONE_GRACE])? as u64;
     let neighbours = pass_on_pairs(tx, &ids)?;
     let filed: Vec<(i64, String, i64)> = tx.query_map(

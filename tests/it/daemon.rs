@@ -9,9 +9,9 @@ use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::common::{open_store, storage_lines};
 use tributary::config::Config;
 use tributary::daemon::Daemon;
-use tributary::store::Store;
 
 /// A publisher that holds every request until the test lets one go, and records how many
 /// were in flight at once, per host and in all.
@@ -101,9 +101,9 @@ async fn start_gate(gate: Arc<Gate>) -> (String, String) {
 
 fn config(dir: &std::path::Path, sources: &[(&str, &str)]) -> Config {
     let mut text = format!(
-        "[storage]\npath = {:?}\n[server]\nlisten = \"127.0.0.1:1\"\n\
+        "[storage]\n{}[server]\nlisten = \"127.0.0.1:1\"\n\
          [fetch]\nconcurrency = 3\nper_host = 2\n",
-        dir.join("t.db")
+        storage_lines(&dir.join("t.db").display().to_string())
     );
     for (id, url) in sources {
         text.push_str(&format!(
@@ -171,7 +171,7 @@ async fn a_reload_mid_cycle_keeps_the_per_host_and_global_bounds() {
             ("b1", &format!("{b}/b1")),
         ],
     );
-    let store = Arc::new(Store::open(&first.storage_path).unwrap());
+    let store = Arc::new(open_store(&first));
     store.sync_sources(&first.sources).unwrap();
     let daemon = Arc::new(Daemon::new(first, store));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -287,14 +287,14 @@ async fn websub_pings_and_opml_give_the_url_the_server_answers() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let me = format!("http://{}", listener.local_addr().unwrap());
     let text = format!(
-        "[storage]\npath = {:?}\n[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"{me}/\"\n\
+        "[storage]\n{}[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"{me}/\"\n\
          websub_hub = \"{hub}/hub\"\n\
          [[sources]]\nid = \"m\"\nname = \"Markets\"\ncategory = \"{category}\"\n\
          url = \"{publisher}/feed.xml\"\nschedule = \"every 1h\"\n",
-        dir.path().join("t.db")
+        storage_lines(&dir.path().join("t.db").display().to_string())
     );
     let config = Config::from_toml(&dir.path().join("tributary.toml"), &text).unwrap();
-    let store = Arc::new(Store::open(&config.storage_path).unwrap());
+    let store = Arc::new(open_store(&config));
     store.sync_sources(&config.sources).unwrap();
     let daemon = Arc::new(Daemon::new(config, store));
     let running = tokio::spawn({

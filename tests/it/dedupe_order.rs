@@ -103,7 +103,7 @@ fn merged_after(
         let (code, out, err) = run_fetch(&config, &[id]);
         assert_eq!(code, 0, "seed {seed}: fetch {id}:\n{out}{err}");
     }
-    let store = tributary::store::Store::open(&dir.path().join("tributary.db")).expect("the store");
+    let store = open_store(&tributary::config::Config::load(&config).expect("the config"));
     let entries = store
         .entries(
             &Scope::Category("金融".into()),

@@ -11,39 +11,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use tributary::store::pg::{Lease, LeaseRequest, Pg, PgError, SCHEMA_VERSION};
 use tributary::store::Store;
 
-/// A new, empty database on the test cluster; its URL.
-fn database() -> String {
-    let url = std::env::var("TRIBUTARY_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("TRIBUTARY_POSTGRES_URL is not set: a PostgreSQL server's URL; `bash .ci/run` starts one")
-    });
-    let name = format!(
-        "t_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    sql(&url, &format!("CREATE DATABASE {name}"));
-    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{name}")
-}
-
-static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Runs `statement` on `url` with a client of the test's own.
-fn sql(url: &str, statement: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test cluster");
-        let connection = tokio::spawn(connection);
-        client.batch_execute(statement).await.expect(statement);
-        drop(client);
-        let _ = connection.await;
-    });
-}
+use crate::common::{pg_database as database, pg_sql as sql};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0)

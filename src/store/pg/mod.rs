@@ -30,7 +30,7 @@ pub use session::Session;
 pub enum PgError {
     #[error("bad PostgreSQL URL: {0}")]
     Url(String),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", describe(.0))]
     Sql(#[from] tokio_postgres::Error),
     #[error("PostgreSQL connection pool: {0}")]
     Pool(String),
@@ -41,6 +41,18 @@ pub enum PgError {
     TooNew { found: i32, known: i32 },
     #[error("PostgreSQL runtime: {0}")]
     Runtime(String),
+}
+
+/// The server's own words for an error (tokio-postgres shows only "db error"), else the
+/// client's.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for PgError {

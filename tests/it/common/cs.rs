@@ -663,9 +663,10 @@ pub fn html_source_toml(
 /// zone for naive page dates.
 pub fn config_head(listen: SocketAddr, default_timezone: &str) -> String {
     format!(
-        "[server]\nlisten = {}\n\n[storage]\npath = \"tributary.db\"\n\n[defaults]\n\
+        "[server]\nlisten = {}\n\n[storage]\n{}\n[defaults]\n\
          schedule = \"every 15m\"\ntimezone = {}\n",
         toml_str(&listen.to_string()),
+        super::storage_lines("tributary.db"),
         toml_str(default_timezone)
     )
 }

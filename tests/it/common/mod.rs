@@ -941,6 +941,67 @@ impl Source {
     }
 }
 
+/// The `[storage]` lines of a test's config: the SQLite file at `path`, and with
+/// `TRIBUTARY_TEST_STORE=postgres` a database on the test server, which the config's `url`
+/// then names instead: one per test (its thread), so the configs a test writes share it as
+/// they share their SQLite file.
+pub fn storage_lines(path: &str) -> String {
+    thread_local! {
+        static DATABASE: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+    }
+    let mut lines = format!("path = {}\n", toml_str(path));
+    if std::env::var("TRIBUTARY_TEST_STORE").as_deref() == Ok("postgres") {
+        let url = DATABASE.with(|db| db.get_or_init(pg_database).clone());
+        lines.push_str(&format!("url = {}\n", toml_str(&url)));
+    }
+    lines
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A new, empty database on the test server (`$TRIBUTARY_POSTGRES_URL`, which `bash .ci/run`
+/// starts); its URL.
+pub fn pg_database() -> String {
+    let url = std::env::var("TRIBUTARY_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("TRIBUTARY_POSTGRES_URL is not set: a PostgreSQL server's URL; `bash .ci/run` starts one")
+    });
+    let name = format!(
+        "t_{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    pg_sql(&url, &format!("CREATE DATABASE {name}"));
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+/// Runs `statement` on `url` with a client of the test's own.
+pub fn pg_sql(url: &str, statement: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
+        let connection = tokio::spawn(connection);
+        client.batch_execute(statement).await.expect(statement);
+        drop(client);
+        let _ = connection.await;
+    });
+}
+
+/// The store `config` names: its PostgreSQL database when it has a `url`, else its SQLite
+/// file.
+pub fn open_store(config: &tributary::config::Config) -> tributary::store::Store {
+    match &config.storage_url {
+        Some(pg) => tributary::store::Store::open_pg(&pg.url, pg.connections),
+        None => tributary::store::Store::open(&config.storage_path),
+    }
+    .expect("opening the store")
+}
+
 /// A TOML basic string with the needed escapes.
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -950,9 +1011,9 @@ fn toml_str(s: &str) -> String {
 /// relative paths being the binary's business) and the given sources.
 pub fn config_text(listen: SocketAddr, storage: &str, sources: &[Source]) -> String {
     let mut out = format!(
-        "[server]\nlisten = {}\n\n[storage]\npath = {}\n\n[defaults]\nschedule = \"every 15m\"\n",
+        "[server]\nlisten = {}\n\n[storage]\n{}\n[defaults]\nschedule = \"every 15m\"\n",
         toml_str(&listen.to_string()),
-        toml_str(storage)
+        storage_lines(storage)
     );
     for s in sources {
         out.push_str("\n[[sources]]\n");
