@@ -6,8 +6,10 @@
 //! store ([`check_source`]). A failure is recorded on the source and returned as a report; it
 //! never touches stored entries and never stops another source.
 
+mod claim;
 mod discover;
 
+pub use claim::{claim, unclaim, LEASE_TTL};
 pub use discover::{discover, DiscoverError, Discovery, COMMON_PATHS};
 
 use std::sync::Arc;

@@ -300,6 +300,27 @@ impl SourceTask {
                     continue;
                 }
             }
+            // Instances sharing the store: another may have this fetch, or have done it.
+            match refresh::claim(&store, &source, fetcher.limits().per_host(), asked).await {
+                Ok(None) => {}
+                Ok(Some(again)) => {
+                    let wait = (again - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = trigger.notified() => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(source = %source.id, error = %e, "cannot claim the fetch; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(CLAIM_RETRY) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+            }
             // Once started, a fetch runs to its end even through a stop signal: the daemon waits
             // for it within its grace period.
             let report = {
@@ -315,10 +336,16 @@ impl SourceTask {
                     publisher.announce(publisher.feeds_of(&source));
                 }
             }
+            if let Err(e) = refresh::unclaim(&store, &source).await {
+                tracing::warn!(source = %source.id, error = %e, "cannot give the fetch's claim back; it expires on its own");
+            }
             report.log();
         }
     }
 }
+
+/// How long a claim that failed (the database unreachable) waits before the next try.
+const CLAIM_RETRY: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

@@ -70,6 +70,11 @@ impl Limits {
         }
     }
 
+    /// The bound on requests at once to one host.
+    pub fn per_host(&self) -> usize {
+        *lock(&self.per_host)
+    }
+
     /// How many fetches and requests are waiting for a place: due, but held back by a bound.
     pub fn waiting(&self) -> usize {
         let hosts: usize = lock(&self.hosts)

@@ -302,3 +302,81 @@ fn a_write_by_one_instance_moves_the_others_generation() {
         "the writer hears itself too"
     );
 }
+
+/// The daemon's per-source claim (`Store::claim`): one instance at a time has a source, a
+/// host's bound holds across instances, a planned next run or a paused host makes the others
+/// wait (a forced fetch does not wait for the next run), and a given-back claim is free.
+#[test]
+fn a_claimed_source_is_one_instances_and_the_hosts_bound_holds_across_them() {
+    use tributary::store::pg::{Claim, ClaimRequest};
+    let url = database();
+    let sources: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("s{i}"), "one.example".to_string()))
+        .collect();
+    let a = store_with(&url, &sources);
+    let b = Store::open_pg(&url, 2).expect("connect");
+    let ask = |id: &'static str, now: DateTime<Utc>, forced: bool| ClaimRequest {
+        source_id: id,
+        now,
+        ttl: Duration::minutes(10),
+        per_host: 2,
+        forced,
+    };
+    assert!(a.is_shared());
+    assert_eq!(
+        a.claim(&ask("s0", t0(), false)).expect("claim"),
+        Claim::Taken
+    );
+    assert_eq!(
+        b.claim(&ask("s0", t0(), false)).expect("claim"),
+        Claim::Wait(t0() + Duration::minutes(10)),
+        "another instance has it until its lease runs out"
+    );
+    assert_eq!(
+        b.claim(&ask("s1", t0(), false)).expect("claim"),
+        Claim::Taken
+    );
+    // Two live on the host: the third waits, whoever asks.
+    assert_eq!(
+        a.claim(&ask("s2", t0(), false)).expect("claim"),
+        Claim::Wait(t0() + Duration::seconds(1))
+    );
+    // A fetch done: its next run stored, its claim given back.
+    a.set_next_run("s0", t0() + Duration::hours(1))
+        .expect("next run");
+    a.unclaim("s0").expect("unclaim");
+    assert_eq!(
+        b.claim(&ask("s0", t0(), false)).expect("claim"),
+        Claim::Wait(t0() + Duration::hours(1)),
+        "fetched already: wait for the planned run"
+    );
+    assert_eq!(
+        a.claim(&ask("s2", t0(), false)).expect("claim"),
+        Claim::Taken
+    );
+    b.unclaim("s1").expect("unclaim");
+    a.unclaim("s2").expect("unclaim");
+    assert_eq!(
+        b.claim(&ask("s0", t0(), true)).expect("claim"),
+        Claim::Taken,
+        "fetch now does not wait for the next run"
+    );
+    b.unclaim("s0").expect("unclaim");
+    a.defer_host("one.example", t0() + Duration::minutes(3), "Retry-After")
+        .expect("defer");
+    assert_eq!(
+        b.claim(&ask("s1", t0(), false)).expect("claim"),
+        Claim::Wait(t0() + Duration::minutes(3))
+    );
+    // A crashed holder's claim runs out.
+    assert_eq!(
+        b.claim(&ask("s1", t0() + Duration::minutes(4), false))
+            .expect("claim"),
+        Claim::Taken
+    );
+    assert_eq!(
+        a.claim(&ask("s1", t0() + Duration::minutes(15), false))
+            .expect("claim"),
+        Claim::Taken
+    );
+}

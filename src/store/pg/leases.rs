@@ -37,11 +37,117 @@ pub struct Lease {
     pub host: String,
 }
 
+/// What [`Store::claim`] asks: may this instance fetch `source_id` now?
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    pub source_id: &'a str,
+    pub now: DateTime<Utc>,
+    /// How long the lease lasts (past any fetch's length: its holder's crash frees it then).
+    pub ttl: chrono::Duration,
+    /// At most this many live leases on the source's host, across every instance.
+    pub per_host: usize,
+    /// Asked for now (the admin's "fetch now"): not due yet is no reason to wait.
+    pub forced: bool,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Fetch it: the lease is this instance's until released.
+    Taken,
+    /// Not now: another instance holds it, or fetched it and planned its next run, or its
+    /// host is at its bound or paused. Ask again at this time.
+    Wait(DateTime<Utc>),
+}
+
+/// How long a claim refused for a host at its bound waits before it asks again.
+const HOST_FULL_RETRY: chrono::Duration = chrono::Duration::seconds(1);
+
 /// A source can be leased when it is configured, enabled and not stopped by a 410; it is due
 /// when its next run has come (one never planned is due at once).
 const LEASABLE: &str = "s.active = 1 AND s.disabled_reason IS NULL";
 
 impl Store {
+    /// Whether instances share this store (PostgreSQL): fetches are then claimed first.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, crate::store::Engine::Pg(_))
+    }
+
+    /// Takes the lease of one source for this instance when it is due (or forced), not
+    /// leased by another instance, and its host is neither paused nor at its bound. The
+    /// host's row is locked first, as [`Store::lease`] does, so two instances never count its
+    /// leases at once; the second statement's snapshot sees what the lock waited for. Without
+    /// instances to share with (SQLite), every claim is taken.
+    pub fn claim(&self, req: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let crate::store::Engine::Pg(pg) = &self.engine else {
+            return Ok(Claim::Taken);
+        };
+        let now = req.now.timestamp();
+        let session = pg.session()?;
+        session.transaction(|c| {
+            c.execute(
+                "SELECT h.host FROM hosts h JOIN sources s ON s.host = h.host
+                 WHERE s.id = ?1 FOR UPDATE OF h",
+                &[&req.source_id],
+            )?;
+            let found = c.query_opt(
+                "SELECT s.lease_holder, COALESCE(s.lease_expires, 0), COALESCE(s.next_run, 0),
+                        (SELECT count(*) FROM sources o
+                         WHERE o.host = s.host AND o.lease_expires > ?2),
+                        COALESCE((SELECT h.deferred_until FROM hosts h WHERE h.host = s.host), 0)
+                 FROM sources s WHERE s.id = ?1",
+                &[&req.source_id, &now],
+                |r| {
+                    Ok((
+                        r.get::<Option<String>>(0)?,
+                        r.get::<i64>(1)?,
+                        r.get::<i64>(2)?,
+                        r.get::<i64>(3)?,
+                        r.get::<i64>(4)?,
+                    ))
+                },
+            )?;
+            let Some((holder, expires, next_run, live, paused)) = found else {
+                return Ok(Claim::Wait(req.now + HOST_FULL_RETRY));
+            };
+            let mine = holder.as_deref() == Some(pg.holder());
+            if expires > now && !mine {
+                return Ok(Claim::Wait(super::super::from_unix(expires)));
+            }
+            if !req.forced && next_run > now {
+                return Ok(Claim::Wait(super::super::from_unix(next_run)));
+            }
+            if paused > now {
+                return Ok(Claim::Wait(super::super::from_unix(paused)));
+            }
+            if !mine && live >= req.per_host as i64 {
+                return Ok(Claim::Wait(req.now + HOST_FULL_RETRY));
+            }
+            c.execute(
+                "UPDATE sources SET lease_holder = ?2, lease_expires = ?3 WHERE id = ?1",
+                &[
+                    &req.source_id,
+                    &pg.holder(),
+                    &(req.now + req.ttl).timestamp(),
+                ],
+            )?;
+            Ok(Claim::Taken)
+        })
+    }
+
+    /// Gives back this instance's lease on `source_id` (its next run is already stored).
+    pub fn unclaim(&self, source_id: &str) -> Result<(), StoreError> {
+        let crate::store::Engine::Pg(pg) = &self.engine else {
+            return Ok(());
+        };
+        Conn::Pg(&pg.session()?).execute(
+            "UPDATE sources SET lease_holder = NULL, lease_expires = NULL
+             WHERE id = ?1 AND lease_holder = ?2",
+            &[&source_id, &pg.holder()],
+        )?;
+        Ok(())
+    }
+
     /// Takes the leases of up to `max` due sources, the longest due first, on hosts that are
     /// not deferred and have fewer than `per_host` live leases.
     pub fn lease(&self, req: &LeaseRequest) -> Result<Vec<Lease>, StoreError> {

@@ -21,7 +21,7 @@ use std::future::Future;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 pub use generation::{CHANNEL as WRITE_CHANNEL, POLL as WRITE_POLL};
-pub use leases::{Lease, LeaseRequest};
+pub use leases::{Claim, ClaimRequest, Lease, LeaseRequest};
 pub use schema::SCHEMA_VERSION;
 pub use session::Session;
 
@@ -72,6 +72,8 @@ pub struct Pg {
     /// The highest write heard of (`generation`), and the listening connection's backend.
     generation: tokio::sync::watch::Receiver<u64>,
     listener_pid: tokio::sync::watch::Receiver<Option<i32>>,
+    /// This instance's name among those sharing the database: what its leases are held by.
+    holder: String,
 }
 
 impl Drop for Pg {
@@ -125,6 +127,7 @@ impl Pg {
             pool,
             generation,
             listener_pid,
+            holder: instance_name(),
         };
         pg.run(|pool| async move {
             let mut client = pool.get().await?;
@@ -176,6 +179,11 @@ impl Pg {
         })
     }
 
+    /// This instance's name: what its leases are held by.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// The schema version the database is at.
     pub fn schema_version(&self) -> Result<i32, PgError> {
         self.run(|pool| async move {
@@ -183,4 +191,14 @@ impl Pg {
             schema::version(&client).await
         })
     }
+}
+
+/// A name no other instance has: the machine's, the process's id and the time it started.
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}:{}:{started}", host.trim(), std::process::id())
 }

@@ -975,8 +975,16 @@ pub fn pg_database() -> String {
     format!("{base}/{name}")
 }
 
-/// Runs `statement` on `url` with a client of the test's own.
+/// Runs `statement` on `url` with a client of the test's own, on a thread of its own (the
+/// caller may be a tokio test's runtime, where another cannot block).
 pub fn pg_sql(url: &str, statement: &str) {
+    let (url, statement) = (url.to_string(), statement.to_string());
+    std::thread::spawn(move || pg_sql_here(&url, &statement))
+        .join()
+        .expect("the statement ran");
+}
+
+fn pg_sql_here(url: &str, statement: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
