@@ -270,6 +270,8 @@ impl SourceTask {
             websub,
         } = self;
         let mut first = true;
+        // Asked for ("fetch now") and not yet fetched: kept through waits for a claim.
+        let mut forced = false;
         loop {
             let due = match refresh::due(&store, &source, stagger).await {
                 Ok(due) => due,
@@ -285,13 +287,12 @@ impl SourceTask {
                 tracing::warn!(source = %source.id, reason = %reason, "source disabled; change its url or refresh it to try again");
             }
             first = false;
-            let wait = (due.at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            let asked = tokio::select! {
-                _ = tokio::time::sleep(wait) => false,
-                _ = trigger.notified() => true,
-                _ = shutdown.changed() => return,
-            };
-            if !asked {
+            let wait = if forced { Utc::now() } else { due.at };
+            match wait_until(wait, &trigger, &mut shutdown).await {
+                Some(asked) => forced |= asked,
+                None => return,
+            }
+            if !forced {
                 if let Ok(Some(until)) = refresh::host_paused(&store, &source).await {
                     tracing::info!(
                         source = %source.id, next = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -300,31 +301,31 @@ impl SourceTask {
                     continue;
                 }
             }
-            // Instances sharing the store: another may have this fetch, or have done it.
-            match refresh::claim(&store, &source, fetcher.limits().per_host(), asked).await {
-                Ok(None) => {}
-                Ok(Some(again)) => {
-                    let wait = (again - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = trigger.notified() => {}
-                        _ = shutdown.changed() => return,
-                    }
-                    continue;
-                }
+            let slot = fetcher.limits().fetch_slot().await;
+            // Instances sharing the store: another may have this fetch, or have done it. Claimed
+            // once this instance can fetch at once, so no lease runs out waiting for a slot.
+            let again = match refresh::claim(&store, &source, fetcher.limits().per_host(), forced)
+                .await
+            {
+                Ok(again) => again,
                 Err(e) => {
                     tracing::error!(source = %source.id, error = %e, "cannot claim the fetch; trying again");
-                    tokio::select! {
-                        _ = tokio::time::sleep(CLAIM_RETRY) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                    continue;
+                    Some(Utc::now() + CLAIM_RETRY)
                 }
+            };
+            if let Some(again) = again {
+                drop(slot);
+                match wait_until(again, &trigger, &mut shutdown).await {
+                    Some(asked) => forced |= asked,
+                    None => return,
+                }
+                continue;
             }
+            forced = false;
             // Once started, a fetch runs to its end even through a stop signal: the daemon waits
             // for it within its grace period.
             let report = {
-                let _slot = fetcher.limits().fetch_slot().await;
+                let _slot = slot;
                 // Boxed: the fetch's state (a few KB) exists while it runs, not in every
                 // waiting source's task.
                 Box::pin(refresh::refresh_source(&fetcher, &store, &source)).await
@@ -345,7 +346,22 @@ impl SourceTask {
 }
 
 /// How long a claim that failed (the database unreachable) waits before the next try.
-const CLAIM_RETRY: Duration = Duration::from_secs(5);
+const CLAIM_RETRY: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Waits until `at`: Some(true) when the source was asked for first, Some(false) at `at`, None
+/// when the daemon stops.
+async fn wait_until(
+    at: chrono::DateTime<Utc>,
+    trigger: &Notify,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<bool> {
+    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Some(false),
+        _ = trigger.notified() => Some(true),
+        _ = shutdown.changed() => None,
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,31 @@ use std::path::Path;
 
 use super::ConfigError;
 
-/// Keys whose lines are never shown: their values are secrets.
-const SECRET_KEYS: &[&str] = &["admin_token", "url"];
+/// Keys whose lines are never shown: their values are secrets (`[storage] url` may hold a
+/// password; a source's `url` is shown).
+const SECRET_KEYS: &[&str] = &["admin_token"];
+
+fn is_secret(location: &str, key: &str) -> bool {
+    SECRET_KEYS.contains(&key) || (location == "[storage]" && key == "url")
+}
+
+/// Whether the line at byte `offset` of `text` holds a secret: the toml crate's own message
+/// would quote it.
+fn secret_line(text: &str, offset: usize) -> bool {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else {
+        return false;
+    };
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .unwrap_or("");
+    is_secret(table, key.trim())
+}
 
 /// What is wrong with a selector, in words. scraper's own text for the selector grammar's
 /// errors is an "unexpected error" asking for a bug report, and a debug dump; the grammar's
@@ -50,7 +73,7 @@ pub(super) fn selector_problem(e: &scraper::error::SelectorErrorKind) -> String 
 /// `location` names (`[server]`, `source "a"`), with its number and a caret under the key, as
 /// the toml crate shows syntax errors; empty when the key is not written there.
 pub(super) fn snippet(text: &str, location: &str, key: &str) -> String {
-    if SECRET_KEYS.contains(&key) {
+    if is_secret(location, key) {
         return String::new();
     }
     let lines: Vec<&str> = text.lines().collect();
@@ -109,7 +132,17 @@ pub(super) fn snippet(text: &str, location: &str, key: &str) -> String {
 /// the place), with the source whose table it is in, and the nearest known key when the
 /// error is an unknown one.
 pub(super) fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    let mut message = e.to_string().trim_end().to_string();
+    let at = e.span().map_or(0, |span| span.start);
+    let mut message = if secret_line(text, at) {
+        // The message alone: the crate's excerpt would show the secret's line.
+        format!(
+            "{} (line {})",
+            e.message(),
+            text[..at.min(text.len())].lines().count().max(1)
+        )
+    } else {
+        e.to_string().trim_end().to_string()
+    };
     if let Some(id) = e.span().and_then(|span| source_at(text, span.start)) {
         message = format!("in source {id:?}: {message}");
     }

@@ -40,12 +40,33 @@ impl StorageUrl {
         };
         let (auth, host) = match rest.rsplit_once('@') {
             Some((auth, host)) => (auth, host),
-            None => return self.url.clone(),
+            None => return format!("{scheme}://{}", without_password_parameter(rest)),
         };
         let user = auth.split_once(':').map_or(auth, |(user, _)| user);
         let hidden = if user.len() < auth.len() { ":…" } else { "" };
-        format!("{scheme}://{user}{hidden}@{host}")
+        format!(
+            "{scheme}://{user}{hidden}@{}",
+            without_password_parameter(host)
+        )
     }
+}
+
+/// `host/db?…` with a `password=` parameter's value left out.
+fn without_password_parameter(rest: &str) -> String {
+    let Some((path, query)) = rest.split_once('?') else {
+        return rest.to_string();
+    };
+    let query: Vec<&str> = query
+        .split('&')
+        .map(|p| {
+            if p.starts_with("password=") {
+                "password=…"
+            } else {
+                p
+            }
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
 }
 
 impl std::fmt::Debug for StorageUrl {
@@ -418,6 +439,17 @@ mod tests {
             "postgres://feeds:…@db.example:5432/tributary"
         );
         assert!(!format!("{c:?}").contains("s3cret"));
+        let query = StorageUrl {
+            url: "postgres://db.example/tributary?user=feeds&password=s3cret".into(),
+            connections: 1,
+        };
+        assert_eq!(
+            query.redacted(),
+            "postgres://db.example/tributary?user=feeds&password=…"
+        );
+        let broken = "[storage]\nurl = \"postgres://feeds:s3\\qcret@db/x\"\n";
+        let e = Config::from_toml(Path::new("t.toml"), broken).expect_err("bad escape");
+        assert!(!format!("{e}").contains("s3"), "{e}");
         let bad = "[storage]\nurl = \"mysql://feeds:s3cret@db/x\"\n".to_string() + ONE;
         let e = Config::from_toml(Path::new("t.toml"), &bad).expect_err("refused");
         let shown = format!("{e}");

@@ -472,15 +472,18 @@ fn reach(
     Ok(found)
 }
 
-/// Marks the member merged feeds show: the highest source priority, then the earliest.
+/// Marks the member merged feeds show: the highest source priority, then the earliest. NULLs
+/// (an entry no source carries any more) are placed as SQLite places them, on both backends.
 fn choose_canonical(c: Conn<'_>, cluster: i64) -> Result<(), StoreError> {
     c.execute(
         "UPDATE entries SET canonical = CASE WHEN id = (
              SELECT e.id FROM entries e WHERE e.cluster_id = ?1
              ORDER BY (SELECT MAX(s.priority) FROM entry_sources es
-                       JOIN sources s ON s.id = es.source_id WHERE es.entry_id = e.id) DESC,
+                       JOIN sources s ON s.id = es.source_id WHERE es.entry_id = e.id)
+                          DESC NULLS LAST,
                       e.published,
-                      (SELECT MIN(es.source_id) FROM entry_sources es WHERE es.entry_id = e.id),
+                      (SELECT MIN(es.source_id) FROM entry_sources es WHERE es.entry_id = e.id)
+                          NULLS FIRST,
                       e.id
              LIMIT 1) THEN 1 ELSE 0 END
          WHERE cluster_id = ?1",

@@ -42,6 +42,11 @@ impl Store {
     /// entries are kept.
     pub fn sync_sources(&self, sources: &[std::sync::Arc<SourceConfig>]) -> Result<(), StoreError> {
         self.transaction(|c| {
+            if c.is_pg() {
+                // Every source row is written: under the lock write groups take, so that it
+                // cannot deadlock with another instance's group locking them in fetch order.
+                super::writes::lock_pg_writes(c)?;
+            }
             c.execute("UPDATE sources SET active = 0", &[])?;
             for s in sources {
                 let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into());

@@ -161,22 +161,32 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 impl ToSql for Value {
     fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxError> {
-        match self {
-            Value::Null => Ok(IsNull::Yes),
-            Value::Int(i) => match *ty {
-                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
-                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
-                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
-                Type::BOOL => (*i != 0).to_sql(ty, out),
-                _ => i.to_sql(ty, out),
-            },
-            Value::Real(f) => match *ty {
-                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
-                _ => f.to_sql(ty, out),
-            },
-            Value::Text(s) => s.as_str().to_sql(ty, out),
-            Value::Blob(b) => b.as_slice().to_sql(ty, out),
-            Value::Texts(list) => list.to_sql(ty, out),
+        let text = [
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::NAME,
+            Type::UNKNOWN,
+        ];
+        match (self, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Int(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (Value::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Int(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (Value::Text(s), t) if text.contains(t) => s.as_str().to_sql(ty, out),
+            // JSON's binary form is its text.
+            (Value::Text(s), &Type::JSON) => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(IsNull::No)
+            }
+            (Value::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (Value::Texts(list), &Type::TEXT_ARRAY) => list.to_sql(ty, out),
+            // Said, not sent as another type's bytes (a statement then needs a CAST).
+            (value, ty) => Err(format!("{} given where {ty} is wanted", value.kind()).into()),
         }
     }
 

@@ -169,6 +169,12 @@ fn lite_group<T>(
 /// The key of the advisory lock every PostgreSQL write group holds ("tribwrit" in ASCII).
 const PG_WRITE_LOCK: i64 = 0x7472_6962_7772_6974;
 
+/// Takes the lock of PostgreSQL's write groups for the transaction `c` is in.
+pub(super) fn lock_pg_writes(c: Conn<'_>) -> Result<(), StoreError> {
+    c.execute("SELECT pg_advisory_xact_lock(?1)", &[&PG_WRITE_LOCK])?;
+    Ok(())
+}
+
 /// A write group on PostgreSQL: one lock for every instance's groups, so that matching and
 /// placing an entry sees every entry stored before it, as SQLite's one writer does (two
 /// instances storing one story at once give one entry, one cluster). It is the only lock a
@@ -183,7 +189,7 @@ fn pg_group<T>(
 ) -> Result<T, StoreError> {
     let session = pg.session()?;
     session.transaction(|c| {
-        c.execute("SELECT pg_advisory_xact_lock(?1)", &[&PG_WRITE_LOCK])?;
+        lock_pg_writes(c)?;
         let seq: i64 = c.query_one("SELECT seq FROM write_sequence", &[], |r| r.get(0))?;
         if seq != writer.data_version {
             writer.candidates.clear();

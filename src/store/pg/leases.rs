@@ -46,7 +46,9 @@ pub struct ClaimRequest<'a> {
     pub ttl: chrono::Duration,
     /// At most this many live leases on the source's host, across every instance.
     pub per_host: usize,
-    /// Asked for now (the admin's "fetch now"): not due yet is no reason to wait.
+    /// Asked for now (the admin's "fetch now"): neither a next run still to come nor the
+    /// host's pause makes it wait (as on SQLite); another instance's lease and the host's
+    /// bound do.
     pub forced: bool,
 }
 
@@ -117,7 +119,7 @@ impl Store {
             if !req.forced && next_run > now {
                 return Ok(Claim::Wait(super::super::from_unix(next_run)));
             }
-            if paused > now {
+            if !req.forced && paused > now {
                 return Ok(Claim::Wait(super::super::from_unix(paused)));
             }
             if !mine && live >= req.per_host as i64 {

@@ -13,7 +13,9 @@ const MIGRATION_LOCK: i64 = 0x7472_6962;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. The tables mirror SQLite's
 /// (`store::schema`) column for column, typed so the store's shared statements (`store::sql`)
-/// run on both: integers (times as Unix seconds, flags as 0/1) are `bigint`. Until the backend
+/// run on both: integers (times as Unix seconds, flags as 0/1) are `bigint`; source ids
+/// compare byte by byte (`COLLATE "C"`, SQLite's BINARY), since which source holds a shared
+/// entry and which member a cluster shows follow their order. Until the backend
 /// can be chosen in a config no database of this schema exists outside the tests, so it is
 /// still written as one migration per table group.
 const MIGRATIONS: &[&str] = &[
@@ -21,7 +23,7 @@ const MIGRATIONS: &[&str] = &[
     // their fetches, and the hosts they are fetched from, with the politeness state every
     // instance must see (Retry-After).
     "CREATE TABLE sources (
-         id text PRIMARY KEY,
+         id text COLLATE \"C\" PRIMARY KEY,
          name text NOT NULL,
          url text NOT NULL,
          category text NOT NULL,
@@ -87,7 +89,7 @@ const MIGRATIONS: &[&str] = &[
          ON entries (canonical, published DESC, sort_key DESC, id DESC);
      CREATE TABLE entry_sources (
          entry_id bigint NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
-         source_id text NOT NULL REFERENCES sources (id),
+         source_id text COLLATE \"C\" NOT NULL REFERENCES sources (id),
          guid text,
          link text,
          version text NOT NULL,
