@@ -453,13 +453,11 @@ impl<'c> SourcesOf<'c> {
         let cluster = cluster.unwrap_or(e.id);
         let mut seen = HashSet::new();
         let copies = self.copies;
-        let (id, title, link) = (e.id, e.title.clone(), e.link.clone());
-        let (summary, content) = (e.summary.clone(), e.content.clone());
-        let (authors, categories, published) =
-            (e.authors.clone(), e.categories.clone(), e.published);
+        // The entry's own words, cloned only for a copy that reads as the entry says.
+        let row = &e;
         let rows = self.conn.query_map(
             &self.sql,
-            &[&id, &cluster, &merged, &self.view, &copies],
+            &[&row.id, &cluster, &merged, &self.view, &copies],
             |r| {
                 let member: i64 = r.get(5)?;
                 let source_id: String = r.get(0)?;
@@ -481,14 +479,14 @@ impl<'c> SourcesOf<'c> {
                     Some(Copy {
                         entry_id: member,
                         source_id: source_id.clone(),
-                        title: title.clone(),
+                        title: row.title.clone(),
                         // Every source's row has its own link.
-                        link: r.get::<Option<String>>(4)?.or_else(|| link.clone()),
-                        summary: summary.clone(),
-                        content: content.clone(),
-                        authors: authors.clone(),
-                        categories: categories.clone(),
-                        published,
+                        link: r.get::<Option<String>>(4)?.or_else(|| row.link.clone()),
+                        summary: row.summary.clone(),
+                        content: row.content.clone(),
+                        authors: row.authors.clone(),
+                        categories: row.categories.clone(),
+                        published: row.published,
                     })
                 };
                 let source = EntrySource {

@@ -140,8 +140,6 @@ pub enum Value {
     Real(f64),
     Text(String),
     Blob(Vec<u8>),
-    /// A list of texts: PostgreSQL's `text[]` (see [`Texts`]).
-    Texts(Vec<String>),
 }
 
 impl Value {
@@ -152,7 +150,6 @@ impl Value {
             Value::Real(_) => "a real",
             Value::Text(_) => "text",
             Value::Blob(_) => "bytes",
-            Value::Texts(_) => "a list of texts",
         }
     }
 }
@@ -184,7 +181,6 @@ impl ToSql for Value {
                 Ok(IsNull::No)
             }
             (Value::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
-            (Value::Texts(list), &Type::TEXT_ARRAY) => list.to_sql(ty, out),
             // Said, not sent as another type's bytes (a statement then needs a CAST).
             (value, ty) => Err(format!("{} given where {ty} is wanted", value.kind()).into()),
         }
@@ -304,29 +300,6 @@ impl<T: Param> Param for &T {
     }
     fn value(&self) -> Value {
         (**self).value()
-    }
-}
-
-/// A list of texts as one parameter: a `text[]` on PostgreSQL (`= ANY(?1)`), a JSON array on
-/// SQLite (`IN (SELECT value FROM json_each(?1))`).
-pub(crate) struct Texts {
-    list: Vec<String>,
-    json: String,
-}
-
-impl Texts {
-    pub(crate) fn new(list: Vec<String>) -> Texts {
-        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
-        Texts { list, json }
-    }
-}
-
-impl Param for Texts {
-    fn lite(&self) -> &dyn rusqlite::ToSql {
-        &self.json
-    }
-    fn value(&self) -> Value {
-        Value::Texts(self.list.clone())
     }
 }
 

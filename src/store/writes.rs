@@ -198,16 +198,7 @@ fn pg_group<T>(
         let mut txn = Txn::new(c, &mut writer.candidates);
         let done = work(&mut txn)?;
         txn.finish(0)?;
-        let seq: i64 = c.query_one(
-            "UPDATE write_sequence SET seq = seq + 1 RETURNING seq",
-            &[],
-            |r| r.get(0),
-        )?;
-        c.execute(
-            "SELECT pg_notify(?1, ?2)",
-            &[&super::pg::WRITE_CHANNEL, &seq.to_string()],
-        )?;
-        writer.data_version = seq;
+        writer.data_version = super::pg::note_write_in(c)? as i64;
         Ok(done)
     })
 }

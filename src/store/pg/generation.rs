@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Pg, PgError};
+use crate::store::sql::Conn;
 
 /// How often the counter is read besides the notifications.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -19,21 +20,23 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// The channel writes are announced on.
 pub const CHANNEL: &str = "tributary_writes";
 
+/// Moves the counter and notifies, in the transaction `c` is in (delivered at its commit);
+/// the new value.
+pub(crate) fn note_write_in(c: Conn<'_>) -> Result<u64, crate::store::StoreError> {
+    let seq: i64 = c.query_one(
+        "UPDATE write_sequence SET seq = seq + 1 RETURNING seq",
+        &[],
+        |r| r.get(0),
+    )?;
+    c.execute("SELECT pg_notify(?1, ?2)", &[&CHANNEL, &seq.to_string()])?;
+    Ok(seq as u64)
+}
+
 impl Pg {
     /// Records a write every instance must see (their caches are then stale); returns the new
     /// value. A store's writes call it in their own transaction.
-    pub fn note_write(&self) -> Result<u64, PgError> {
-        self.run(|pool| async move {
-            let client = pool.get().await?;
-            let seq: i64 = client
-                .query_one("UPDATE write_sequence SET seq = seq + 1 RETURNING seq", &[])
-                .await?
-                .get(0);
-            client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
-                .await?;
-            Ok(seq as u64)
-        })
+    pub fn note_write(&self) -> Result<u64, crate::store::StoreError> {
+        self.session()?.transaction(note_write_in)
     }
 
     /// The highest write this instance has heard of.

@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::sql::{Conn, Texts};
+use crate::store::sql::Conn;
 use crate::store::{Store, StoreError};
 
 /// What one instance asks for.
@@ -172,16 +172,18 @@ impl Store {
              LIMIT ?2
              FOR UPDATE OF h SKIP LOCKED"
         );
+        // The locked hosts, as a JSON list.
+        let hosts = "SELECT value FROM json_array_elements_text(CAST(?1 AS json))";
         let take = format!(
             "WITH live AS (
                  SELECT host, count(*) AS n FROM sources
-                 WHERE host = ANY(?1) AND lease_expires > ?2 GROUP BY host),
+                 WHERE host IN ({hosts}) AND lease_expires > ?2 GROUP BY host),
              due AS (
                  SELECT s.id, s.host, COALESCE(s.next_run, 0) AS next_run,
                         row_number() OVER (PARTITION BY s.host
                                            ORDER BY COALESCE(s.next_run, 0), s.id) AS k
                  FROM sources s
-                 WHERE s.host = ANY(?1) AND {LEASABLE} AND COALESCE(s.next_run, 0) <= ?2
+                 WHERE s.host IN ({hosts}) AND {LEASABLE} AND COALESCE(s.next_run, 0) <= ?2
                    AND COALESCE(s.lease_expires, 0) <= ?2),
              take AS (
                  SELECT due.id FROM due LEFT JOIN live ON live.host = due.host
@@ -197,7 +199,7 @@ impl Store {
             if hosts.is_empty() {
                 return Ok(Vec::new());
             }
-            let hosts = Texts::new(hosts);
+            let hosts = serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into());
             c.query_map(
                 &take,
                 &[&hosts, &now, &req.holder, &expires, &per_host, &max],

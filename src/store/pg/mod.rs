@@ -20,7 +20,8 @@ use std::future::Future;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-pub use generation::{CHANNEL as WRITE_CHANNEL, POLL as WRITE_POLL};
+pub(crate) use generation::note_write_in;
+pub use generation::POLL as WRITE_POLL;
 pub use leases::{Claim, ClaimRequest, Lease, LeaseRequest};
 pub use schema::SCHEMA_VERSION;
 pub use session::Session;
