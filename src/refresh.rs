@@ -9,7 +9,7 @@
 mod claim;
 mod discover;
 
-pub use claim::{claim, unclaim, LEASE_TTL};
+pub use claim::{claim, renew_claims, unclaim};
 pub use discover::{discover, DiscoverError, Discovery, COMMON_PATHS};
 
 use std::sync::Arc;

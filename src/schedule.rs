@@ -108,6 +108,10 @@ pub async fn run(
             return;
         }
     };
+    // Claims on a shared store are renewed until the last fetch has ended (a JoinSet aborts
+    // its task when dropped, however this returns).
+    let mut renewing = tokio::task::JoinSet::new();
+    renewing.spawn(refresh::renew_claims(store.clone()));
     let mut running = Running {
         tasks: HashMap::new(),
         set: tokio::task::JoinSet::new(),
@@ -151,6 +155,7 @@ pub async fn run(
     // Source tasks see the same shutdown signal and return at their next await point; a fetch
     // in flight finishes its store write (which runs on the blocking pool) either way.
     while running.set.join_next().await.is_some() {}
+    renewing.abort_all();
 }
 
 /// The source tasks the loop runs, and what a new one is given.

@@ -705,12 +705,10 @@ fn opml(config: &Config, action: &OpmlCommand) -> anyhow::Result<ExitCode> {
 
 /// The store the config names: its SQLite file, or its PostgreSQL database.
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    match &config.storage_url {
-        Some(pg) => Store::open_pg(&pg.url, pg.connections)
-            .with_context(|| format!("[storage] url = {}", pg.redacted())),
-        None => Store::open(&config.storage_path)
-            .with_context(|| format!("[storage] path = {}", config.storage_path.display())),
-    }
+    Store::open_configured(config).with_context(|| match &config.storage_url {
+        Some(pg) => format!("[storage] url = {}", pg.redacted()),
+        None => format!("[storage] path = {}", config.storage_path.display()),
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ use regex::Regex;
 use url::Url;
 
 use super::errors;
+
+/// The shortest `[storage] lease_secs`.
+const MIN_LEASE_SECS: u64 = 3;
 use super::raw::*;
 use super::*;
 
@@ -181,9 +184,19 @@ impl Check<'_> {
         if raw.connections == 0 {
             return Err(self.invalid("[storage]", "connections", "must be greater than 0".into()));
         }
+        // Renewed every third of it while the instance runs: shorter would renew more often
+        // than a busy database answers.
+        if raw.lease_secs < MIN_LEASE_SECS {
+            return Err(self.invalid(
+                "[storage]",
+                "lease_secs",
+                format!("must be at least {MIN_LEASE_SECS}"),
+            ));
+        }
         Ok(Some(StorageUrl {
             url: url.clone(),
             connections: raw.connections,
+            lease: std::time::Duration::from_secs(raw.lease_secs),
         }))
     }
 

@@ -25,11 +25,13 @@ pub use rules::{
 };
 pub use schedule::{Schedule, ScheduleError};
 
-/// A PostgreSQL store's address and how many connections to it at once.
+/// A PostgreSQL store's address, how many connections to it at once, and how long an
+/// instance's claim on a fetch lasts unless it renews it (what a crash holds sources for).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StorageUrl {
     pub url: String,
     pub connections: usize,
+    pub lease: std::time::Duration,
 }
 
 impl StorageUrl {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for StorageUrl {
         f.debug_struct("StorageUrl")
             .field("url", &self.redacted())
             .field("connections", &self.connections)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -434,6 +437,7 @@ mod tests {
         let c = Config::from_toml(Path::new("/etc/tributary/t.toml"), &text).expect("loads");
         let url = c.storage_url.as_ref().expect("a url");
         assert_eq!(url.connections, 8);
+        assert_eq!(url.lease, std::time::Duration::from_secs(120));
         assert_eq!(
             c.storage_name(),
             "postgres://feeds:…@db.example:5432/tributary"
@@ -442,6 +446,7 @@ mod tests {
         let query = StorageUrl {
             url: "postgres://db.example/tributary?user=feeds&password=s3cret".into(),
             connections: 1,
+            lease: std::time::Duration::from_secs(60),
         };
         assert_eq!(
             query.redacted(),
@@ -455,6 +460,12 @@ mod tests {
         let shown = format!("{e}");
         assert!(shown.contains("must be a PostgreSQL URL"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
+        let short = "[storage]\nurl = \"postgres://db/x\"\nlease_secs = 2\n".to_string() + ONE;
+        let e = Config::from_toml(Path::new("t.toml"), &short).expect_err("refused");
+        assert!(
+            format!("{e}").contains("`lease_secs`: must be at least 3"),
+            "{e}"
+        );
     }
 
     #[test]

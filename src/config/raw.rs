@@ -178,6 +178,9 @@ pub(super) struct RawStorage {
     /// At most this many connections to PostgreSQL at once.
     #[serde(default = "default_storage_connections")]
     pub(super) connections: usize,
+    /// How long a crashed instance's fetches hold their sources from the other instances.
+    #[serde(default = "default_lease_secs")]
+    pub(super) lease_secs: u64,
 }
 
 impl Default for RawStorage {
@@ -186,8 +189,13 @@ impl Default for RawStorage {
             path: default_storage_path(),
             url: None,
             connections: default_storage_connections(),
+            lease_secs: default_lease_secs(),
         }
     }
+}
+
+pub(super) fn default_lease_secs() -> u64 {
+    120
 }
 
 pub(super) fn default_storage_connections() -> usize {

@@ -1,6 +1,8 @@
 //! Claiming a fetch when instances share the store (PostgreSQL): the instance that claims a
-//! due source fetches it, the others wait for the next run it plans (`store::pg::leases`). On
-//! a store of one's own every claim is taken at once, with no call.
+//! due source fetches it, the others wait for the next run it plans (`store::pg::leases`).
+//! Claims last `[storage] lease_secs` and are renewed while the instance runs, so only a
+//! crashed instance's sources wait for theirs to run out. On a store of one's own every
+//! claim is taken at once, with no call.
 
 use std::sync::Arc;
 
@@ -9,11 +11,6 @@ use chrono::{DateTime, Utc};
 use super::{blocking, RefreshError};
 use crate::config::SourceConfig;
 use crate::store::Store;
-
-/// How long a claimed fetch holds its source against the other instances sharing the store:
-/// far past any fetch's length (each request is bounded by `[fetch] timeout_secs`), so only a
-/// crashed instance's sources wait for it to run out.
-pub const LEASE_TTL: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Whether this instance fetches `source` now (`None`), or when to ask again: with instances
 /// sharing the store, the one that claims a due source fetches it, the others wait for the
@@ -32,7 +29,7 @@ pub async fn claim(
         let claim = s.claim(&crate::store::pg::ClaimRequest {
             source_id: &id,
             now: Utc::now(),
-            ttl: LEASE_TTL,
+            ttl: s.lease_ttl(),
             per_host,
             forced,
         })?;
@@ -51,4 +48,24 @@ pub async fn unclaim(store: &Arc<Store>, source: &SourceConfig) -> Result<(), Re
     }
     let id = source.id.clone();
     blocking(store, move |s| s.unclaim(&id)).await
+}
+
+/// Renews this instance's claims every third of their length for as long as the daemon
+/// runs: a fetch of many pages may outlast a lease, and a renewal that fails once leaves two
+/// more tries before any claim runs out. Returns at once on a store of one's own.
+pub async fn renew_claims(store: Arc<Store>) {
+    if !store.is_shared() {
+        return;
+    }
+    let every = (store.lease_ttl() / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = blocking(&store, |s| s.renew_claims(Utc::now())).await {
+            tracing::warn!(error = %e, "cannot renew this instance's claims; trying again");
+        }
+    }
 }

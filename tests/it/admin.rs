@@ -271,6 +271,9 @@ fn a_backup_of_a_live_store_opens_with_every_entry() {
         Source::fixture(&fixtures, TECH_ID),
     ];
     let config = write_config(dir.path(), listen, &sources);
+    if backups_are_pg_dumps(&config) {
+        return;
+    }
     assert_eq!(run_fetch(&config, &[]).0, 0);
     let mut serve = spawn_serve(&config, listen);
     serve.wait_healthz();

@@ -576,20 +576,13 @@ fn category(rel: &str) -> &str {
 
 /// Entries linked to each source: `entry_sources` rows, so an entry first stored for another
 /// source (the same story in two corpus files) counts for both.
-fn stored_per_source(db: &Path) -> HashMap<String, u64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap_or_else(|e| panic!("opening {}: {e}", db.display()));
-    let mut stmt = conn
-        .prepare("SELECT source_id, COUNT(DISTINCT entry_id) FROM entry_sources GROUP BY source_id")
-        .expect("preparing the entry count query");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .expect("counting entries per source");
-    rows.map(|r| {
-        let (id, n) = r.expect("reading an entry count");
-        (id, n as u64)
-    })
+fn stored_per_source(config: &Path) -> HashMap<String, u64> {
+    common::store_rows(
+        config,
+        "SELECT source_id, COUNT(DISTINCT entry_id) FROM entry_sources GROUP BY source_id",
+    )
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1].parse().expect("a count")))
     .collect()
 }
 
@@ -699,13 +692,6 @@ impl CorpusRun {
             fetch_time: fetch_started.elapsed(),
         }
     }
-
-    fn db(&self) -> PathBuf {
-        self.config
-            .parent()
-            .expect("config folder")
-            .join("tributary.db")
-    }
 }
 
 #[test]
@@ -737,7 +723,7 @@ fn corpus_every_feed_fetched_without_panic_and_no_worse_than_feedparser() {
 
     // ---- what each source ended with
     let lines = parse_fetch_output(stdout);
-    let stored = stored_per_source(&run.db());
+    let stored = stored_per_source(&run.config);
     let mut failures = Vec::new();
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(files.len());
     for (i, b) in files.iter().enumerate() {
@@ -1270,7 +1256,9 @@ fn corpus_fields_agree_with_feedparser() {
         tail(&run.stderr)
     );
     let fp = feedparser_read(&run);
-    let store = tributary::store::Store::open(&run.db()).expect("opening the corpus store");
+    let store = common::open_store(
+        &tributary::config::Config::load(&run.config).expect("the corpus config"),
+    );
     // Differences by (path, field), with an example.
     let mut found: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut compared = 0usize;

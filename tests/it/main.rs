@@ -23,6 +23,7 @@ mod faults;
 mod fidelity;
 mod first_hour;
 mod html_sources;
+mod instances;
 mod observability;
 mod opml;
 mod outputs;

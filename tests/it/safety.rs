@@ -1287,36 +1287,15 @@ fn generated_sources(
         .collect()
 }
 
-/// One value of a SQL query.
-fn query_i64(db: &rusqlite::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// The checks every store must pass, whatever happened to the process writing it: SQLite's
-/// own integrity check, foreign keys, FTS5's integrity check, and no half-written entry (each
-/// has its source link, its keys, its search row and its fingerprint; a source's batch is
-/// stored whole or not at all; each cluster shows exactly one member). Returns the entry count.
-fn check_store(db_path: &Path, per_source: Option<usize>, what: &str) -> i64 {
-    let db = rusqlite::Connection::open(db_path)
-        .unwrap_or_else(|e| panic!("{what}: opening {}: {e}", db_path.display()));
-    let integrity: Vec<String> = db
-        .prepare("PRAGMA integrity_check")
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<_, _>>()
-        })
-        .unwrap_or_else(|e| panic!("{what}: PRAGMA integrity_check: {e}"));
-    assert_eq!(integrity, vec!["ok".to_string()], "{what}: integrity_check");
-    let fk: i64 = db
-        .prepare("PRAGMA foreign_key_check")
-        .and_then(|mut s| Ok(s.query_map([], |_| Ok(()))?.count() as i64))
-        .unwrap_or_else(|e| panic!("{what}: PRAGMA foreign_key_check: {e}"));
-    assert_eq!(fk, 0, "{what}: rows violating foreign keys");
-    // The search index (its own file): every entry indexed once with its own text, or still
-    // queued for it; nothing else.
-    tributary::store::verify_search_index(db_path)
-        .unwrap_or_else(|e| panic!("{what}: search index: {e}"));
+/// The checks every store must pass, whatever happened to the process writing it: on SQLite
+/// its own integrity check, foreign keys and the search index's check (PostgreSQL's server
+/// checks its own files and keys); on both, no half-written entry (each has its source link,
+/// its keys and its fingerprint; a source's batch is stored whole or not at all; each cluster
+/// shows exactly one member). Returns the entry count.
+fn check_store(config: &Path, per_source: Option<usize>, what: &str) -> i64 {
+    if !on_postgres() {
+        check_sqlite_file(config, what);
+    }
     for (sql, meaning) in [
         (
             "SELECT COUNT(*) FROM entries e
@@ -1347,27 +1326,43 @@ fn check_store(db_path: &Path, per_source: Option<usize>, what: &str) -> i64 {
         ),
         (
             "SELECT COUNT(*) FROM (SELECT cluster_id FROM entries GROUP BY cluster_id
-                                   HAVING SUM(canonical) != 1)",
+                                   HAVING SUM(canonical) != 1) AS c",
             "clusters without exactly one member shown",
         ),
         (
             "SELECT COUNT(*) FROM (SELECT source_id FROM entry_sources GROUP BY source_id
-                                   HAVING COUNT(*) != ?1)",
+                                   HAVING COUNT(*) != ?1) AS s",
             "sources stored in part",
         ),
     ] {
-        let n: i64 = if sql.contains("?1") {
-            let Some(per_source) = per_source else {
-                continue;
-            };
-            db.query_row(sql, [per_source as i64], |r| r.get(0))
-        } else {
-            db.query_row(sql, [], |r| r.get(0))
-        }
-        .unwrap_or_else(|e| panic!("{what}: {sql}: {e}"));
-        assert_eq!(n, 0, "{what}: {meaning}\n{sql}");
+        let sql = match per_source {
+            _ if !sql.contains("?1") => sql.to_string(),
+            Some(n) => sql.replace("?1", &n.to_string()),
+            None => continue,
+        };
+        assert_eq!(store_count(config, &sql), 0, "{what}: {meaning}\n{sql}");
     }
-    query_i64(&db, "SELECT COUNT(*) FROM entries")
+    store_count(config, "SELECT COUNT(*) FROM entries")
+}
+
+/// SQLite's own checks of its file: integrity, foreign keys, and the search index (its own
+/// file): every entry indexed once with its own text, or still queued for it; nothing else.
+fn check_sqlite_file(config: &Path, what: &str) {
+    let db_path = tributary::config::Config::load(config)
+        .expect("the test's config")
+        .storage_path;
+    assert_eq!(
+        store_rows(config, "PRAGMA integrity_check"),
+        [["ok"]],
+        "{what}: integrity_check"
+    );
+    assert_eq!(
+        store_rows(config, "PRAGMA foreign_key_check").len(),
+        0,
+        "{what}: rows violating foreign keys"
+    );
+    tributary::store::verify_search_index(&db_path)
+        .unwrap_or_else(|e| panic!("{what}: search index: {e}"));
 }
 
 // =============================================================================================
@@ -1396,6 +1391,7 @@ fn sigkill_at_twenty_points_of_a_large_ingest_leaves_a_sound_store() {
     let dir = tempfile::tempdir().expect("a temp folder");
 
     // One uninterrupted run gives the span the kill points are spread over.
+    use_pg_database(None);
     let measure = write_config(&dir.path().join("measure"), free_addr(), &sources);
     let t0 = Instant::now();
     let (code, stdout, stderr) = run_fetch(&measure, &[]);
@@ -1404,9 +1400,8 @@ fn sigkill_at_twenty_points_of_a_large_ingest_leaves_a_sound_store() {
         code, 0,
         "the uninterrupted ingest\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    let db = dir.path().join("measure/tributary.db");
     assert_eq!(
-        check_store(&db, Some(items), "uninterrupted ingest"),
+        check_store(&measure, Some(items), "uninterrupted ingest"),
         expected
     );
     eprintln!("one full ingest of {expected} entries: {full:?}");
@@ -1419,6 +1414,7 @@ fn sigkill_at_twenty_points_of_a_large_ingest_leaves_a_sound_store() {
         // vary; the last tenth is often over before the kill).
         let at = full.mul_f64(0.9 * (k as f64 + rng.unit()) / CRASH_KILLS as f64);
         let round = dir.path().join(format!("round-{k:02}"));
+        use_pg_database(None);
         let config = write_config(&round, free_addr(), &sources);
         let mut cmd = tributary_command(&config);
         cmd.arg("fetch")
@@ -1448,8 +1444,8 @@ fn sigkill_at_twenty_points_of_a_large_ingest_leaves_a_sound_store() {
             code, 0,
             "{what}: `sources`\nstdout:\n{stdout}\nstderr:\n{stderr}"
         );
-        let partial = if db.exists() {
-            check_store(&db, Some(items), &what)
+        let partial = if on_postgres() || db.exists() {
+            check_store(&config, Some(items), &what)
         } else {
             0
         };
@@ -1459,7 +1455,7 @@ fn sigkill_at_twenty_points_of_a_large_ingest_leaves_a_sound_store() {
             code, 0,
             "{what}: the next fetch\nstdout:\n{stdout}\nstderr:\n{stderr}"
         );
-        let complete = check_store(&db, Some(items), &format!("{what}, then a full fetch"));
+        let complete = check_store(&config, Some(items), &format!("{what}, then a full fetch"));
         assert_eq!(complete, expected, "{what}: entries after the next fetch");
         let _ = writeln!(
             report,
@@ -1545,17 +1541,88 @@ impl Drop for SmallDisk {
     }
 }
 
-fn titles(db_path: &Path) -> Vec<String> {
-    let db = rusqlite::Connection::open(db_path).expect("opening the store");
-    let mut stmt = db
-        .prepare("SELECT title FROM entries ORDER BY id")
-        .expect("a query");
-    let rows = stmt
-        .query_map([], |r| r.get(0))
-        .expect("titles")
-        .collect::<Result<Vec<String>, _>>()
-        .expect("reading titles");
-    rows
+fn titles(config: &Path) -> Vec<String> {
+    store_rows(config, "SELECT title FROM entries ORDER BY id")
+        .into_iter()
+        .map(|mut row| row.remove(0))
+        .collect()
+}
+
+/// On PostgreSQL, the small disk holds the server's files for the test's databases: a
+/// tablespace on it (the server's write-ahead log stays on its own disk, so what fills up is
+/// what a database's tables need). Dropped before the disk is unmounted.
+struct PgOnDisk {
+    disk: PathBuf,
+    server: String,
+    tablespace: String,
+    databases: Vec<String>,
+}
+
+impl PgOnDisk {
+    fn new(disk: &SmallDisk) -> PgOnDisk {
+        use std::os::unix::fs::MetadataExt;
+        let server = std::env::var("TRIBUTARY_POSTGRES_URL").expect("TRIBUTARY_POSTGRES_URL");
+        // The server's files belong to the user it runs as (a cluster on this machine).
+        let data = &pg_rows(&server, "SHOW data_directory")[0][0];
+        let owner = fs::metadata(data).expect("the server's data folder");
+        let location = disk.path.join("pg");
+        fs::create_dir(&location).expect("the tablespace's folder");
+        // The server (another user, when the tests run as root) passes through the test's
+        // folders to reach it.
+        for folder in [&disk.path, disk.path.parent().expect("the test's folder")] {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(folder, fs::Permissions::from_mode(0o711))
+                .expect("opening the way to the tablespace");
+        }
+        std::os::unix::fs::chown(&location, Some(owner.uid()), Some(owner.gid()))
+            .expect("giving the folder to the server's user");
+        let tablespace = format!("small_disk_{}", std::process::id());
+        pg_sql(
+            &server,
+            &format!(
+                "CREATE TABLESPACE {tablespace} LOCATION '{}'",
+                location.display()
+            ),
+        );
+        PgOnDisk {
+            disk: disk.path.clone(),
+            server,
+            tablespace,
+            databases: Vec::new(),
+        }
+    }
+
+    /// A new database on the disk, which the configs the test writes next name.
+    fn database(&mut self) -> String {
+        let url = pg_database_with(&format!("TABLESPACE {}", self.tablespace));
+        use_pg_database(Some(url.clone()));
+        self.databases
+            .push(url.rsplit('/').next().expect("a name").to_string());
+        url
+    }
+}
+
+impl Drop for PgOnDisk {
+    fn drop(&mut self) {
+        // After a failure the disk may still be full, and the server can neither drop a
+        // database nor write its checkpoints (for every test after) until it has room.
+        for file in fs::read_dir(&self.disk).into_iter().flatten().flatten() {
+            if file.file_name().to_string_lossy().starts_with("filler-") {
+                let _ = fs::remove_file(file.path());
+            }
+        }
+        let mut sql: String = self
+            .databases
+            .iter()
+            .map(|db| format!("DROP DATABASE IF EXISTS {db} WITH (FORCE);"))
+            .collect();
+        sql.push_str(&format!("DROP TABLESPACE IF EXISTS {};", self.tablespace));
+        for statement in sql.split_inclusive(';') {
+            if let Err(e) = pg_try_sql(&self.server, statement) {
+                eprintln!("cleaning up the small disk's tablespace: {statement} {e}");
+            }
+        }
+    }
 }
 
 /// The big source's feed once it grows: within `[defaults] max_items`' default (1000), and far
@@ -1570,6 +1637,22 @@ fn a_full_disk_fails_the_fetch_clearly_and_corrupts_nothing() {
     let fixtures = FixtureServer::start_with_files(Default::default());
     let sources = generated_sources(&fixtures, 2, 20, 30, |_| "disk".to_string());
     let (small, big) = (generated_id(0), generated_id(1));
+    let mut pg = on_postgres().then(|| PgOnDisk::new(&disk));
+    // On PostgreSQL: the test's database, and the one made while there is room for its copy
+    // of the template but that gets no tables until the disk is full.
+    let fresh_pg = pg.as_mut().map(|pg| {
+        let fresh = pg.database();
+        // Connected to once, so the server has its caches' files: what fails later is the
+        // store's tables.
+        pg_rows(&fresh, "SELECT 1");
+        pg.database();
+        fresh
+    });
+    let full = if on_postgres() {
+        "No space left on device"
+    } else {
+        "database or disk is full"
+    };
     let db = disk.path.join("tributary.db");
     let config = write_config_text(
         &dir.path().join("conf"),
@@ -1577,7 +1660,7 @@ fn a_full_disk_fails_the_fetch_clearly_and_corrupts_nothing() {
     );
     let (code, stdout, stderr) = run_fetch(&config, &[]);
     assert_eq!(code, 0, "first fetch\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    let before = titles(&db);
+    let before = titles(&config);
     assert_eq!(before.len(), 40);
 
     // The big source publishes far more than the disk has room for.
@@ -1591,7 +1674,7 @@ fn a_full_disk_fails_the_fetch_clearly_and_corrupts_nothing() {
     );
     match &lines[&big] {
         FetchStatus::Error(cause) => assert!(
-            cause.contains("database or disk is full"),
+            cause.contains(full),
             "the error line names the cause: {cause:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
         ),
         other => panic!("{big}: expected an error, got {other:?}\nstdout:\n{stdout}"),
@@ -1602,15 +1685,20 @@ fn a_full_disk_fails_the_fetch_clearly_and_corrupts_nothing() {
         "the other source is untouched\nstdout:\n{stdout}"
     );
     eprintln!("full disk: {stdout}");
-    check_store(&db, Some(20), "after the disk filled up");
-    assert_eq!(titles(&db), before, "the stored entries are intact");
+    check_store(&config, Some(20), "after the disk filled up");
+    assert_eq!(titles(&config), before, "the stored entries are intact");
 
-    // A new database cannot even be created: exit 2 naming the storage and the cause.
+    // A new store cannot even be created: exit 2 naming the storage and the cause.
     let fresh = disk.path.join("fresh.db");
+    use_pg_database(fresh_pg.clone());
     let fresh_config = write_config_text(
         &dir.path().join("fresh"),
         &config_text(free_addr(), &fresh.to_string_lossy(), &sources),
     );
+    let fresh_name = match &fresh_pg {
+        Some(url) => url.rsplit('/').next().expect("a name").to_string(),
+        None => "fresh.db".to_string(),
+    };
     let filler_2 = disk.fill_leaving(0);
     let (code, stdout, stderr) = run_fetch(&fresh_config, &[]);
     assert_eq!(
@@ -1618,7 +1706,7 @@ fn a_full_disk_fails_the_fetch_clearly_and_corrupts_nothing() {
         "a store that cannot be created is fatal\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        stderr.contains("database or disk is full") && stderr.contains("fresh.db"),
+        stderr.contains(full) && stderr.contains(&fresh_name),
         "the error names the storage and the cause:\n{stderr}"
     );
     eprintln!("fresh store on a full disk: {stderr}");
@@ -1633,12 +1721,13 @@ fn a_full_disk_fails_the_fetch_clearly_and_corrupts_nothing() {
         code, 0,
         "fetch once space is free\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    let total = check_store(&db, None, "after space came back");
+    let total = check_store(&config, None, "after space came back");
     assert_eq!(
         total,
         20 + BIG_ITEMS as i64,
         "every entry stored once space is back\nstdout:\n{stdout}"
     );
+    drop(pg);
     drop(disk);
 }
 

@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::DEFAULT_LEASE_TTL;
 use crate::store::sql::Conn;
 use crate::store::{Store, StoreError};
 
@@ -73,6 +74,33 @@ impl Store {
     /// Whether instances share this store (PostgreSQL): fetches are then claimed first.
     pub fn is_shared(&self) -> bool {
         matches!(self.engine, crate::store::Engine::Pg(_))
+    }
+
+    /// This store with claims lasting `ttl` unless renewed ([`DEFAULT_LEASE_TTL`] else). No
+    /// effect on a store of one's own.
+    pub fn with_lease_ttl(mut self, ttl: std::time::Duration) -> Store {
+        if let crate::store::Engine::Pg(pg) = &mut self.engine {
+            pg.set_lease_ttl(chrono::Duration::from_std(ttl).unwrap_or(DEFAULT_LEASE_TTL));
+        }
+        self
+    }
+
+    /// How long this instance's claims last unless renewed.
+    pub fn lease_ttl(&self) -> chrono::Duration {
+        match &self.engine {
+            crate::store::Engine::Pg(pg) => pg.lease_ttl(),
+            crate::store::Engine::Lite { .. } => DEFAULT_LEASE_TTL,
+        }
+    }
+
+    /// Extends every live claim of this instance to [`Store::lease_ttl`] from `now`: while
+    /// it runs, its fetches hold their sources however long they take; once it has crashed,
+    /// they run out. Returns how many were renewed.
+    pub fn renew_claims(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        match &self.engine {
+            crate::store::Engine::Pg(pg) => self.renew(pg.holder(), now, pg.lease_ttl()),
+            crate::store::Engine::Lite { .. } => Ok(0),
+        }
     }
 
     /// Takes the lease of one source for this instance when it is due (or forced), not

@@ -26,13 +26,19 @@ pub use leases::{Claim, ClaimRequest, Lease, LeaseRequest};
 pub use schema::SCHEMA_VERSION;
 pub use session::Session;
 
+/// How long a claim lasts unless renewed, when the config does not say (`[storage]
+/// lease_secs`' default).
+pub const DEFAULT_LEASE_TTL: chrono::Duration = chrono::Duration::seconds(120);
+
 /// Why a PostgreSQL call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     #[error("bad PostgreSQL URL: {0}")]
     Url(String),
+    /// Not the error's source: its words are in the message already, and tokio-postgres'
+    /// chain would say them again ("db error: ERROR: …").
     #[error("PostgreSQL: {}", describe(.0))]
-    Sql(#[from] tokio_postgres::Error),
+    Sql(tokio_postgres::Error),
     #[error("PostgreSQL connection pool: {0}")]
     Pool(String),
     #[error(
@@ -47,12 +53,19 @@ pub enum PgError {
 /// The server's own words for an error (tokio-postgres shows only "db error"), else the
 /// client's.
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
+    let Some(db) = e.as_db_error() else {
+        return crate::error_chain(e);
+    };
+    let mut text = db.message().to_string();
+    for more in [db.detail(), db.hint()].into_iter().flatten() {
+        text.push_str(&format!(" ({more})"));
+    }
+    text
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Sql(e)
     }
 }
 
@@ -75,6 +88,8 @@ pub struct Pg {
     listener_pid: tokio::sync::watch::Receiver<Option<i32>>,
     /// This instance's name among those sharing the database: what its leases are held by.
     holder: String,
+    /// How long this instance's claims last unless renewed (`[storage] lease_secs`).
+    lease_ttl: chrono::Duration,
 }
 
 impl Drop for Pg {
@@ -129,6 +144,7 @@ impl Pg {
             generation,
             listener_pid,
             holder: instance_name(),
+            lease_ttl: DEFAULT_LEASE_TTL,
         };
         pg.run(|pool| async move {
             let mut client = pool.get().await?;
@@ -181,6 +197,14 @@ impl Pg {
     }
 
     /// This instance's name: what its leases are held by.
+    pub fn lease_ttl(&self) -> chrono::Duration {
+        self.lease_ttl
+    }
+
+    pub fn set_lease_ttl(&mut self, ttl: chrono::Duration) {
+        self.lease_ttl = ttl;
+    }
+
     pub fn holder(&self) -> &str {
         &self.holder
     }

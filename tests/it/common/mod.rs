@@ -18,7 +18,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -254,6 +254,8 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
 pub struct Hit {
     pub path: String,
     pub if_none_match: Option<String>,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 struct FixtureState {
@@ -262,6 +264,9 @@ struct FixtureState {
     /// When false, `If-None-Match` is ignored and every request gets the full body.
     conditional: AtomicBool,
     hits: Mutex<Vec<Hit>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
     /// Per-path Content-Type replacing the one guessed from the extension.
     content_types: Mutex<HashMap<String, String>>,
     /// Per-path status that replaces the body (e.g. 500 for a channel that breaks).
@@ -382,6 +387,8 @@ impl FixtureServer {
             files: Mutex::new(files),
             conditional: AtomicBool::new(true),
             hits: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
             content_types: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             retry_after: Mutex::new(HashMap::new()),
@@ -574,6 +581,11 @@ impl FixtureServer {
             .remove(path);
     }
 
+    /// The most requests this server was answering at once (all on one host, 127.0.0.1).
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Every request answered so far, oldest first.
     pub fn all_hits(&self) -> Vec<Hit> {
         self.state.hits.lock().expect("fixture hits lock").clone()
@@ -633,6 +645,8 @@ fn if_none_match_matches(header_value: &str, etag: &str) -> bool {
 }
 
 async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
+    let at = Instant::now();
+    let _answering = InFlight::enter(&state);
     let path = req.uri().path().to_string();
     let if_none_match = req
         .headers()
@@ -768,8 +782,26 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     state.hits.lock().expect("fixture hits lock").push(Hit {
         path,
         if_none_match,
+        at,
     });
     response
+}
+
+/// A request counted in [`FixtureState::in_flight`] until its answer is made.
+struct InFlight<'a>(&'a FixtureState);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a FixtureState) -> InFlight<'a> {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The answer of a path set to misbehave.
@@ -946,45 +978,135 @@ impl Source {
 /// then names instead: one per test (its thread), so the configs a test writes share it as
 /// they share their SQLite file.
 pub fn storage_lines(path: &str) -> String {
-    thread_local! {
-        static DATABASE: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
-    }
     let mut lines = format!("path = {}\n", toml_str(path));
-    if std::env::var("TRIBUTARY_TEST_STORE").as_deref() == Ok("postgres") {
-        let url = DATABASE.with(|db| db.get_or_init(pg_database).clone());
+    let url = STORE.with(|store| {
+        let mut store = store.borrow_mut();
+        if matches!(*store, TestStore::Suite) && on_postgres() {
+            *store = TestStore::Database(pg_database());
+        }
+        match &*store {
+            TestStore::Database(url) => Some(url.clone()),
+            TestStore::Suite | TestStore::Sqlite => None,
+        }
+    });
+    if let Some(url) = url {
         lines.push_str(&format!("url = {}\n", toml_str(&url)));
     }
     lines
 }
 
-static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// A new, empty database on the test server (`$TRIBUTARY_POSTGRES_URL`, which `bash .ci/run`
-/// starts); its URL.
-pub fn pg_database() -> String {
-    let url = std::env::var("TRIBUTARY_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("TRIBUTARY_POSTGRES_URL is not set: a PostgreSQL server's URL; `bash .ci/run` starts one")
-    });
-    let name = format!(
-        "t_{}_{}",
-        std::process::id(),
-        NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    pg_sql(&url, &format!("CREATE DATABASE {name}"));
-    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{name}")
+/// What the configs of this thread's test name.
+enum TestStore {
+    /// The suite's backend: SQLite's file, or a database made for the test on PostgreSQL.
+    Suite,
+    /// This PostgreSQL database.
+    Database(String),
+    /// SQLite's file, whichever backend the suite runs on.
+    Sqlite,
 }
 
-/// Runs `statement` on `url` with a client of the test's own, on a thread of its own (the
-/// caller may be a tokio test's runtime, where another cannot block).
-pub fn pg_sql(url: &str, statement: &str) {
-    let (url, statement) = (url.to_string(), statement.to_string());
-    std::thread::spawn(move || pg_sql_here(&url, &statement))
+thread_local! {
+    static STORE: std::cell::RefCell<TestStore> = const { std::cell::RefCell::new(TestStore::Suite) };
+}
+
+/// The configs this test writes from now on name SQLite's file, even when the suite runs on
+/// PostgreSQL (a test comparing the two).
+pub fn use_sqlite() {
+    STORE.with(|store| *store.borrow_mut() = TestStore::Sqlite);
+}
+
+/// Whether the suite runs on PostgreSQL (`TRIBUTARY_TEST_STORE=postgres`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TRIBUTARY_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+/// The configs this test writes from now on name the PostgreSQL database at `url`, or with
+/// `None` the suite's backend afresh (on PostgreSQL a new database, as a config in a new
+/// folder is a new store on SQLite).
+pub fn use_pg_database(url: Option<String>) {
+    let next = url.map_or(TestStore::Suite, TestStore::Database);
+    STORE.with(|store| *store.borrow_mut() = next);
+}
+
+/// Ends a test that is about SQLite's file itself when the suite runs on PostgreSQL, saying
+/// why (`reason`) on stderr. Returns whether the test should stop here.
+pub fn sqlite_only(reason: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SQLite only: {reason}");
+    }
+    on_postgres()
+}
+
+/// On PostgreSQL, `tributary backup` and `restore` copy SQLite files the store does not have:
+/// both refuse, naming PostgreSQL's own tools. Asserts they do, and returns true, where a
+/// test of SQLite's copies ends on PostgreSQL.
+pub fn backups_are_pg_dumps(config: &Path) -> bool {
+    if !on_postgres() {
+        return false;
+    }
+    let copy = config.with_file_name("copy.db");
+    for (command, tool) in [("backup", "pg_dump"), ("restore", "pg_restore")] {
+        let mut cmd = tributary_command(config);
+        cmd.args([command, copy.to_str().expect("a UTF-8 path")]);
+        let (code, out, err) = run_bounded(cmd, FETCH_DEADLINE);
+        assert_eq!((code, out.as_str()), (2, ""), "{command}: {err}");
+        assert!(err.contains(tool), "{command}: {err}");
+    }
+    assert!(!copy.exists());
+    true
+}
+
+/// The rows `sql` gives on the store `config` names (its SQLite file, or its PostgreSQL
+/// database), each value as text ("NULL" for NULL): what a test reads from the tables
+/// themselves, whichever backend holds them. `sql` must mean the same on both.
+pub fn store_rows(config: &Path, sql: &str) -> Vec<Vec<String>> {
+    let loaded = tributary::config::Config::load(config).expect("the test's config");
+    match loaded.storage_url {
+        Some(pg) => pg_rows(&pg.url, sql),
+        None => {
+            use rusqlite::types::ValueRef;
+            let db = rusqlite::Connection::open(&loaded.storage_path)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", loaded.storage_path.display()));
+            let mut stmt = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let width = stmt.column_count();
+            let rows = stmt.query_map([], |r| {
+                (0..width)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            ValueRef::Null => "NULL".to_string(),
+                            ValueRef::Integer(n) => n.to_string(),
+                            ValueRef::Real(x) => x.to_string(),
+                            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                        })
+                    })
+                    .collect::<Result<Vec<String>, rusqlite::Error>>()
+            });
+            rows.and_then(|rows| rows.collect())
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    }
+}
+
+/// The one integer `sql` gives (a count) on the store `config` names.
+pub fn store_count(config: &Path, sql: &str) -> i64 {
+    let rows = store_rows(config, sql);
+    let [row] = rows.as_slice() else {
+        panic!("{sql}: {} rows, one expected", rows.len());
+    };
+    row[0].parse().unwrap_or_else(|_| panic!("{sql}: {row:?}"))
+}
+
+/// The rows `sql` gives on `url`, as text, read on a thread of its own (see `pg_sql`).
+pub fn pg_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || pg_rows_here(&url, &sql))
         .join()
-        .expect("the statement ran");
+        .expect("the query ran")
 }
 
-fn pg_sql_here(url: &str, statement: &str) {
+fn pg_rows_here(url: &str, sql: &str) -> Vec<Vec<String>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -994,20 +1116,87 @@ fn pg_sql_here(url: &str, statement: &str) {
             .await
             .expect("connect to the test cluster");
         let connection = tokio::spawn(connection);
-        client.batch_execute(statement).await.expect(statement);
+        // The simple protocol gives every value as text.
+        let messages = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         drop(client);
         let _ = connection.await;
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A new, empty database on the test server (`$TRIBUTARY_POSTGRES_URL`, which `bash .ci/run`
+/// starts); its URL.
+pub fn pg_database() -> String {
+    pg_database_with("")
+}
+
+/// A new, empty database made with `options` (`CREATE DATABASE name options`); its URL.
+pub fn pg_database_with(options: &str) -> String {
+    let url = std::env::var("TRIBUTARY_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("TRIBUTARY_POSTGRES_URL is not set: a PostgreSQL server's URL; `bash .ci/run` starts one")
     });
+    let name = format!(
+        "t_{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    pg_sql(&url, &format!("CREATE DATABASE {name} {options}"));
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+/// Runs `statement` on `url` with a client of the test's own, on a thread of its own (the
+/// caller may be a tokio test's runtime, where another cannot block).
+pub fn pg_sql(url: &str, statement: &str) {
+    if let Err(e) = pg_try_sql(url, statement) {
+        panic!("{statement}: {e}");
+    }
+}
+
+/// `pg_sql`, saying why it failed rather than panicking (for cleanups).
+pub fn pg_try_sql(url: &str, statement: &str) -> Result<(), String> {
+    let (url, statement) = (url.to_string(), statement.to_string());
+    std::thread::spawn(move || pg_sql_here(&url, &statement))
+        .join()
+        .expect("the statement's thread")
+}
+
+fn pg_sql_here(url: &str, statement: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
+        let connection = tokio::spawn(connection);
+        let done = client.batch_execute(statement).await;
+        drop(client);
+        let _ = connection.await;
+        done.map_err(|e| format!("{e:?}"))
+    })
 }
 
 /// The store `config` names: its PostgreSQL database when it has a `url`, else its SQLite
 /// file.
 pub fn open_store(config: &tributary::config::Config) -> tributary::store::Store {
-    match &config.storage_url {
-        Some(pg) => tributary::store::Store::open_pg(&pg.url, pg.connections),
-        None => tributary::store::Store::open(&config.storage_path),
-    }
-    .expect("opening the store")
+    tributary::store::Store::open_configured(config).expect("opening the store")
 }
 
 /// A TOML basic string with the needed escapes.
