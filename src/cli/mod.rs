@@ -115,6 +115,17 @@ enum Command {
         /// The backup to restore.
         path: PathBuf,
     },
+    /// Copy the whole store into an empty one, SQLite into PostgreSQL or back (stop the
+    /// daemons first: what they write meanwhile is not copied), then count every table's
+    /// rows again in the copy.
+    Migrate {
+        /// The store copied: an SQLite file, or a PostgreSQL URL (postgres://…).
+        #[arg(long)]
+        from: String,
+        /// The store written: a new SQLite file, or an empty PostgreSQL database's URL.
+        #[arg(long)]
+        to: String,
+    },
     /// Take out the entries retention lets go (`keep_days`, `keep_entries`), as the daemon
     /// does every hour, and print how many per source.
     Prune {
@@ -300,6 +311,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Enable { id } => return edit::switch(&config, id, edit::Switch::Enable),
         Command::Disable { id } => return edit::switch(&config, id, edit::Switch::Disable),
         Command::Restore { path } => return upkeep::restore(&config, path),
+        Command::Migrate { from, to } => return upkeep::migrate(from, to),
         _ => {}
     }
     let store = Arc::new(open_store(&config)?);
@@ -329,7 +341,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Remove { .. }
         | Command::Enable { .. }
         | Command::Disable { .. }
-        | Command::Restore { .. } => unreachable!("handled above"),
+        | Command::Restore { .. }
+        | Command::Migrate { .. } => unreachable!("handled above"),
         Command::Export {
             format,
             out,

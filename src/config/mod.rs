@@ -37,20 +37,25 @@ pub struct StorageUrl {
 impl StorageUrl {
     /// The URL with its password (if any) left out: what messages and logs show.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.url.split_once("://") else {
-            return self.url.clone();
-        };
-        let (auth, host) = match rest.rsplit_once('@') {
-            Some((auth, host)) => (auth, host),
-            None => return format!("{scheme}://{}", without_password_parameter(rest)),
-        };
-        let user = auth.split_once(':').map_or(auth, |(user, _)| user);
-        let hidden = if user.len() < auth.len() { ":…" } else { "" };
-        format!(
-            "{scheme}://{user}{hidden}@{}",
-            without_password_parameter(host)
-        )
+        redact_url(&self.url)
     }
+}
+
+/// A PostgreSQL URL with its password (if any) left out.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((auth, host)) => (auth, host),
+        None => return format!("{scheme}://{}", without_password_parameter(rest)),
+    };
+    let user = auth.split_once(':').map_or(auth, |(user, _)| user);
+    let hidden = if user.len() < auth.len() { ":…" } else { "" };
+    format!(
+        "{scheme}://{user}{hidden}@{}",
+        without_password_parameter(host)
+    )
 }
 
 /// `host/db?…` with a `password=` parameter's value left out.

@@ -33,6 +33,7 @@ mod clusters;
 mod copies;
 mod entries;
 mod indexer;
+mod migrate;
 mod packed;
 pub mod pg;
 mod readers;
@@ -95,6 +96,9 @@ pub enum StoreError {
     /// A backup could not be written or failed its check.
     #[error("backup: {0}")]
     Backup(String),
+    /// A store could not be copied into another.
+    #[error("migrate: {0}")]
+    Migrate(String),
     /// A PostgreSQL store's call failed.
     #[error("{0}")]
     Pg(#[from] pg::PgError),

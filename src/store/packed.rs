@@ -17,6 +17,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::Connection;
 
 use super::sql::{Get, Param, Value};
+use super::StoreError;
 use crate::model::Entry;
 
 /// Shorter texts stay as they are: a frame's header would eat most of what it saves.
@@ -138,6 +139,13 @@ fn unpack_frame(frame: &[u8]) -> std::io::Result<Vec<u8>> {
             .ok_or_else(|| std::io::Error::other("a packed text without a valid size"))?;
         unpacker.decompress(frame, size as usize)
     })
+}
+
+/// The text a packed frame holds.
+pub(super) fn unpack_text(frame: &[u8]) -> Result<String, StoreError> {
+    let bytes =
+        unpack_frame(frame).map_err(|e| StoreError::Column(format!("a packed text: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| StoreError::Column(format!("a packed text: {e}")))
 }
 
 /// A stored text, packed or not.

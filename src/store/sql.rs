@@ -382,6 +382,46 @@ impl Get for Vec<u8> {
     }
 }
 
+/// Any value as the backend gives it (a store copied into another, `store::migrate`).
+impl Get for Value {
+    const NAME: &'static str = "a value";
+    fn lite(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {
+        use rusqlite::types::ValueRef;
+        Ok(match row.get_ref(index)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        })
+    }
+    fn from_value(value: Value) -> Result<Self, &'static str> {
+        Ok(value)
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ValueRef;
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl Param for Value {
+    fn lite(&self) -> &dyn rusqlite::ToSql {
+        self
+    }
+    fn value(&self) -> Value {
+        self.clone()
+    }
+}
+
 impl<T: Get + rusqlite::types::FromSql> Get for Option<T> {
     const NAME: &'static str = T::NAME;
     fn lite(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {

@@ -24,6 +24,7 @@ mod fidelity;
 mod first_hour;
 mod html_sources;
 mod instances;
+mod migrate;
 mod observability;
 mod opml;
 mod outputs;
