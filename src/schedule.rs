@@ -306,6 +306,17 @@ impl SourceTask {
                     continue;
                 }
             }
+            // On a shared store this instance's own fetches of the host take their turns here
+            // first, so a claim is refused only for the other instances' fetches.
+            let host_turn = match store.is_shared() {
+                true => Some(
+                    fetcher
+                        .limits()
+                        .claim_slot(source.url.host_str().unwrap_or(""))
+                        .await,
+                ),
+                false => None,
+            };
             let slot = fetcher.limits().fetch_slot().await;
             // Instances sharing the store: another may have this fetch, or have done it. Claimed
             // once this instance can fetch at once, so no lease runs out waiting for a slot.
@@ -319,7 +330,7 @@ impl SourceTask {
                 }
             };
             if let Some(again) = again {
-                drop(slot);
+                drop((slot, host_turn));
                 match wait_until(again, &trigger, &mut shutdown).await {
                     Some(asked) => forced |= asked,
                     None => return,
@@ -345,6 +356,7 @@ impl SourceTask {
             if let Err(e) = refresh::unclaim(&store, &source).await {
                 tracing::warn!(source = %source.id, error = %e, "cannot give the fetch's claim back; it expires on its own");
             }
+            drop(host_turn);
             report.log();
         }
     }

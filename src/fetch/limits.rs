@@ -20,6 +20,10 @@ pub struct Limits {
     fetches: Arc<Limit>,
     per_host: Mutex<usize>,
     hosts: Mutex<HashMap<String, Arc<Limit>>>,
+    /// Fetches of a host being claimed or run, when instances share the store: as many as
+    /// its requests, so this instance never asks the store for a claim its own fetches hold
+    /// the host's bound against (and waits for one of them instead of asking again later).
+    claims: Mutex<HashMap<String, Arc<Limit>>>,
 }
 
 /// A place among the fetches or requests that may run at once; given back when dropped.
@@ -52,6 +56,7 @@ impl Limits {
             fetches: Limit::new(concurrency),
             per_host: Mutex::new(per_host.max(1)),
             hosts: Mutex::default(),
+            claims: Mutex::default(),
         })
     }
 
@@ -65,7 +70,10 @@ impl Limits {
         self.fetches.resize(concurrency);
         let per_host = per_host.max(1);
         *lock(&self.per_host) = per_host;
-        for host in lock(&self.hosts).values() {
+        for host in lock(&self.hosts)
+            .values()
+            .chain(lock(&self.claims).values())
+        {
             host.resize(per_host);
         }
     }
@@ -91,9 +99,20 @@ impl Limits {
 
     /// Waits for a place among the `per_host` requests that may run against `host` at once.
     pub async fn host_slot(&self, host: &str) -> Slot {
+        self.slot_in(&self.hosts, host).await
+    }
+
+    /// Waits for a place among the `per_host` fetches of `host` this instance claims or runs
+    /// at once (a store shared with other instances); held from before the claim to after
+    /// it is given back. Apart from the requests' places, which a fetch takes one at a time.
+    pub async fn claim_slot(&self, host: &str) -> Slot {
+        self.slot_in(&self.claims, host).await
+    }
+
+    async fn slot_in(&self, limits: &Mutex<HashMap<String, Arc<Limit>>>, host: &str) -> Slot {
         let limit = {
             let per_host = *lock(&self.per_host);
-            lock(&self.hosts)
+            lock(limits)
                 .entry(host.to_ascii_lowercase())
                 .or_insert_with(|| Limit::new(per_host))
                 .clone()
@@ -207,5 +226,30 @@ mod tests {
         assert_eq!(free(&host), 2);
         drop(c);
         assert_eq!(free(&host), 3);
+    }
+
+    /// A host's claims are a bound of their own: the fetches holding them take request places
+    /// beside them, and a third claim waits for one of two to end.
+    #[tokio::test]
+    async fn a_hosts_claims_are_bounded_apart_from_its_requests() {
+        let limits = Limits::sized(8, 2);
+        let claims = [
+            limits.claim_slot("example.com").await,
+            limits.claim_slot("Example.com").await,
+        ];
+        let requests = [
+            limits.host_slot("example.com").await,
+            limits.host_slot("example.com").await,
+        ];
+        let third = limits.claim_slot("example.com");
+        tokio::pin!(third);
+        assert!(futures_util::FutureExt::now_or_never(third.as_mut()).is_none());
+        let [first, _second] = claims;
+        drop(first);
+        let _third = third.await;
+        drop(requests);
+        limits.resize(8, 3);
+        let claim = lock(&limits.claims).get("example.com").cloned().unwrap();
+        assert_eq!(claim.permits.available_permits(), 1);
     }
 }
