@@ -12,9 +12,10 @@
 # all instances together):
 #   cold: every feed new (5 entries each stored, deduped, indexed);
 #   304:  the instances restarted with every source due again; nginx answers 304 to each.
-# Printed per round: seconds, sources/s, fetch lines (more than SOURCES would mean a source
-# fetched twice), and the CPU seconds the daemons and the PostgreSQL server spent, which say
-# where the time went. The setups of one run are interleaved (SQLite, 1, 2, 3) so the
+# Printed per round: seconds from the first fetch line to the last (the instances' start not
+# counted), sources/s, fetch lines (more than SOURCES would mean a source fetched twice), and
+# the CPU seconds the daemons (their start included) and the PostgreSQL server spent, which
+# say where the time went. A round with a failed fetch stops the bench. The setups of one run are interleaved (SQLite, 1, 2, 3) so the
 # machine's drift falls on all alike; the last lines give each setup's medians.
 #
 # Environment: TRIBUTARY_BIN (default target/release/tributary), PORT (8097, nginx),
@@ -33,6 +34,8 @@ bin=${TRIBUTARY_BIN:-$here/target/release/tributary}
 scratch=${SCRATCH:-$(mktemp -d /tmp/tributary-instances.XXXXXX)}
 mkdir -p "$scratch"
 scratch=$(cd "$scratch" && pwd)
+# nginx's workers (another user when run as root) read the feeds from here.
+chmod 755 "$scratch"
 for tool in nginx curl python3 psql; do
   command -v "$tool" >/dev/null 2>&1 || { echo "instances.sh: $tool is not installed" >&2; exit 1; }
 done
@@ -145,8 +148,6 @@ round() {
     done
     sleep 0.05
   done
-  local took
-  took=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
   after_pg=$(pg_cpu)
   for p in "${pids[@]}"; do
     daemons_cpu=$((daemons_cpu + $(awk '{print $14 + $15}' "/proc/$p/stat")))
@@ -155,6 +156,18 @@ round() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
   lines=$(cat "$scratch/$setup"-*.log | grep -c 'status=' || true)
+  if grep -q 'status="error"' "$scratch/$setup"-*.log; then
+    echo "fetches failed (the bench measures fetches that work):" >&2
+    grep -m3 -h 'status="error"' "$scratch/$setup"-*.log >&2
+    exit 1
+  fi
+  # From the first fetch line to the last, by the logs' clocks: the instances' start (each
+  # loads the config and syncs its sources) is not counted.
+  local took
+  took=$(cat "$scratch/$setup"-*.log | grep 'status=' | python3 -c "
+import sys, datetime
+t = sorted(datetime.datetime.fromisoformat(l.split()[0].replace('Z', '+00:00')) for l in sys.stdin)
+print(round((t[-1] - t[0]).total_seconds(), 3))")
   echo "$took $lines $(python3 -c "print(round($daemons_cpu / $ticks, 1), round(($after_pg - $before_pg) / $ticks, 1))")"
 }
 
