@@ -50,44 +50,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The feeds and nginx's config.
+# The feeds, nginx's config, and the sources every instance's config lists.
+python3 "$here/benches/support/small_feeds.py" "$scratch" "$sources" "$hosts" "$port"
 python3 - "$scratch" "$sources" "$hosts" "$port" <<'EOF'
 import os, sys
 scratch, n, hosts, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-feeds = os.path.join(scratch, "feeds")
-os.makedirs(feeds, exist_ok=True)
-body = "<p>" + "市场消息与公司公告，" * 20 + "</p>"
-for i in range(n):
-    items = "".join(
-        f"<item><title>Source {i} story {k}: 第{k}条</title><link>http://h/{i}/{k}</link>"
-        f"<guid>s{i}-{k}</guid><pubDate>Tue, 01 Dec 2026 {k:02d}:{i % 60:02d}:00 GMT</pubDate>"
-        f"<description><![CDATA[{body} {i}-{k}]]></description></item>"
-        for k in range(5)
-    )
-    with open(os.path.join(feeds, f"{i}.xml"), "w") as f:
-        f.write(f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
-                f"<title>Source {i}</title><link>http://h/{i}</link><description>d</description>"
-                f"{items}</channel></rss>")
 with open(os.path.join(scratch, "sources.toml"), "w") as c:
     c.write('[defaults]\nschedule = "every 6h"\n\n')
     for i in range(n):
         c.write(f'[[sources]]\nid = "s{i}"\nname = "Source {i}"\n'
                 f'url = "http://127.0.1.{i % hosts + 1}:{port}/{i}.xml"\ncategory = "c{i % 20}"\n')
-with open(os.path.join(scratch, "nginx.conf"), "w") as c:
-    listens = "".join(f"    listen 127.0.1.{h + 1}:{port};\n" for h in range(hosts))
-    c.write(f"""worker_processes 1;
-pid {scratch}/nginx.pid;
-error_log {scratch}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  sendfile on;
-  etag on;
-  server {{
-{listens}    root {feeds};
-  }}
-}}
-""")
 EOF
 nginx -c "$scratch/nginx.conf"
 

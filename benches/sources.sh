@@ -36,32 +36,18 @@ idle_seconds=${IDLE_SECONDS:-30}
 scratch=${SCRATCH:-$(mktemp -d /tmp/tributary-sources.XXXXXX)}
 mkdir -p "$scratch"
 scratch=$(cd "$scratch" && pwd)
+# nginx's workers (another user when run as root) read the feeds from here.
+chmod 755 "$scratch"
 for tool in nginx curl python3 /usr/bin/time; do
   command -v "$tool" >/dev/null 2>&1 || { echo "sources.sh: $tool is not installed" >&2; exit 1; }
 done
 [ -x "$bin" ] || { echo "sources.sh: no binary at $bin (cargo build --release)" >&2; exit 1; }
 
-# The feeds and the two configs (one store each).
+# The feeds, nginx's config, and the two configs (one store each).
+python3 "$here/benches/support/small_feeds.py" "$scratch" "$sources" "$hosts" "$port" 2
 python3 - "$scratch" "$sources" "$hosts" "$port" "$listen" "$schedule" <<'EOF'
 import os, sys
 scratch, n, hosts, port, listen, schedule = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
-feeds = os.path.join(scratch, "feeds")
-os.makedirs(feeds, exist_ok=True)
-body = "<p>" + "市场消息与公司公告，" * 20 + "</p>"
-for i in range(n):
-    path = os.path.join(feeds, f"{i}.xml")
-    if os.path.exists(path):
-        continue
-    items = "".join(
-        f"<item><title>Source {i} story {k}: 第{k}条</title><link>http://h/{i}/{k}</link>"
-        f"<guid>s{i}-{k}</guid><pubDate>Tue, 01 Dec 2026 {k:02d}:{i % 60:02d}:00 GMT</pubDate>"
-        f"<description><![CDATA[{body} {i}-{k}]]></description></item>"
-        for k in range(5)
-    )
-    with open(path, "w") as f:
-        f.write(f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
-                f"<title>Source {i}</title><link>http://h/{i}</link><description>d</description>"
-                f"{items}</channel></rss>")
 def host(i):
     return f"127.0.1.{i % hosts + 1}"
 for name, store, every in (("cold", "cold", schedule), ("daemon", "daemon", schedule), ("idle", "daemon", "every 6h")):
@@ -71,21 +57,6 @@ for name, store, every in (("cold", "cold", schedule), ("daemon", "daemon", sche
         for i in range(n):
             c.write(f'[[sources]]\nid = "s{i}"\nname = "Source {i}"\n'
                     f'url = "http://{host(i)}:{port}/{i}.xml"\ncategory = "c{i % 20}"\n')
-with open(os.path.join(scratch, "nginx.conf"), "w") as c:
-    listens = "".join(f"    listen 127.0.1.{h + 1}:{port};\n" for h in range(hosts))
-    c.write(f"""worker_processes 2;
-pid {scratch}/nginx.pid;
-error_log {scratch}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  sendfile on;
-  etag on;
-  server {{
-{listens}    root {feeds};
-  }}
-}}
-""")
 EOF
 rm -f "$scratch"/cold.db* "$scratch"/daemon.db* "$scratch"/daemon.log
 nginx -c "$scratch/nginx.conf"

@@ -1100,41 +1100,11 @@ pub fn store_count(config: &Path, sql: &str) -> i64 {
 
 /// The rows `sql` gives on `url`, as text, read on a thread of its own (see `pg_sql`).
 pub fn pg_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || pg_rows_here(&url, &sql))
+    let (url, owned) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || pg_simple(&url, &owned))
         .join()
-        .expect("the query ran")
-}
-
-fn pg_rows_here(url: &str, sql: &str) -> Vec<Vec<String>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test cluster");
-        let connection = tokio::spawn(connection);
-        // The simple protocol gives every value as text.
-        let messages = client
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        drop(client);
-        let _ = connection.await;
-        messages
-            .iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect()
-    })
+        .expect("the query's thread")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -1171,12 +1141,14 @@ pub fn pg_sql(url: &str, statement: &str) {
 /// `pg_sql`, saying why it failed rather than panicking (for cleanups).
 pub fn pg_try_sql(url: &str, statement: &str) -> Result<(), String> {
     let (url, statement) = (url.to_string(), statement.to_string());
-    std::thread::spawn(move || pg_sql_here(&url, &statement))
+    std::thread::spawn(move || pg_simple(&url, &statement).map(drop))
         .join()
         .expect("the statement's thread")
 }
 
-fn pg_sql_here(url: &str, statement: &str) -> Result<(), String> {
+/// `sql` (one statement or several) on `url` with a client of its own: the rows it gives,
+/// every value as text (the simple protocol's), or why it failed.
+fn pg_simple(url: &str, sql: &str) -> Result<Vec<Vec<String>>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1186,10 +1158,22 @@ fn pg_sql_here(url: &str, statement: &str) -> Result<(), String> {
             .await
             .expect("connect to the test cluster");
         let connection = tokio::spawn(connection);
-        let done = client.batch_execute(statement).await;
+        let messages = client.simple_query(sql).await;
         drop(client);
         let _ = connection.await;
-        done.map_err(|e| format!("{e:?}"))
+        let rows = messages
+            .map_err(|e| format!("{e:?}"))?
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        Ok(rows)
     })
 }
 
