@@ -320,23 +320,27 @@ impl SourceTask {
             let slot = fetcher.limits().fetch_slot().await;
             // Instances sharing the store: another may have this fetch, or have done it. Claimed
             // once this instance can fetch at once, so no lease runs out waiting for a slot.
-            let again = match refresh::claim(&store, &source, fetcher.limits().per_host(), forced)
+            // A stop asked for while this waited for its places: no new fetch starts.
+            if *shutdown.borrow() {
+                return;
+            }
+            let claimed = refresh::claim(&store, &source, fetcher.limits().per_host(), forced)
                 .await
-            {
-                Ok(again) => again,
-                Err(e) => {
+                .unwrap_or_else(|e| {
                     tracing::error!(source = %source.id, error = %e, "cannot claim the fetch; trying again");
-                    Some(Utc::now() + CLAIM_RETRY)
+                    Err(Utc::now() + CLAIM_RETRY)
+                });
+            let held = match claimed {
+                Ok(held) => held,
+                Err(again) => {
+                    drop((slot, host_turn));
+                    match wait_until(again, &trigger, &mut shutdown).await {
+                        Some(asked) => forced |= asked,
+                        None => return,
+                    }
+                    continue;
                 }
             };
-            if let Some(again) = again {
-                drop((slot, host_turn));
-                match wait_until(again, &trigger, &mut shutdown).await {
-                    Some(asked) => forced |= asked,
-                    None => return,
-                }
-                continue;
-            }
             forced = false;
             // Once started, a fetch runs to its end even through a stop signal: the daemon waits
             // for it within its grace period.
@@ -354,9 +358,9 @@ impl SourceTask {
                 }
             }
             if let Err(e) = refresh::unclaim(&store, &source).await {
-                tracing::warn!(source = %source.id, error = %e, "cannot give the fetch's claim back; it expires on its own");
+                tracing::warn!(source = %source.id, error = %e, "cannot give the fetch's claim back; it runs out on its own");
             }
-            drop(host_turn);
+            drop((held, host_turn));
             report.log();
         }
     }

@@ -104,6 +104,10 @@ pub(super) fn restore(config: &Config, copy: &Path) -> anyhow::Result<ExitCode> 
 /// `tributary migrate`: `from` copied into `to` (each an SQLite file or a PostgreSQL URL),
 /// then every table's rows counted again in `to`.
 pub(super) fn migrate(from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    // A mistyped path would otherwise be a new, empty store, and "0 entries copied".
+    if !is_url(from) && !Path::new(from).exists() {
+        anyhow::bail!("{from}: no such store");
+    }
     let (source, target) = (open_named(from)?, open_named(to)?);
     let copied = source
         .copy_into(&target)

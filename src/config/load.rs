@@ -12,11 +12,11 @@ use regex::Regex;
 use url::Url;
 
 use super::errors;
-
-/// The shortest `[storage] lease_secs`.
-const MIN_LEASE_SECS: u64 = 3;
 use super::raw::*;
 use super::*;
+
+/// The shortest and longest `[storage] lease_secs`.
+const LEASE_SECS: std::ops::RangeInclusive<u64> = 3..=86_400;
 
 pub(super) fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| errors::syntax_error(path, text, &e))?;
@@ -186,11 +186,15 @@ impl Check<'_> {
         }
         // Renewed every third of it while the instance runs: shorter would renew more often
         // than a busy database answers.
-        if raw.lease_secs < MIN_LEASE_SECS {
+        if !LEASE_SECS.contains(&raw.lease_secs) {
             return Err(self.invalid(
                 "[storage]",
                 "lease_secs",
-                format!("must be at least {MIN_LEASE_SECS}"),
+                format!(
+                    "must be at least {} and at most {} (a day)",
+                    LEASE_SECS.start(),
+                    LEASE_SECS.end()
+                ),
             ));
         }
         Ok(Some(StorageUrl {

@@ -468,7 +468,7 @@ mod tests {
         let short = "[storage]\nurl = \"postgres://db/x\"\nlease_secs = 2\n".to_string() + ONE;
         let e = Config::from_toml(Path::new("t.toml"), &short).expect_err("refused");
         assert!(
-            format!("{e}").contains("`lease_secs`: must be at least 3"),
+            format!("{e}").contains("`lease_secs`: must be at least 3 and at most 86400"),
             "{e}"
         );
     }

@@ -12,20 +12,34 @@ use super::{blocking, RefreshError};
 use crate::config::SourceConfig;
 use crate::store::Store;
 
-/// Whether this instance fetches `source` now (`None`), or when to ask again: with instances
-/// sharing the store, the one that claims a due source fetches it, the others wait for the
-/// next run it plans (see `store::pg::leases`). Always now on a store of one's own.
+/// A claim this instance's fetch runs on, renewed while it is held; dropped (the fetch done,
+/// or its task stopped) it is renewed no more, and runs out unless given back first.
+pub struct Held {
+    claim: Option<(Arc<Store>, String)>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some((store, id)) = &self.claim {
+            store.forget_claim(id);
+        }
+    }
+}
+
+/// Whether this instance fetches `source` now (its claim), or when to ask again: with
+/// instances sharing the store, the one that claims a due source fetches it, the others wait
+/// for the next run it plans (see `store::pg::leases`). Always now on a store of one's own.
 pub async fn claim(
     store: &Arc<Store>,
     source: &SourceConfig,
     per_host: usize,
     forced: bool,
-) -> Result<Option<DateTime<Utc>>, RefreshError> {
+) -> Result<Result<Held, DateTime<Utc>>, RefreshError> {
     if !store.is_shared() {
-        return Ok(None);
+        return Ok(Ok(Held { claim: None }));
     }
     let id = source.id.clone();
-    blocking(store, move |s| {
+    let wait = blocking(store, move |s| {
         let claim = s.claim(&crate::store::pg::ClaimRequest {
             source_id: &id,
             now: Utc::now(),
@@ -38,7 +52,17 @@ pub async fn claim(
             crate::store::pg::Claim::Wait(at) => Some(at),
         })
     })
-    .await
+    .await?;
+    // Held from here: a task stopped while the claim was being taken never renews it.
+    Ok(match wait {
+        None => {
+            store.hold_claim(&source.id);
+            Ok(Held {
+                claim: Some((store.clone(), source.id.clone())),
+            })
+        }
+        Some(at) => Err(at),
+    })
 }
 
 /// Ends this instance's claim on `source` once its fetch and next run are stored.
@@ -50,9 +74,10 @@ pub async fn unclaim(store: &Arc<Store>, source: &SourceConfig) -> Result<(), Re
     blocking(store, move |s| s.unclaim(&id)).await
 }
 
-/// Renews this instance's claims every third of their length for as long as the daemon
-/// runs: a fetch of many pages may outlast a lease, and a renewal that fails once leaves two
-/// more tries before any claim runs out. Returns at once on a store of one's own.
+/// Renews the claims this instance's running fetches hold every third of their length for as
+/// long as the daemon runs: a fetch of many pages may outlast a lease, and a renewal that
+/// fails once is tried again before any claim runs out. Returns at once on a store of one's
+/// own.
 pub async fn renew_claims(store: Arc<Store>) {
     if !store.is_shared() {
         return;

@@ -269,8 +269,6 @@ impl Store {
         })
     }
 
-    /// Opens the PostgreSQL store at `url` (`postgres://user@host/db`), with at most
-    /// `connections` at once, bringing its schema up to date.
     /// The store `config` names: its PostgreSQL database (`[storage] url`, with its
     /// connections and lease) when it has one, else its SQLite file.
     pub fn open_configured(config: &crate::config::Config) -> Result<Store, StoreError> {
@@ -280,6 +278,8 @@ impl Store {
         }
     }
 
+    /// Opens the PostgreSQL store at `url` (`postgres://user@host/db`), with at most
+    /// `connections` at once, bringing its schema up to date.
     pub fn open_pg(url: &str, connections: usize) -> Result<Store, StoreError> {
         let pg = pg::Pg::connect(url, connections)?;
         let writer = Writer {

@@ -247,18 +247,29 @@ fn a_sigkilled_instances_sources_are_fetched_by_the_others_once_its_claims_run_o
         instances[1].pid()
     );
     let deadline = started + CYCLE_DEADLINE;
-    while origin.all_hits().len() < SOURCES / 3 || pg_rows(&database, &holds).is_empty() {
+    let victim = instances[1].pid() as libc::pid_t;
+    let signal = |sig| {
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+        assert_eq!(unsafe { libc::kill(victim, sig) }, 0, "signal {sig}");
+    };
+    let left: Vec<String> = loop {
         assert!(Instant::now() < deadline, "the cycle never got going");
+        if origin.all_hits().len() >= SOURCES / 3 && !pg_rows(&database, &holds).is_empty() {
+            // Stopped, it can give nothing back: what it holds now is what it leaves.
+            signal(libc::SIGSTOP);
+            let held = pg_rows(&database, &holds);
+            if !held.is_empty() {
+                break held
+                    .into_iter()
+                    .map(|mut row| format!("/{}.xml", row.remove(0)))
+                    .collect();
+            }
+            signal(libc::SIGCONT);
+        }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    instances.remove(1); // dropped: SIGKILL, and reaped
+    };
     let killed_at = Instant::now();
-    // What it left claimed: only running out sets these free.
-    let left: Vec<String> = pg_rows(&database, &holds)
-        .into_iter()
-        .map(|mut row| format!("/{}.xml", row.remove(0)))
-        .collect();
-    assert!(!left.is_empty(), "killed between its claims");
+    instances.remove(1); // dropped: SIGKILL, and reaped
     let cycle = every_source_requested(&origin, started);
     let shared = converged(&instances.iter().collect::<Vec<_>>());
     drop(instances);
@@ -266,7 +277,9 @@ fn a_sigkilled_instances_sources_are_fetched_by_the_others_once_its_claims_run_o
     // Only a fetch the killed instance had started is asked for again within the cycle, once
     // its claim ran out (the slow one too, unless the killed instance was fetching it).
     let half = Duration::from_secs(EVERY_SECS / 2);
-    let lease = Duration::from_secs(LEASE_SECS);
+    // A claim renewed every third of its length, in whole seconds, runs out two thirds of
+    // a lease after the kill at the soonest.
+    let lease = Duration::from_secs(LEASE_SECS) * 2 / 3;
     let mut taken_over = Vec::new();
     for (path, times) in requests(&origin) {
         for pair in times.windows(2) {

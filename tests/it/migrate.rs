@@ -93,6 +93,13 @@ fn a_store_copied_into_postgresql_and_back_serves_the_same_feeds() {
     assert!(err.contains("the target store is not empty"), "{err}");
     assert_eq!(store_count(&first, "SELECT COUNT(*) FROM entries"), entries);
 
+    // A mistyped store to copy: said, not a new empty one copied.
+    let missing = dir.path().join("no/such.db");
+    let (code, _, err) = migrate(&first, missing.to_str().expect("UTF-8"), &database);
+    assert_eq!(code, 2);
+    assert!(err.contains("no such store"), "{err}");
+    assert!(!missing.exists());
+
     // And back into a new SQLite file.
     let back = dir.path().join("back/tributary.db");
     let (code, out, err) = migrate(&first, &database, back.to_str().expect("UTF-8"));
@@ -106,8 +113,5 @@ fn a_store_copied_into_postgresql_and_back_serves_the_same_feeds() {
     search.args(["search", "降准"]);
     let (code, found, err) = run_bounded(search, FETCH_DEADLINE);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        !found.trim().is_empty(),
-        "the copy's search index was built"
-    );
+    assert!(!found.trim().is_empty(), "the copy back finds the story");
 }

@@ -93,14 +93,46 @@ impl Store {
         }
     }
 
-    /// Extends every live claim of this instance to [`Store::lease_ttl`] from `now`: while
-    /// it runs, its fetches hold their sources however long they take; once it has crashed,
-    /// they run out. Returns how many were renewed.
-    pub fn renew_claims(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        match &self.engine {
-            crate::store::Engine::Pg(pg) => self.renew(pg.holder(), now, pg.lease_ttl()),
-            crate::store::Engine::Lite { .. } => Ok(0),
+    /// Notes that a fetch of this instance runs on its claim of `source_id` (until
+    /// [`Store::forget_claim`]): only such claims are renewed, so one whose fetch ended without
+    /// giving it back (a task stopped by a reload, a failed unclaim) runs out as a crashed
+    /// instance's does.
+    pub fn hold_claim(&self, source_id: &str) {
+        if let crate::store::Engine::Pg(pg) = &self.engine {
+            pg.held().insert(source_id.to_string());
         }
+    }
+
+    pub fn forget_claim(&self, source_id: &str) {
+        if let crate::store::Engine::Pg(pg) = &self.engine {
+            pg.held().remove(source_id);
+        }
+    }
+
+    /// Extends this instance's live claims that running fetches hold ([`Store::hold_claim`])
+    /// to [`Store::lease_ttl`] from `now`: while it runs, its fetches keep their sources
+    /// however long they take; once it has crashed, they run out. Returns how many were
+    /// renewed.
+    pub fn renew_claims(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let crate::store::Engine::Pg(pg) = &self.engine else {
+            return Ok(0);
+        };
+        let held: Vec<String> = pg.held().iter().cloned().collect();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let ids = serde_json::to_string(&held).unwrap_or_else(|_| "[]".into());
+        Conn::Pg(&pg.session()?).execute(
+            "UPDATE sources SET lease_expires = ?3
+             WHERE lease_holder = ?1 AND lease_expires > ?2
+               AND id IN (SELECT value FROM json_array_elements_text(CAST(?4 AS json)))",
+            &[
+                &pg.holder(),
+                &now.timestamp(),
+                &(now + pg.lease_ttl()).timestamp(),
+                &ids,
+            ],
+        )
     }
 
     /// Takes the lease of one source for this instance when it is due (or forced), not

@@ -90,6 +90,7 @@ pub struct Pg {
     holder: String,
     /// How long this instance's claims last unless renewed (`[storage] lease_secs`).
     lease_ttl: chrono::Duration,
+    held: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Drop for Pg {
@@ -145,6 +146,7 @@ impl Pg {
             listener_pid,
             holder: instance_name(),
             lease_ttl: DEFAULT_LEASE_TTL,
+            held: Default::default(),
         };
         pg.run(|pool| async move {
             let mut client = pool.get().await?;
@@ -196,7 +198,6 @@ impl Pg {
         })
     }
 
-    /// This instance's name: what its leases are held by.
     pub fn lease_ttl(&self) -> chrono::Duration {
         self.lease_ttl
     }
@@ -205,6 +206,14 @@ impl Pg {
         self.lease_ttl = ttl;
     }
 
+    /// The sources this instance's running fetches hold claims on: only those are renewed.
+    pub fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// This instance's name: what its leases are held by.
     pub fn holder(&self) -> &str {
         &self.holder
     }
