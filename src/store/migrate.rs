@@ -32,6 +32,9 @@ const DERIVED: [(&str, &str); 2] = [("sources", "entry_count"), ("entry_sources"
 /// Rows read at a time: a large store is copied without holding a table in memory.
 const CHUNK: usize = 2_000;
 
+/// Values bound to one insert, far below either backend's limit (SQLite's 32,766).
+const MAX_PARAMS: usize = 2_000;
+
 /// The rows each table holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableCounts(pub Vec<(&'static str, i64)>);
@@ -121,11 +124,6 @@ fn copy_table(from: Conn<'_>, to: Conn<'_>, table: &'static str) -> Result<i64, 
         .map(|(name, _)| name.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let slots = (1..=wanted.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let insert = format!("INSERT INTO {table} ({list}) VALUES ({slots})");
     let select = format!(
         "SELECT {list} FROM {table} ORDER BY {}",
         order(from, table)?
@@ -137,20 +135,33 @@ fn copy_table(from: Conn<'_>, to: Conn<'_>, table: &'static str) -> Result<i64, 
             &[],
             |r| (0..wanted.len()).map(|i| r.get(i)).collect(),
         )?;
-        for row in &rows {
-            let values = row
+        // Many rows a statement: on PostgreSQL each statement is a round trip.
+        let per_insert = (MAX_PARAMS / wanted.len().max(1)).max(1);
+        for batch in rows.chunks(per_insert) {
+            let values = batch
                 .iter()
-                .zip(&wanted)
+                .flat_map(|row| row.iter().zip(&wanted))
                 .map(|(value, (_, ty))| as_target_has_it(to, value, ty))
                 .collect::<Result<Vec<Value>, StoreError>>()?;
             let params: Vec<&dyn Param> = values.iter().map(|v| v as &dyn Param).collect();
-            to.execute(&insert, &params)?;
+            to.execute(&insert(table, &list, wanted.len(), batch.len()), &params)?;
         }
         copied += rows.len() as i64;
         if rows.len() < CHUNK {
             return Ok(copied);
         }
     }
+}
+
+/// `INSERT INTO table (list) VALUES (?1, …), (…)`: `rows` rows of `width` values.
+fn insert(table: &str, list: &str, width: usize, rows: usize) -> String {
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let slots: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+            format!("({})", slots.join(", "))
+        })
+        .collect();
+    format!("INSERT INTO {table} ({list}) VALUES {}", tuples.join(", "))
 }
 
 /// A value as the target's column takes it: on PostgreSQL a text column holds text, so an
