@@ -8,7 +8,7 @@
 //! These run on PostgreSQL whichever backend the suite runs on (the server
 //! `$TRIBUTARY_POSTGRES_URL` names, which `bash .ci/run` starts).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -112,14 +112,7 @@ const FEEDS: [&str; 4] = [
 ];
 
 fn feeds(serve: &ServeGuard) -> Vec<String> {
-    FEEDS
-        .iter()
-        .map(|path| {
-            let r = http_get(&serve.url(path));
-            assert_eq!(r.status, 200, "{path}");
-            r.body
-        })
-        .collect()
+    serve.bodies(&FEEDS)
 }
 
 /// Entries the input holds: each source's own and one per syndicated pair.
@@ -140,25 +133,18 @@ fn converged(instances: &[&ServeGuard]) -> Vec<String> {
             "the instances never served the same whole feeds ({} of {ENTRIES} entries in the first)",
             seen[0][0].matches("<entry>").count()
         );
+        // Polled: what changes is other processes' writes reaching this one's cache (within
+        // `WRITE_POLL`), which nothing here can wait on.
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 /// Waits until the origin has answered every source at least once; the time it took.
 fn every_source_requested(origin: &FixtureServer, started: Instant) -> Duration {
-    let deadline = started + CYCLE_DEADLINE;
-    loop {
-        let seen: HashSet<String> = origin.all_hits().into_iter().map(|h| h.path).collect();
-        if seen.len() == SOURCES {
-            return started.elapsed();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {SOURCES} sources requested within {CYCLE_DEADLINE:?}",
-            seen.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let left = CYCLE_DEADLINE.saturating_sub(started.elapsed());
+    let seen = origin.wait_paths_started(SOURCES, left);
+    assert_eq!(seen, SOURCES, "sources requested within {CYCLE_DEADLINE:?}");
+    started.elapsed()
 }
 
 /// Each source's request times, oldest first.
@@ -266,6 +252,7 @@ fn a_sigkilled_instances_sources_are_fetched_by_the_others_once_its_claims_run_o
             }
             signal(libc::SIGCONT);
         }
+        // Polled: the claims are another process's rows in the database.
         std::thread::sleep(Duration::from_millis(5));
     };
     let killed_at = Instant::now();

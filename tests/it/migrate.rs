@@ -41,14 +41,7 @@ fn listen_of(config: &Path) -> std::net::SocketAddr {
 fn served(config: &Path) -> Vec<String> {
     let mut serve = spawn_serve(config, listen_of(config));
     serve.wait_healthz();
-    PAGES
-        .iter()
-        .map(|page| {
-            let r = http_get(&serve.url(page));
-            assert_eq!(r.status, 200, "{page}");
-            r.body
-        })
-        .collect()
+    serve.bodies(&PAGES)
 }
 
 fn migrate(config: &Path, from: &str, to: &str) -> (i32, String, String) {

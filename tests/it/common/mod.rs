@@ -12,7 +12,7 @@
 pub mod cs;
 pub mod served;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
@@ -560,6 +560,19 @@ impl FixtureServer {
 
     /// Waits until `n` requests for `path` have arrived, for at most `deadline`; whether they
     /// did. Woken by each request as it comes in.
+    /// Waits (woken by each request) until `n` distinct paths have been asked for, or
+    /// `deadline` passes; how many had been.
+    pub fn wait_paths_started(&self, n: usize, deadline: Duration) -> usize {
+        let started = self.state.started.lock().expect("fixture started lock");
+        let distinct = |started: &Vec<String>| started.iter().collect::<HashSet<_>>().len();
+        let (started, _) = self
+            .state
+            .arrived
+            .wait_timeout_while(started, deadline, |started| distinct(started) < n)
+            .expect("fixture started lock");
+        distinct(&started)
+    }
+
     pub fn wait_started(&self, path: &str, n: usize, deadline: Duration) -> bool {
         let started = self.state.started.lock().expect("fixture started lock");
         let (_started, timeout) = self
@@ -1446,6 +1459,18 @@ fn pass_listener(cmd: &mut Command, listen: SocketAddr) {
 }
 
 impl ServeGuard {
+    /// The bodies of `paths` on this daemon, each answered 200.
+    pub fn bodies(&self, paths: &[&str]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|path| {
+                let r = http_get(&self.url(path));
+                assert_eq!(r.status, 200, "{path}");
+                r.body
+            })
+            .collect()
+    }
+
     /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
